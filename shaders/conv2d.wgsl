@@ -1,0 +1,85 @@
+// Direct 2-D convolution, NCHW, with an optional fused epilogue.
+//
+// One invocation computes one output pixel for a group of 4 output channels:
+// each input value is loaded once and multiplied into 4 accumulators, and
+// neighbouring invocations share the same weights (a broadcast load).
+// The weights are repacked at load time to [co/4][ci][ky][kx] x vec4, zero
+// padded when the output channel count is not a multiple of 4.
+//
+// Epilogue (flags): + bias[co], + residual[o], then ReLU. Inspect mode uses
+// none of it (bias only when the source conv has one); fast mode folds
+// batchnorm into weights + bias and fuses the residual add and ReLU.
+
+struct Params {
+    in_c: u32, in_h: u32, in_w: u32, out_c: u32,
+    out_h: u32, out_w: u32, k_h: u32, k_w: u32,
+    stride: u32, pad_y: u32, pad_x: u32, flags: u32,
+    co_groups: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+const HAS_BIAS: u32 = 1u;
+const HAS_RESIDUAL: u32 = 2u;
+const RELU: u32 = 4u;
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // 2-D grid so large maps stay under the 65535-workgroups-per-axis limit.
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    let pixels = p.out_h * p.out_w;
+    if (idx >= pixels * p.co_groups) {
+        return;
+    }
+    let g = idx / pixels;
+    let pix = idx % pixels;
+    let oy = pix / p.out_w;
+    let ox = pix % p.out_w;
+    let iy0 = i32(oy * p.stride) - i32(p.pad_y);
+    let ix0 = i32(ox * p.stride) - i32(p.pad_x);
+    let kk = p.k_h * p.k_w;
+    let plane = p.in_h * p.in_w;
+
+    // Clip the kernel window to the input once, instead of testing every tap.
+    let ky0 = u32(max(-iy0, 0));
+    let ky1 = u32(clamp(i32(p.in_h) - iy0, 0, i32(p.k_h)));
+    let kx0 = u32(max(-ix0, 0));
+    let kx1 = u32(clamp(i32(p.in_w) - ix0, 0, i32(p.k_w)));
+
+    var acc = vec4<f32>(0.0);
+    for (var ci = 0u; ci < p.in_c; ci++) {
+        let wbase = (g * p.in_c + ci) * kk;
+        let ibase = ci * plane;
+        for (var ky = ky0; ky < ky1; ky++) {
+            let row = ibase + u32(iy0 + i32(ky)) * p.in_w;
+            for (var kx = kx0; kx < kx1; kx++) {
+                let x = input[row + u32(ix0 + i32(kx))];
+                acc += x * weight[wbase + ky * p.k_w + kx];
+            }
+        }
+    }
+
+    for (var j = 0u; j < 4u; j++) {
+        let co = g * 4u + j;
+        if (co >= p.out_c) {
+            break;
+        }
+        var v = acc[j];
+        if ((p.flags & HAS_BIAS) != 0u) {
+            v += bias[co];
+        }
+        let o = co * pixels + pix;
+        if ((p.flags & HAS_RESIDUAL) != 0u) {
+            v += residual[o];
+        }
+        if ((p.flags & RELU) != 0u) {
+            v = max(v, 0.0);
+        }
+        output[o] = v;
+    }
+}

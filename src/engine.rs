@@ -1,0 +1,364 @@
+//! The engine: a plan instantiated on a GPU. Weights are uploaded once;
+//! buffers, bind groups and dispatches are made once per input size; a frame
+//! is one command buffer (optional preprocessing, every layer, a copy of the
+//! logits and probabilities to a staging buffer) and one small readback.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::gpu::{map_read, Gpu};
+use crate::kernels::{pack_batchnorm, pack_conv_weights, storage_buffer, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::model::{Model, Shape};
+use crate::plan::{BlockInfo, Mode, Op, Plan};
+use crate::preprocess::Preprocess;
+use crate::weights::Weights;
+use crate::{bail, Error, Result};
+
+/// The parameters as GPU buffers, in the layout a mode's kernels read.
+struct GpuParams {
+    /// Conv name → (packed weights, bias). Folded with the BN in fast mode.
+    convs: HashMap<String, (wgpu::Buffer, Option<wgpu::Buffer>)>,
+    /// BN name → packed (gamma, beta, mean, var); inspect mode only.
+    bns: HashMap<String, wgpu::Buffer>,
+    dense_w: wgpu::Buffer,
+    dense_b: wgpu::Buffer,
+}
+
+impl GpuParams {
+    fn upload(device: &wgpu::Device, w: &Weights, mode: Mode) -> GpuParams {
+        let mut convs = HashMap::new();
+        let mut bns = HashMap::new();
+        for cb in w.model.conv_bns() {
+            let c = &cb.conv;
+            let p = &w.convs[&c.name];
+            let bn = &w.bns[&cb.bn.name];
+            let (o, i, (kh, kw)) = (c.out_channels, c.in_channels, c.kernel);
+            let (weight, bias) = match mode {
+                Mode::Fast => {
+                    // y = (conv(x) + b - mean) · γ/√(var+ε) + β  =  conv'(x) + b'
+                    let per = i * kh * kw;
+                    let mut wt = p.weight.clone();
+                    let mut bias = vec![0.0; o];
+                    for co in 0..o {
+                        let scale = bn.gamma[co] / (bn.var[co] + cb.bn.eps).sqrt();
+                        wt[co * per..(co + 1) * per].iter_mut().for_each(|v| *v *= scale);
+                        let b0 = p.bias.as_ref().map_or(0.0, |b| b[co]);
+                        bias[co] = (b0 - bn.mean[co]) * scale + bn.beta[co];
+                    }
+                    (wt, Some(bias))
+                }
+                Mode::Inspect => {
+                    bns.insert(cb.bn.name.clone(), storage_buffer(device, &cb.bn.name, &pack_batchnorm(&bn.gamma, &bn.beta, &bn.mean, &bn.var)));
+                    (p.weight.clone(), p.bias.clone())
+                }
+            };
+            let packed = pack_conv_weights(&weight, o, i, kh, kw);
+            let wb = storage_buffer(device, &c.name, &packed);
+            let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
+            convs.insert(c.name.clone(), (wb, bb));
+        }
+        GpuParams {
+            convs,
+            bns,
+            dense_w: storage_buffer(device, "dense.weight", &w.dense.weight),
+            dense_b: storage_buffer(device, "dense.bias", &w.dense.bias),
+        }
+    }
+}
+
+/// Buffers and dispatches for one input size.
+struct Frame {
+    plan: Plan,
+    slots: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+    /// Logits then probabilities, copied here at the end of every frame.
+    staging: wgpu::Buffer,
+    /// RGBA8 source pixels and the preprocessing dispatch, made on first use
+    /// and remade only when a larger image arrives.
+    image: Option<ImageInput>,
+    /// Readback buffers for `read`, made on first use of each size.
+    read_staging: HashMap<usize, wgpu::Buffer>,
+}
+
+struct ImageInput {
+    pixels: wgpu::Buffer,
+    capacity: usize,
+    dispatch: Dispatch,
+}
+
+/// What one frame produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+}
+
+impl Output {
+    /// The `k` most probable classes, highest first: (index, probability).
+    pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
+        let mut idx: Vec<usize> = (0..self.probs.len()).collect();
+        idx.sort_by(|&a, &b| self.logits[b].total_cmp(&self.logits[a]).then(a.cmp(&b)));
+        idx.into_iter().take(k).map(|i| (i, self.probs[i])).collect()
+    }
+}
+
+pub struct Engine {
+    gpu: Rc<Gpu>,
+    kernels: Kernels,
+    model: Model,
+    mode: Mode,
+    params: GpuParams,
+    frame: Frame,
+}
+
+impl Engine {
+    /// Uploads the weights and plans for a `height`×`width` input.
+    pub async fn new(gpu: Rc<Gpu>, weights: &Weights, mode: Mode, height: usize, width: usize) -> Result<Engine> {
+        let plan = Plan::new(&weights.model, height, width, mode)?;
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let kernels = Kernels::new(&gpu.device);
+        let params = GpuParams::upload(&gpu.device, weights, mode);
+        let frame = Frame::new(&gpu, &kernels, &params, &weights.model, plan)?;
+        check_scopes(oom, scope).await?;
+        Ok(Engine { gpu, kernels, model: weights.model.clone(), mode, params, frame })
+    }
+
+    /// Re-plans for another input size, keeping the uploaded weights.
+    pub async fn set_input_size(&mut self, height: usize, width: usize) -> Result<()> {
+        let plan = Plan::new(&self.model, height, width, self.mode)?;
+        let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let frame = Frame::new(&self.gpu, &self.kernels, &self.params, &self.model, plan)?;
+        check_scopes(oom, scope).await?;
+        self.frame = frame;
+        Ok(())
+    }
+
+    pub fn input_size(&self) -> (usize, usize) {
+        let s = self.frame.plan.tensors[self.frame.plan.input].shape;
+        (s.h, s.w)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    pub fn plan(&self) -> &Plan {
+        &self.frame.plan
+    }
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    /// Stem, residual blocks and head, in order.
+    pub fn blocks(&self) -> &[BlockInfo] {
+        &self.frame.plan.blocks
+    }
+
+    /// Runs the network on a `3×H×W` NCHW tensor at the planned size.
+    pub fn run_tensor(&mut self, input: &[f32]) -> Result<()> {
+        let plan = &self.frame.plan;
+        let shape = plan.tensors[plan.input].shape;
+        if input.len() != shape.len() {
+            bail!("the input tensor has {} values, the network is planned for {}×{}×{} = {}", input.len(), shape.c, shape.h, shape.w, shape.len());
+        }
+        if input.iter().any(|v| !v.is_finite()) {
+            bail!("the input tensor contains NaN or infinite values");
+        }
+        let buf = &self.frame.slots[plan.slot_of[plan.input]];
+        self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(input));
+        self.submit(false);
+        Ok(())
+    }
+
+    /// Runs the network on RGBA8 pixels (`width`×`height`, row-major), with
+    /// preprocessing on the GPU; `pre`'s crop must be the planned input size.
+    pub fn run_rgba(&mut self, pixels: &[u8], width: usize, height: usize, pre: &Preprocess) -> Result<()> {
+        if pixels.len() != width * height * 4 {
+            bail!("expected {}×{}×4 = {} bytes of RGBA pixels, got {}", width, height, width * height * 4, pixels.len());
+        }
+        if (pre.crop_h, pre.crop_w) != self.input_size() {
+            bail!("the preprocessing crop {}×{} differs from the planned input {:?}", pre.crop_h, pre.crop_w, self.input_size());
+        }
+        let params = pre.params(width, height)?;
+        let words = width * height;
+        let max_binding = self.gpu.limits.max_storage_buffer_binding_size as usize;
+        if words * 4 > max_binding {
+            bail!("the image ({width}×{height}) is larger than this GPU can take in one buffer ({max_binding} bytes)");
+        }
+        let f = &mut self.frame;
+        if f.image.as_ref().is_none_or(|i| i.capacity < words) {
+            let pixels = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("pixels"),
+                size: (words * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let out = &f.slots[f.plan.slot_of[f.plan.input]];
+            let dispatch = self.kernels.preprocess(&self.gpu.device, "preprocess", params, &pixels, out);
+            f.image = Some(ImageInput { pixels, capacity: words, dispatch });
+        }
+        let img = f.image.as_ref().unwrap();
+        self.gpu.queue.write_buffer(&img.pixels, 0, pixels);
+        self.gpu.queue.write_buffer(img.dispatch.params(), 0, bytemuck::bytes_of(&params));
+        self.submit(true);
+        Ok(())
+    }
+
+    fn submit(&self, with_preprocess: bool) {
+        let f = &self.frame;
+        let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("resnet"), timestamp_writes: None });
+            if with_preprocess {
+                if let Some(img) = &f.image {
+                    img.dispatch.record(&mut pass);
+                }
+            }
+            for d in &f.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        let n = (self.model.classes() * 4) as u64;
+        enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.logits]], 0, &f.staging, 0, n);
+        enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.probs]], 0, &f.staging, n, n);
+        self.gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Logits and probabilities of the last frame.
+    pub async fn output(&self) -> Result<Output> {
+        let n = self.model.classes();
+        let mut v = map_read(&self.gpu, &self.frame.staging, (2 * n * 4) as u64).await?;
+        let probs = v.split_off(n);
+        Ok(Output { logits: v, probs })
+    }
+
+    /// Reads one tensor of the last frame by name: a block (`layer1.0`,
+    /// `res2a`, `stem`), `input`, `pool`, `logits`, `probs`; in inspect mode
+    /// also every conv and BN output and `<block>.main` / `<block>.shortcut`.
+    pub async fn read(&mut self, name: &str) -> Result<(Shape, Vec<f32>)> {
+        let f = &mut self.frame;
+        let id = f.plan.tensor(name).ok_or_else(|| {
+            let mode = if self.mode == Mode::Fast { " (in fast mode only block outputs are kept; inspect mode keeps every intermediate)" } else { "" };
+            Error::new(format!("no tensor named `{name}`{mode}"))
+        })?;
+        let t = &f.plan.tensors[id];
+        if !t.keep {
+            bail!("`{name}` is not kept after the frame in {} mode", self.mode.as_str());
+        }
+        let len = t.shape.len();
+        let device = &self.gpu.device;
+        let staging = f.read_staging.entry(len).or_insert_with(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read staging"),
+                size: (len * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let data = self.gpu.read_f32(&f.slots[f.plan.slot_of[id]], 0, staging, len).await?;
+        Ok((t.shape, data))
+    }
+}
+
+async fn check_scopes(oom: wgpu::ErrorScopeGuard, validation: wgpu::ErrorScopeGuard) -> Result<()> {
+    if let Some(e) = oom.pop().await {
+        bail!("out of GPU memory while setting up the network: {e}");
+    }
+    if let Some(e) = validation.pop().await {
+        bail!("GPU validation error while setting up the network: {e}");
+    }
+    Ok(())
+}
+
+impl Frame {
+    fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, model: &Model, plan: Plan) -> Result<Frame> {
+        let device = &gpu.device;
+        let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
+        let slots: Vec<wgpu::Buffer> = plan
+            .slot_len
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let bytes = len * 4;
+                if bytes > max_binding {
+                    bail!("an activation of {bytes} bytes exceeds this GPU's largest storage binding ({max_binding} bytes): use a smaller input");
+                }
+                Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("slot {i}")),
+                    size: bytes.max(4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let buf = |t: usize| &slots[plan.slot_of[t]];
+        let shape = |t: usize| plan.tensors[t].shape;
+        let mut dispatches = Vec::with_capacity(plan.ops.len());
+        for op in &plan.ops {
+            let label = op.label(&plan.tensors);
+            let d = match op {
+                Op::Conv { conv, input, output, residual, relu, .. } => {
+                    let c = &conv.conv;
+                    let (i, o) = (shape(*input), shape(*output));
+                    let p = ConvParams {
+                        in_c: i.c as u32,
+                        in_h: i.h as u32,
+                        in_w: i.w as u32,
+                        out_c: o.c as u32,
+                        out_h: o.h as u32,
+                        out_w: o.w as u32,
+                        k_h: c.kernel.0 as u32,
+                        k_w: c.kernel.1 as u32,
+                        stride: c.stride as u32,
+                        pad_y: c.padding.0 as u32,
+                        pad_x: c.padding.1 as u32,
+                        flags: if *relu { ConvParams::RELU } else { 0 },
+                        co_groups: 0,
+                        _pad: [0; 3],
+                    };
+                    let (w, b) = &params.convs[&c.name];
+                    k.conv2d(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                }
+                Op::BatchNorm { conv, input, output } => {
+                    let s = shape(*input);
+                    k.batchnorm(device, &label, s.c, s.h * s.w, conv.bn.eps, buf(*input), &params.bns[&conv.bn.name], buf(*output))
+                }
+                Op::Relu { input, output } => k.relu(device, &label, shape(*input).len(), buf(*input), buf(*output)),
+                Op::AddRelu { main, shortcut, output } => k.add_relu(device, &label, shape(*main).len(), buf(*main), buf(*shortcut), buf(*output)),
+                Op::MaxPool { pool, input, output } => {
+                    let (i, o) = (shape(*input), shape(*output));
+                    let p = PoolParams {
+                        channels: i.c as u32,
+                        in_h: i.h as u32,
+                        in_w: i.w as u32,
+                        out_h: o.h as u32,
+                        out_w: o.w as u32,
+                        kernel: pool.kernel as u32,
+                        stride: pool.stride as u32,
+                        pad: pool.padding as u32,
+                    };
+                    k.maxpool(device, &label, p, buf(*input), buf(*output))
+                }
+                Op::GlobalAvgPool { input, output } => {
+                    let s = shape(*input);
+                    k.global_avg_pool(device, &label, s.c, s.h * s.w, buf(*input), buf(*output))
+                }
+                Op::Dense { input, output } => {
+                    k.dense(device, &label, model.head.in_features, model.head.classes, buf(*input), &params.dense_w, &params.dense_b, buf(*output))
+                }
+                Op::Softmax { input, output } => k.softmax(device, &label, model.head.classes, buf(*input), buf(*output)),
+            };
+            dispatches.push(d);
+        }
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("logits staging"),
+            size: (model.classes() * 8) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Frame { plan, slots, dispatches, staging, image: None, read_staging: HashMap::new() })
+    }
+}

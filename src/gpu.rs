@@ -1,0 +1,126 @@
+//! The GPU context: adapter, device and queue, plus asynchronous readback.
+//!
+//! Nothing here blocks on wasm32: readback goes through `map_async` and a
+//! future. Natively the device has to be polled for the callback to fire,
+//! which `Device::poll` does (it waits for the queue, which is what a native
+//! caller of `read` wants anyway).
+
+use std::sync::{Arc, Mutex};
+
+use crate::{Error, Result};
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    /// Validation and out-of-memory errors nobody caught: reported by the next
+    /// readback as an `Err` instead of wgpu's default panic.
+    errors: Arc<Mutex<Vec<String>>>,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+}
+
+impl Gpu {
+    /// Opens the default (high-performance) adapter with the limits it offers.
+    pub async fn new() -> Result<Gpu> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::new(format!(
+                    "no GPU adapter available ({e}); natively this needs Vulkan, Metal or DX12 (on Linux e.g. Mesa's lavapipe: apt install mesa-vulkan-drivers), in a browser WebGPU"
+                ))
+            })?;
+        let limits = adapter.limits();
+        // The shaders use 64- and 256-wide workgroups and at most 6 storage buffers.
+        let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 5, ..wgpu::Limits::downlevel_defaults() };
+        if let Some(fail) = limits_below(&limits, &needed) {
+            return Err(Error::new(format!("the GPU adapter is below the needed limits: {fail}")));
+        }
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("resnet"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::new(format!("could not open the GPU device: {e}")))?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Gpu { device, errors, queue, adapter_info: adapter.get_info(), limits, features })
+    }
+
+    /// The first GPU error raised since the last call, if any.
+    pub fn take_error(&self) -> Option<Error> {
+        let mut v = self.errors.lock().ok()?;
+        let first = v.first().map(|e| Error::new(format!("GPU error: {e}")));
+        v.clear();
+        first
+    }
+
+    /// `llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan`, say.
+    pub fn adapter_name(&self) -> String {
+        format!("{} / {:?}", self.adapter_info.name, self.adapter_info.backend)
+    }
+
+    /// Copies `size` bytes of `src` (from `offset`) into `staging` and maps it;
+    /// resolves to the bytes as f32. `staging` must be MAP_READ | COPY_DST.
+    pub async fn read_f32(&self, src: &wgpu::Buffer, offset: u64, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let size = (len * 4) as u64;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset, staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        map_read(self, staging, size).await
+    }
+}
+
+/// Maps `staging` for reading and returns its first `size` bytes as f32.
+pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<f32>> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+        let _ = tx.send(r);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::new(format!("GPU wait failed: {e}")))?;
+    rx.await
+        .map_err(|_| Error::new("GPU readback was cancelled (device lost?)"))?
+        .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
+    if let Some(e) = gpu.take_error() {
+        staging.unmap();
+        return Err(e);
+    }
+    let out = {
+        let view = staging
+            .get_mapped_range(0..size)
+            .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    staging.unmap();
+    Ok(out)
+}
+
+fn limits_below(have: &wgpu::Limits, need: &wgpu::Limits) -> Option<String> {
+    let checks = [
+        ("max_compute_invocations_per_workgroup", have.max_compute_invocations_per_workgroup, need.max_compute_invocations_per_workgroup),
+        ("max_compute_workgroup_size_x", have.max_compute_workgroup_size_x, need.max_compute_workgroup_size_x),
+        ("max_storage_buffers_per_shader_stage", have.max_storage_buffers_per_shader_stage, need.max_storage_buffers_per_shader_stage),
+        ("max_compute_workgroups_per_dimension", have.max_compute_workgroups_per_dimension, need.max_compute_workgroups_per_dimension),
+    ];
+    checks
+        .iter()
+        .find(|(_, h, n)| h < n)
+        .map(|(name, h, n)| format!("{name} is {h}, at least {n} is needed"))
+}

@@ -1,0 +1,347 @@
+//! The GPU kernels: one WGSL file each under `shaders/`, compiled once per
+//! device, and the code that binds buffers to them.
+//!
+//! A [`Dispatch`] is a kernel with its buffers and parameters bound; the
+//! planner builds all of a network's dispatches once, and each frame only
+//! records them into one compute pass.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+/// Workgroup width of the elementwise and conv shaders.
+const WG: u32 = 64;
+
+pub struct Kernels {
+    conv2d: wgpu::ComputePipeline,
+    batchnorm: wgpu::ComputePipeline,
+    add_relu: wgpu::ComputePipeline,
+    relu: wgpu::ComputePipeline,
+    maxpool: wgpu::ComputePipeline,
+    global_avg_pool: wgpu::ComputePipeline,
+    dense: wgpu::ComputePipeline,
+    softmax: wgpu::ComputePipeline,
+    preprocess: wgpu::ComputePipeline,
+    /// Bound where a kernel's optional input (bias, residual) is absent.
+    dummy: wgpu::Buffer,
+}
+
+/// Every kernel's WGSL source, by file name (the tests validate them all).
+pub const SHADERS: &[(&str, &str)] = &[
+    ("conv2d.wgsl", include_str!("../shaders/conv2d.wgsl")),
+    ("batchnorm.wgsl", include_str!("../shaders/batchnorm.wgsl")),
+    ("add_relu.wgsl", include_str!("../shaders/add_relu.wgsl")),
+    ("relu.wgsl", include_str!("../shaders/relu.wgsl")),
+    ("maxpool.wgsl", include_str!("../shaders/maxpool.wgsl")),
+    ("global_avg_pool.wgsl", include_str!("../shaders/global_avg_pool.wgsl")),
+    ("dense.wgsl", include_str!("../shaders/dense.wgsl")),
+    ("softmax.wgsl", include_str!("../shaders/softmax.wgsl")),
+    ("preprocess.wgsl", include_str!("../shaders/preprocess.wgsl")),
+];
+
+fn source(name: &str) -> &'static str {
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader")
+}
+
+/// A kernel with everything bound: ready to be recorded, any number of times.
+pub struct Dispatch {
+    pub label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    /// The kernel's uniform block, rewritable per frame (`queue.write_buffer`).
+    params: wgpu::Buffer,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    pub fn params(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+    }
+}
+
+/// Spreads `n` workgroups over x and y so no axis exceeds 65535; the shaders
+/// rebuild the flat index from `num_workgroups`.
+fn grid(n: u32) -> [u32; 3] {
+    let n = n.max(1);
+    let x = n.min(65535);
+    [x, n.div_ceil(x), 1]
+}
+
+fn grid_for(invocations: usize) -> [u32; 3] {
+    grid((invocations as u32).div_ceil(WG))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ConvParams {
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub k_h: u32,
+    pub k_w: u32,
+    pub stride: u32,
+    pub pad_y: u32,
+    pub pad_x: u32,
+    pub flags: u32,
+    pub co_groups: u32,
+    pub _pad: [u32; 3],
+}
+
+impl ConvParams {
+    pub const HAS_BIAS: u32 = 1;
+    pub const HAS_RESIDUAL: u32 = 2;
+    pub const RELU: u32 = 4;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct BnParams {
+    channels: u32,
+    plane: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct LenParams {
+    len: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PoolParams {
+    pub channels: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct GapParams {
+    channels: u32,
+    plane: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct DenseParams {
+    in_features: u32,
+    out_features: u32,
+    _pad: [u32; 2],
+}
+
+/// Layout of `preprocess.wgsl`'s uniform block (80 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PreprocessParams {
+    pub src_w: u32,
+    pub src_h: u32,
+    pub out_w: u32,
+    pub out_h: u32,
+    pub crop_x: u32,
+    pub crop_y: u32,
+    pub _pad0: [u32; 2],
+    pub scale: [f32; 2],
+    pub _pad1: [f32; 2],
+    pub mean: [f32; 4],
+    pub inv_std: [f32; 4],
+}
+
+/// OIHW conv kernel → `[O/4][I][kh][kw] × 4`, the order `conv2d.wgsl` reads,
+/// with zeros for the missing output channels when O is not a multiple of 4.
+pub fn pack_conv_weights(oihw: &[f32], o: usize, i: usize, kh: usize, kw: usize) -> Vec<f32> {
+    let kk = kh * kw;
+    let groups = o.div_ceil(4);
+    let mut out = vec![0.0; groups * i * kk * 4];
+    for co in 0..o {
+        let (g, j) = (co / 4, co % 4);
+        for ci in 0..i {
+            for k in 0..kk {
+                out[((g * i + ci) * kk + k) * 4 + j] = oihw[(co * i + ci) * kk + k];
+            }
+        }
+    }
+    out
+}
+
+/// Batchnorm parameters → one (gamma, beta, mean, var) vec4 per channel.
+pub fn pack_batchnorm(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) -> Vec<f32> {
+    (0..gamma.len()).flat_map(|c| [gamma[c], beta[c], mean[c], var[c]]).collect()
+}
+
+pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    // Zero-length bindings are invalid: pad empty data to one element.
+    let one = [0.0f32];
+    let data = if data.is_empty() { &one[..] } else { data };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Kernels {
+        let make = |name: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source(name).into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Kernels {
+            conv2d: make("conv2d.wgsl"),
+            batchnorm: make("batchnorm.wgsl"),
+            add_relu: make("add_relu.wgsl"),
+            relu: make("relu.wgsl"),
+            maxpool: make("maxpool.wgsl"),
+            global_avg_pool: make("global_avg_pool.wgsl"),
+            dense: make("dense.wgsl"),
+            softmax: make("softmax.wgsl"),
+            preprocess: make("preprocess.wgsl"),
+            dummy: storage_buffer(device, "dummy", &[0.0; 4]),
+        }
+    }
+
+    fn bind(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+        params: &[u8],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, params: uniform, workgroups }
+    }
+
+    /// `output = epilogue(conv(input, weight))`; `weight` packed by [`pack_conv_weights`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        mut p: ConvParams,
+        input: &wgpu::Buffer,
+        weight: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        residual: Option<&wgpu::Buffer>,
+        output: &wgpu::Buffer,
+    ) -> Dispatch {
+        p.co_groups = p.out_c.div_ceil(4);
+        p.flags &= ConvParams::RELU;
+        if bias.is_some() {
+            p.flags |= ConvParams::HAS_BIAS;
+        }
+        if residual.is_some() {
+            p.flags |= ConvParams::HAS_RESIDUAL;
+        }
+        let n = (p.out_h * p.out_w * p.co_groups) as usize;
+        let bufs = [input, weight, bias.unwrap_or(&self.dummy), residual.unwrap_or(&self.dummy), output];
+        self.bind(device, label, &self.conv2d, &bufs, bytemuck::bytes_of(&p), grid_for(n))
+    }
+
+    /// `bn` packed by [`pack_batchnorm`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        channels: usize,
+        plane: usize,
+        eps: f32,
+        input: &wgpu::Buffer,
+        bn: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Dispatch {
+        let p = BnParams { channels: channels as u32, plane: plane as u32, eps, _pad: 0 };
+        self.bind(device, label, &self.batchnorm, &[input, bn, output], bytemuck::bytes_of(&p), grid_for(channels * plane))
+    }
+
+    pub fn add_relu(&self, device: &wgpu::Device, label: &str, len: usize, a: &wgpu::Buffer, b: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let p = LenParams { len: len as u32, _pad: [0; 3] };
+        self.bind(device, label, &self.add_relu, &[a, b, output], bytemuck::bytes_of(&p), grid_for(len))
+    }
+
+    pub fn relu(&self, device: &wgpu::Device, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let p = LenParams { len: len as u32, _pad: [0; 3] };
+        self.bind(device, label, &self.relu, &[input, output], bytemuck::bytes_of(&p), grid_for(len))
+    }
+
+    pub fn maxpool(&self, device: &wgpu::Device, label: &str, p: PoolParams, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let n = (p.channels * p.out_h * p.out_w) as usize;
+        self.bind(device, label, &self.maxpool, &[input, output], bytemuck::bytes_of(&p), grid_for(n))
+    }
+
+    pub fn global_avg_pool(&self, device: &wgpu::Device, label: &str, channels: usize, plane: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let p = GapParams { channels: channels as u32, plane: plane as u32, _pad: [0; 2] };
+        self.bind(device, label, &self.global_avg_pool, &[input, output], bytemuck::bytes_of(&p), grid(channels as u32))
+    }
+
+    /// `weight` row-major `(out_features, in_features)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        in_features: usize,
+        out_features: usize,
+        input: &wgpu::Buffer,
+        weight: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Dispatch {
+        let p = DenseParams { in_features: in_features as u32, out_features: out_features as u32, _pad: [0; 2] };
+        self.bind(device, label, &self.dense, &[input, weight, bias, output], bytemuck::bytes_of(&p), grid(out_features as u32))
+    }
+
+    pub fn softmax(&self, device: &wgpu::Device, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let p = LenParams { len: len as u32, _pad: [0; 3] };
+        self.bind(device, label, &self.softmax, &[input, output], bytemuck::bytes_of(&p), [1, 1, 1])
+    }
+
+    /// `src` holds RGBA8 pixels packed in u32s; `output` a 3×out_h×out_w tensor.
+    pub fn preprocess(&self, device: &wgpu::Device, label: &str, p: PreprocessParams, src: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+        let n = (p.out_w * p.out_h) as usize;
+        self.bind(device, label, &self.preprocess, &[src, output], bytemuck::bytes_of(&p), grid_for(n))
+    }
+}

@@ -1,0 +1,30 @@
+//! ResNet inference on hand-written WGSL compute shaders through `wgpu`,
+//! natively (Vulkan, Metal, DX12) and in the browser (WebGPU).
+//!
+//! The crate is split the way the work is:
+//! * [`model`]: the network in the classic lesson's terms (stem, identity and
+//!   convolutional blocks, head), plain data;
+//! * [`weights`]: `.safetensors` in torchvision/timm or Keras names → a model
+//!   and its parameters;
+//! * [`plan`]: a model and an input size → operations on tensors, with
+//!   buffer slots (inspect mode: every intermediate; fast mode: fused);
+//! * [`kernels`]: the WGSL kernels in `shaders/` and their bindings;
+//! * [`gpu`] and [`engine`]: the device, and a plan instantiated on it;
+//! * [`preprocess`]: torchvision's eval transform geometry.
+
+pub mod engine;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod model;
+pub mod plan;
+pub mod preprocess;
+pub mod weights;
+
+pub use engine::{Engine, Output};
+pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use model::{Model, Shape};
+pub use plan::{Mode, Plan};
+pub use preprocess::Preprocess;
+pub use weights::Weights;

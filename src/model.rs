@@ -1,0 +1,263 @@
+//! The network in the terms of the classic ResNet lesson, as plain data.
+//!
+//! A [`Model`] is a stem, a list of residual blocks (each an *identity block*
+//! or a *convolutional block*, grouped in stages) and a head. Nothing here
+//! touches the GPU or the weights' bytes: the weight loader builds a `Model`
+//! from tensor names and shapes, the planner turns it into dispatches.
+
+use crate::{bail, Result};
+
+/// Which naming convention (and so which defaults) the weights came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// torchvision / timm: `layer1.0.conv1.weight`, OIHW kernels, BN eps 1e-5.
+    Torchvision,
+    /// The seed's Keras model: `res2a_branch2a.kernel`, HWIO kernels, BN eps 1e-3.
+    Keras,
+}
+
+/// Identity block: the shortcut is the input itself. Convolutional block: the
+/// shortcut is a strided 1×1 conv + BN that changes the shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    Identity,
+    Convolutional,
+}
+
+impl BlockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockKind::Identity => "identity",
+            BlockKind::Convolutional => "convolutional",
+        }
+    }
+}
+
+/// Where a block that downsamples puts its stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StridePlacement {
+    /// ResNet v1 (the paper, Keras, Caffe): on the first 1×1 conv.
+    FirstConv,
+    /// ResNet v1.5 (torchvision, timm): on the f×f conv of a bottleneck.
+    SpatialConv,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvSpec {
+    /// The layer's name in the weights' own scheme (`layer1.0.conv1`, `res2a_branch2a`).
+    pub name: String,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: (usize, usize),
+    pub stride: usize,
+    /// Zero padding on each side, (rows, columns).
+    pub padding: (usize, usize),
+    pub bias: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormSpec {
+    pub name: String,
+    pub channels: usize,
+    pub eps: f32,
+}
+
+/// A conv followed by its batchnorm: the unit every path is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvBn {
+    pub conv: ConvSpec,
+    pub bn: BatchNormSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSpec {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stem {
+    pub conv: ConvBn,
+    pub pool: PoolSpec,
+}
+
+/// One residual block. `main` is the main path (3 convs for a bottleneck,
+/// 2 for a basic block); a ReLU follows every main-path BN but the last.
+/// Then `relu(main + shortcut)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// `layer2.0`, `res3a`, …: also the name of the block's output tensor.
+    pub name: String,
+    /// 1-based stage number in torchvision's counting (layer1 = stage 1 = Keras stage 2).
+    pub stage: usize,
+    pub kind: BlockKind,
+    pub main: Vec<ConvBn>,
+    pub shortcut: Option<ConvBn>,
+}
+
+impl Block {
+    pub fn in_channels(&self) -> usize {
+        self.main[0].conv.in_channels
+    }
+    pub fn out_channels(&self) -> usize {
+        self.main.last().unwrap().conv.out_channels
+    }
+    /// The block's overall stride (the product of its main path's strides).
+    pub fn stride(&self) -> usize {
+        self.main.iter().map(|c| c.conv.stride).product()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseSpec {
+    pub name: String,
+    pub in_features: usize,
+    pub classes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub scheme: Scheme,
+    /// A short description such as `ResNet-50 (bottleneck, v1.5)`.
+    pub description: String,
+    /// v1 or v1.5; the strides in the blocks' [`ConvSpec`]s follow it.
+    pub stride_placement: StridePlacement,
+    pub stem: Stem,
+    pub blocks: Vec<Block>,
+    /// Global average pool over the whole final map, then this dense layer.
+    pub head: DenseSpec,
+}
+
+/// Shape of one image's activation, channels first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Shape {
+    pub fn new(c: usize, h: usize, w: usize) -> Self {
+        Shape { c, h, w }
+    }
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The smallest input side we promise to handle. Smaller inputs may still
+/// produce maps of at least 1×1, but the last stages then see nothing but
+/// padding: refuse them with a clear message instead.
+pub const MIN_INPUT_SIDE: usize = 32;
+
+/// Output size of a conv or pool along one axis, or `None` when the window
+/// does not fit even once.
+pub fn out_size(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input + 2 * padding;
+    if padded < kernel || stride == 0 {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+impl ConvSpec {
+    pub fn output_shape(&self, input: Shape) -> Option<Shape> {
+        Some(Shape::new(
+            self.out_channels,
+            out_size(input.h, self.kernel.0, self.stride, self.padding.0)?,
+            out_size(input.w, self.kernel.1, self.stride, self.padding.1)?,
+        ))
+    }
+}
+
+impl PoolSpec {
+    pub fn output_shape(&self, input: Shape) -> Option<Shape> {
+        // A pool window must start inside the unpadded input, else it sees only padding.
+        if self.padding * 2 > self.kernel {
+            return None;
+        }
+        Some(Shape::new(
+            input.c,
+            out_size(input.h, self.kernel, self.stride, self.padding)?,
+            out_size(input.w, self.kernel, self.stride, self.padding)?,
+        ))
+    }
+}
+
+impl Model {
+    pub fn classes(&self) -> usize {
+        self.head.classes
+    }
+
+    /// Every block's output shape for an input of `height`×`width`, stem first.
+    /// Fails with a clear message for inputs the network cannot take.
+    pub fn block_shapes(&self, height: usize, width: usize) -> Result<Vec<(String, Shape)>> {
+        if height < MIN_INPUT_SIDE || width < MIN_INPUT_SIDE {
+            bail!(
+                "input {height}×{width} is smaller than the network allows (at least {MIN_INPUT_SIDE}×{MIN_INPUT_SIDE})"
+            );
+        }
+        let too_small = |at: &str| {
+            crate::Error::new(format!(
+                "input {height}×{width} is smaller than the network allows: the feature map vanishes at {at}"
+            ))
+        };
+        let input = Shape::new(self.stem.conv.conv.in_channels, height, width);
+        let s = self.stem.conv.conv.output_shape(input).ok_or_else(|| too_small(&self.stem.conv.conv.name))?;
+        let mut x = self.stem.pool.output_shape(s).ok_or_else(|| too_small("the stem's max pool"))?;
+        let mut shapes = vec![("stem".to_string(), x)];
+        for b in &self.blocks {
+            let mut y = x;
+            for cb in &b.main {
+                y = cb.conv.output_shape(y).ok_or_else(|| too_small(&cb.conv.name))?;
+            }
+            if let Some(sc) = &b.shortcut {
+                let z = sc.conv.output_shape(x).ok_or_else(|| too_small(&sc.conv.name))?;
+                if z != y {
+                    bail!("block {}: main path gives {:?} but shortcut gives {:?}", b.name, y, z);
+                }
+            } else if y != x {
+                bail!("identity block {} changes the shape from {:?} to {:?}", b.name, x, y);
+            }
+            shapes.push((b.name.clone(), y));
+            x = y;
+        }
+        Ok(shapes)
+    }
+
+    /// Checks that consecutive layers agree on channel counts.
+    pub fn validate(&self) -> Result<()> {
+        let mut c = self.stem.conv.conv.out_channels;
+        for b in &self.blocks {
+            let mut y = c;
+            for cb in &b.main {
+                if cb.conv.in_channels != y {
+                    bail!("{} expects {} input channels but receives {}", cb.conv.name, cb.conv.in_channels, y);
+                }
+                y = cb.conv.out_channels;
+            }
+            match &b.shortcut {
+                Some(sc) if sc.conv.in_channels != c || sc.conv.out_channels != y => bail!(
+                    "{} maps {}→{} channels but the block needs {}→{}",
+                    sc.conv.name, sc.conv.in_channels, sc.conv.out_channels, c, y
+                ),
+                None if c != y => bail!("identity block {} changes channels {}→{}", b.name, c, y),
+                _ => {}
+            }
+            c = y;
+        }
+        if self.head.in_features != c {
+            bail!("{} expects {} features but the last block gives {}", self.head.name, self.head.in_features, c);
+        }
+        Ok(())
+    }
+
+    /// All conv+BN units in execution order, stem first.
+    pub fn conv_bns(&self) -> impl Iterator<Item = &ConvBn> {
+        std::iter::once(&self.stem.conv).chain(self.blocks.iter().flat_map(|b| b.main.iter().chain(b.shortcut.iter())))
+    }
+}

@@ -1,0 +1,332 @@
+//! The execution plan: a [`Model`] and an input size turned into a flat list
+//! of operations on numbered tensors, with GPU buffer slots assigned.
+//!
+//! Pure data, no GPU: the engine instantiates it once per (model, input size,
+//! mode) and replays it every frame.
+//!
+//! * `Inspect` keeps conv, batchnorm, ReLU and the residual add as separate
+//!   operations and keeps every tensor, so each intermediate can be read.
+//! * `Fast` folds each batchnorm into its conv and fuses the ReLU and the
+//!   residual add into the conv's epilogue; buffers are reused once dead,
+//!   except block outputs, which stay readable.
+
+use std::collections::HashMap;
+
+use crate::model::{Block, ConvBn, Model, PoolSpec, Shape};
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Inspect,
+    Fast,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "inspect" => Some(Mode::Inspect),
+            "fast" => Some(Mode::Fast),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Inspect => "inspect",
+            Mode::Fast => "fast",
+        }
+    }
+}
+
+pub type TensorId = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Shape,
+    /// Kept alive for the whole frame (readable afterwards).
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `conv` names a [`crate::model::ConvSpec`]; with `folded_bn` its weights
+    /// are the conv's with that batchnorm folded in (fast mode).
+    Conv { conv: ConvBn, folded: bool, input: TensorId, output: TensorId, residual: Option<TensorId>, relu: bool },
+    BatchNorm { conv: ConvBn, input: TensorId, output: TensorId },
+    Relu { input: TensorId, output: TensorId },
+    AddRelu { main: TensorId, shortcut: TensorId, output: TensorId },
+    MaxPool { pool: PoolSpec, input: TensorId, output: TensorId },
+    GlobalAvgPool { input: TensorId, output: TensorId },
+    Dense { input: TensorId, output: TensorId },
+    Softmax { input: TensorId, output: TensorId },
+}
+
+impl Op {
+    pub fn inputs(&self) -> Vec<TensorId> {
+        match self {
+            Op::Conv { input, residual, .. } => std::iter::once(*input).chain(*residual).collect(),
+            Op::AddRelu { main, shortcut, .. } => vec![*main, *shortcut],
+            Op::BatchNorm { input, .. }
+            | Op::Relu { input, .. }
+            | Op::MaxPool { input, .. }
+            | Op::GlobalAvgPool { input, .. }
+            | Op::Dense { input, .. }
+            | Op::Softmax { input, .. } => vec![*input],
+        }
+    }
+    pub fn output(&self) -> TensorId {
+        match self {
+            Op::Conv { output, .. }
+            | Op::BatchNorm { output, .. }
+            | Op::Relu { output, .. }
+            | Op::AddRelu { output, .. }
+            | Op::MaxPool { output, .. }
+            | Op::GlobalAvgPool { output, .. }
+            | Op::Dense { output, .. }
+            | Op::Softmax { output, .. } => *output,
+        }
+    }
+    /// A short label for timings and debugging.
+    pub fn label(&self, tensors: &[TensorInfo]) -> String {
+        let kind = match self {
+            Op::Conv { folded: true, .. } => "conv+bn",
+            Op::Conv { .. } => "conv",
+            Op::BatchNorm { .. } => "batchnorm",
+            Op::Relu { .. } => "relu",
+            Op::AddRelu { .. } => "add+relu",
+            Op::MaxPool { .. } => "maxpool",
+            Op::GlobalAvgPool { .. } => "avgpool",
+            Op::Dense { .. } => "dense",
+            Op::Softmax { .. } => "softmax",
+        };
+        format!("{kind} -> {}", tensors[self.output()].name)
+    }
+}
+
+/// Where a block sits, for the blocks list of the bindings and the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockInfo {
+    pub name: String,
+    pub stage: usize,
+    /// `stem`, `convolutional`, `identity` or `head`.
+    pub kind: &'static str,
+    pub tensor: TensorId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: Mode,
+    pub tensors: Vec<TensorInfo>,
+    pub ops: Vec<Op>,
+    pub input: TensorId,
+    pub logits: TensorId,
+    pub probs: TensorId,
+    /// Stem, every residual block, then the head (pooled features).
+    pub blocks: Vec<BlockInfo>,
+    /// Tensor names (and aliases such as `layer1.0.main`) → ids.
+    pub names: HashMap<String, TensorId>,
+    /// Buffer slot of each tensor, and each slot's size in f32s.
+    pub slot_of: Vec<usize>,
+    pub slot_len: Vec<usize>,
+}
+
+struct Builder {
+    mode: Mode,
+    tensors: Vec<TensorInfo>,
+    ops: Vec<Op>,
+    names: HashMap<String, TensorId>,
+}
+
+impl Builder {
+    fn tensor(&mut self, name: &str, shape: Shape) -> TensorId {
+        let keep = self.mode == Mode::Inspect;
+        self.tensors.push(TensorInfo { name: name.to_string(), shape, keep });
+        let id = self.tensors.len() - 1;
+        self.names.insert(name.to_string(), id);
+        id
+    }
+
+    fn keep(&mut self, id: TensorId) {
+        self.tensors[id].keep = true;
+    }
+
+    /// conv → BN (→ ReLU), separately in inspect mode, fused in fast mode.
+    /// `residual` (fast mode only) is added before the ReLU. `out_name`
+    /// names the final tensor in fast mode.
+    fn conv_bn(&mut self, cb: &ConvBn, x: TensorId, relu: bool, residual: Option<TensorId>, out_name: &str) -> Result<TensorId> {
+        let shape = cb.conv.output_shape(self.tensors[x].shape).expect("shapes checked by Model::block_shapes");
+        match self.mode {
+            Mode::Fast => {
+                let y = self.tensor(out_name, shape);
+                self.ops.push(Op::Conv { conv: cb.clone(), folded: true, input: x, output: y, residual, relu });
+                Ok(y)
+            }
+            Mode::Inspect => {
+                let c = self.tensor(&cb.conv.name, shape);
+                self.ops.push(Op::Conv { conv: cb.clone(), folded: false, input: x, output: c, residual: None, relu: false });
+                let b = self.tensor(&cb.bn.name, shape);
+                self.ops.push(Op::BatchNorm { conv: cb.clone(), input: c, output: b });
+                if !relu {
+                    return Ok(b);
+                }
+                let r = self.tensor(&format!("{}.relu", cb.bn.name), shape);
+                self.ops.push(Op::Relu { input: b, output: r });
+                Ok(r)
+            }
+        }
+    }
+
+    fn block(&mut self, b: &Block, x: TensorId) -> Result<TensorId> {
+        let shortcut = match &b.shortcut {
+            Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name))?,
+            None => x,
+        };
+        self.names.insert(format!("{}.shortcut", b.name), shortcut);
+        let mut y = x;
+        let last = b.main.len() - 1;
+        for (i, cb) in b.main.iter().enumerate() {
+            if i < last {
+                y = self.conv_bn(cb, y, true, None, &cb.conv.name)?;
+            } else if self.mode == Mode::Fast {
+                y = self.conv_bn(cb, y, true, Some(shortcut), &b.name)?;
+            } else {
+                let main = self.conv_bn(cb, y, false, None, &cb.conv.name)?;
+                self.names.insert(format!("{}.main", b.name), main);
+                let shape = self.tensors[main].shape;
+                y = self.tensor(&b.name, shape);
+                self.ops.push(Op::AddRelu { main, shortcut, output: y });
+            }
+        }
+        self.keep(y);
+        Ok(y)
+    }
+}
+
+impl Plan {
+    pub fn new(model: &Model, height: usize, width: usize, mode: Mode) -> Result<Plan> {
+        model.block_shapes(height, width)?;
+        let mut b = Builder { mode, tensors: Vec::new(), ops: Vec::new(), names: HashMap::new() };
+        let input = b.tensor("input", Shape::new(model.stem.conv.conv.in_channels, height, width));
+        b.keep(input);
+        let mut blocks = Vec::new();
+
+        let s = b.conv_bn(&model.stem.conv, input, true, None, "stem.conv")?;
+        let pooled = model.stem.pool.output_shape(b.tensors[s].shape).expect("checked");
+        let mut x = b.tensor("stem", pooled);
+        b.ops.push(Op::MaxPool { pool: model.stem.pool.clone(), input: s, output: x });
+        b.keep(x);
+        blocks.push(BlockInfo { name: "stem".into(), stage: 0, kind: "stem", tensor: x });
+
+        for blk in &model.blocks {
+            x = b.block(blk, x)?;
+            blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, kind: blk.kind.as_str(), tensor: x });
+        }
+
+        let c = b.tensors[x].shape.c;
+        let pool = b.tensor("pool", Shape::new(c, 1, 1));
+        b.ops.push(Op::GlobalAvgPool { input: x, output: pool });
+        b.keep(pool);
+        blocks.push(BlockInfo { name: "pool".into(), stage: model.blocks.last().map_or(0, |b| b.stage) + 1, kind: "head", tensor: pool });
+        let logits = b.tensor("logits", Shape::new(model.head.classes, 1, 1));
+        b.ops.push(Op::Dense { input: pool, output: logits });
+        b.keep(logits);
+        let probs = b.tensor("probs", Shape::new(model.head.classes, 1, 1));
+        b.ops.push(Op::Softmax { input: logits, output: probs });
+        b.keep(probs);
+
+        let (slot_of, slot_len) = assign_slots(&b.tensors, &b.ops);
+        Ok(Plan { mode, tensors: b.tensors, ops: b.ops, input, logits, probs, blocks, names: b.names, slot_of, slot_len })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<TensorId> {
+        self.names.get(name).copied()
+    }
+}
+
+/// Greedy buffer reuse: a tensor not kept gets its slot back after its last
+/// reader. An op's output never shares a slot with its inputs (a storage
+/// buffer cannot be read and written by the same dispatch).
+fn assign_slots(tensors: &[TensorInfo], ops: &[Op]) -> (Vec<usize>, Vec<usize>) {
+    let mut last_use = vec![0usize; tensors.len()];
+    for (i, op) in ops.iter().enumerate() {
+        for t in op.inputs() {
+            last_use[t] = i;
+        }
+    }
+    let mut slot_of = vec![usize::MAX; tensors.len()];
+    let mut slot_len: Vec<usize> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let take = |len: usize, slot_len: &mut Vec<usize>, free: &mut Vec<usize>| -> usize {
+        // The smallest free slot that fits, else grow the largest free one, else a new one.
+        let fit = free.iter().enumerate().filter(|(_, s)| slot_len[**s] >= len).min_by_key(|(_, s)| slot_len[**s]).map(|(i, _)| i);
+        let pick = fit.or_else(|| free.iter().enumerate().max_by_key(|(_, s)| slot_len[**s]).map(|(i, _)| i));
+        match pick {
+            Some(i) => {
+                let s = free.swap_remove(i);
+                slot_len[s] = slot_len[s].max(len);
+                s
+            }
+            None => {
+                slot_len.push(len);
+                slot_len.len() - 1
+            }
+        }
+    };
+    // The input is written before the first op.
+    if let Some(first) = ops.first() {
+        for t in first.inputs() {
+            slot_of[t] = take(tensors[t].shape.len(), &mut slot_len, &mut free);
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        let out = op.output();
+        slot_of[out] = take(tensors[out].shape.len(), &mut slot_len, &mut free);
+        for t in op.inputs() {
+            if last_use[t] == i && !tensors[t].keep && !free.contains(&slot_of[t]) {
+                free.push(slot_of[t]);
+            }
+        }
+    }
+    (slot_of, slot_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_op_reads_and_writes_one_slot() {
+        // Minimal two-block model built by hand.
+        use crate::model::*;
+        let cb = |name: &str, i: usize, o: usize, k: usize, s: usize| ConvBn {
+            conv: ConvSpec { name: name.into(), in_channels: i, out_channels: o, kernel: (k, k), stride: s, padding: (k / 2, k / 2), bias: false },
+            bn: BatchNormSpec { name: format!("{name}.bn"), channels: o, eps: 1e-5 },
+        };
+        let model = Model {
+            scheme: Scheme::Torchvision,
+            description: "test".into(),
+            stride_placement: StridePlacement::SpatialConv,
+            stem: Stem { conv: cb("conv1", 3, 8, 7, 2), pool: PoolSpec { kernel: 3, stride: 2, padding: 1 } },
+            blocks: vec![
+                Block { name: "b0".into(), stage: 1, kind: BlockKind::Identity, main: vec![cb("b0.c1", 8, 8, 3, 1), cb("b0.c2", 8, 8, 3, 1)], shortcut: None },
+                Block { name: "b1".into(), stage: 2, kind: BlockKind::Convolutional, main: vec![cb("b1.c1", 8, 16, 3, 2), cb("b1.c2", 16, 16, 3, 1)], shortcut: Some(cb("b1.d", 8, 16, 1, 2)) },
+            ],
+            head: DenseSpec { name: "fc".into(), in_features: 16, classes: 10 },
+        };
+        for mode in [Mode::Fast, Mode::Inspect] {
+            let p = Plan::new(&model, 40, 33, mode).unwrap();
+            for op in &p.ops {
+                for t in op.inputs() {
+                    assert_ne!(p.slot_of[t], p.slot_of[op.output()], "{mode:?} {op:?}");
+                }
+            }
+            for t in 0..p.tensors.len() {
+                assert!(p.slot_len[p.slot_of[t]] >= p.tensors[t].shape.len());
+            }
+            assert_eq!(p.blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["stem", "b0", "b1", "pool"]);
+            assert!(p.tensor("b1.main").is_some() == (mode == Mode::Inspect));
+            assert!(p.tensor("b1.shortcut").is_some());
+        }
+        assert!(Plan::new(&model, 31, 64, Mode::Fast).unwrap_err().message().contains("smaller"));
+    }
+}

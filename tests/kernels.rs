@@ -1,0 +1,308 @@
+//! Every WGSL kernel against a plain CPU computation, on awkward shapes:
+//! odd sizes, stride 2 on odd inputs, 1×1 / 3×3 / 7×7 kernels, channel
+//! counts that are not multiples of 4, dispatches past 65535 workgroups.
+
+mod common;
+
+use common::{assert_close, ctx, Rng};
+use resnet::kernels::{pack_batchnorm, pack_conv_weights, ConvParams, PoolParams, SHADERS};
+use resnet::Preprocess;
+
+#[test]
+fn every_shader_parses_and_validates_with_naga() {
+    for (name, src) in SHADERS {
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+    // And the shaders folder holds nothing the crate does not ship.
+    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap().count();
+    assert_eq!(on_disk, SHADERS.len());
+}
+
+struct ConvCase {
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+    residual: bool,
+    relu: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_cpu(x: &[f32], wt: &[f32], bias: Option<&[f32]>, res: Option<&[f32]>, c: &ConvCase, oh: usize, ow: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; c.cout * oh * ow];
+    for co in 0..c.cout {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut s = 0.0f64;
+                for ci in 0..c.cin {
+                    for ky in 0..c.k {
+                        for kx in 0..c.k {
+                            let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                            let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                            if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                continue;
+                            }
+                            s += x[(ci * c.h + iy as usize) * c.w + ix as usize] as f64
+                                * wt[((co * c.cin + ci) * c.k + ky) * c.k + kx] as f64;
+                        }
+                    }
+                }
+                let o = (co * oh + oy) * ow + ox;
+                let mut v = s as f32 + bias.map_or(0.0, |b| b[co]);
+                v += res.map_or(0.0, |r| r[o]);
+                out[o] = if c.relu { v.max(0.0) } else { v };
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv2d_matches_cpu_on_awkward_shapes() {
+    let cx = ctx();
+    let cases = [
+        // 7×7/2 stem-like on an odd input, 5 output channels (not a multiple of 4).
+        ConvCase { cin: 3, h: 17, w: 13, cout: 5, k: 7, stride: 2, pad: 3, bias: true, residual: false, relu: true },
+        // 3×3/2 on odd sizes with a fused residual add.
+        ConvCase { cin: 6, h: 9, w: 11, cout: 7, k: 3, stride: 2, pad: 1, bias: false, residual: true, relu: false },
+        // 1×1, stride 1 and stride 2 on odd maps.
+        ConvCase { cin: 5, h: 8, w: 7, cout: 3, k: 1, stride: 1, pad: 0, bias: false, residual: false, relu: false },
+        ConvCase { cin: 4, h: 11, w: 7, cout: 9, k: 1, stride: 2, pad: 0, bias: true, residual: false, relu: true },
+        // Everything at once, and wide channel counts.
+        ConvCase { cin: 67, h: 6, w: 5, cout: 130, k: 3, stride: 1, pad: 1, bias: true, residual: true, relu: true },
+        // A 1×1 map with a 3×3 window: only the centre tap is inside.
+        ConvCase { cin: 2, h: 1, w: 1, cout: 4, k: 3, stride: 1, pad: 1, bias: false, residual: false, relu: false },
+        // 5×5 without padding (valid).
+        ConvCase { cin: 3, h: 12, w: 9, cout: 6, k: 5, stride: 1, pad: 0, bias: true, residual: false, relu: false },
+    ];
+    let mut rng = Rng::new(1);
+    for (n, c) in cases.iter().enumerate() {
+        let oh = (c.h + 2 * c.pad - c.k) / c.stride + 1;
+        let ow = (c.w + 2 * c.pad - c.k) / c.stride + 1;
+        let x = rng.vec(c.cin * c.h * c.w);
+        let wt = rng.vec(c.cout * c.cin * c.k * c.k);
+        let bias = rng.vec(c.cout);
+        let res = rng.vec(c.cout * oh * ow);
+        let want = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), c.residual.then_some(&res[..]), c, oh, ow);
+
+        let xb = cx.upload(&x);
+        let wb = cx.upload(&pack_conv_weights(&wt, c.cout, c.cin, c.k, c.k));
+        let bb = cx.upload(&bias);
+        let rb = cx.upload(&res);
+        let ob = cx.zeros(want.len());
+        let p = ConvParams {
+            in_c: c.cin as u32,
+            in_h: c.h as u32,
+            in_w: c.w as u32,
+            out_c: c.cout as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            k_h: c.k as u32,
+            k_w: c.k as u32,
+            stride: c.stride as u32,
+            pad_y: c.pad as u32,
+            pad_x: c.pad as u32,
+            flags: if c.relu { ConvParams::RELU } else { 0 },
+            co_groups: 0,
+            _pad: [0; 3],
+        };
+        let d = cx.k.conv2d(&cx.gpu.device, "conv", p, &xb, &wb, c.bias.then_some(&bb), c.residual.then_some(&rb), &ob);
+        cx.run(&[&d]);
+        assert_close(&format!("conv case {n}"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn batchnorm_matches_cpu() {
+    let cx = ctx();
+    let mut rng = Rng::new(2);
+    let (c, h, w, eps) = (7, 5, 3, 1e-3f32);
+    let x = rng.vec(c * h * w);
+    let gamma = rng.vec(c);
+    let beta = rng.vec(c);
+    let mean = rng.vec(c);
+    let var: Vec<f32> = rng.vec(c).iter().map(|v| v.abs() * 2.0).collect();
+    let want: Vec<f32> = (0..c * h * w)
+        .map(|i| {
+            let ch = i / (h * w);
+            (x[i] - mean[ch]) / (var[ch] + eps).sqrt() * gamma[ch] + beta[ch]
+        })
+        .collect();
+    let (xb, bnb, ob) = (cx.upload(&x), cx.upload(&pack_batchnorm(&gamma, &beta, &mean, &var)), cx.zeros(want.len()));
+    let d = cx.k.batchnorm(&cx.gpu.device, "bn", c, h * w, eps, &xb, &bnb, &ob);
+    cx.run(&[&d]);
+    assert_close("batchnorm", &cx.read(&ob, want.len()), &want, 1e-6, 1e-6);
+}
+
+#[test]
+fn relu_and_add_relu_match_cpu_past_the_workgroup_limit() {
+    let cx = ctx();
+    let mut rng = Rng::new(3);
+    // 64 × 70 000 + 13 elements: more than 65535 workgroups, so the 2-D grid is exercised.
+    let n = 64 * 70_000 + 13;
+    let a = rng.vec(n);
+    let b = rng.vec(n);
+    let (ab, bb, ob, rb) = (cx.upload(&a), cx.upload(&b), cx.zeros(n), cx.zeros(n));
+    let add = cx.k.add_relu(&cx.gpu.device, "add", n, &ab, &bb, &ob);
+    let relu = cx.k.relu(&cx.gpu.device, "relu", n, &ab, &rb);
+    cx.run(&[&add, &relu]);
+    let want_add: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
+    let want_relu: Vec<f32> = a.iter().map(|x| x.max(0.0)).collect();
+    assert_eq!(cx.read(&ob, n), want_add);
+    assert_eq!(cx.read(&rb, n), want_relu);
+}
+
+#[test]
+fn maxpool_matches_cpu_with_and_without_padding() {
+    let cx = ctx();
+    let mut rng = Rng::new(4);
+    for (c, h, w, k, s, pad) in [(5, 11, 8, 3, 2, 1), (3, 9, 9, 3, 2, 0), (2, 7, 10, 2, 2, 0), (4, 1, 1, 3, 2, 1)] {
+        let oh = (h + 2 * pad - k) / s + 1;
+        let ow = (w + 2 * pad - k) / s + 1;
+        // All-negative inputs: padding must never win.
+        let x: Vec<f32> = rng.vec(c * h * w).iter().map(|v| v - 2.0).collect();
+        let mut want = vec![f32::MIN; c * oh * ow];
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as isize - pad as isize;
+                            let ix = (ox * s + kx) as isize - pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                let o = &mut want[(ch * oh + oy) * ow + ox];
+                                *o = o.max(x[(ch * h + iy as usize) * w + ix as usize]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let (xb, ob) = (cx.upload(&x), cx.zeros(want.len()));
+        let p = PoolParams { channels: c as u32, in_h: h as u32, in_w: w as u32, out_h: oh as u32, out_w: ow as u32, kernel: k as u32, stride: s as u32, pad: pad as u32 };
+        let d = cx.k.maxpool(&cx.gpu.device, "pool", p, &xb, &ob);
+        cx.run(&[&d]);
+        assert_eq!(cx.read(&ob, want.len()), want, "maxpool {c}×{h}×{w} k{k} s{s} p{pad}");
+    }
+}
+
+#[test]
+fn global_avg_pool_matches_cpu() {
+    let cx = ctx();
+    let mut rng = Rng::new(5);
+    for (c, h, w) in [(13, 7, 5), (3, 33, 31), (2049, 1, 1)] {
+        let x = rng.vec(c * h * w);
+        let want: Vec<f32> = (0..c).map(|ch| x[ch * h * w..(ch + 1) * h * w].iter().map(|v| *v as f64).sum::<f64>() as f32 / (h * w) as f32).collect();
+        let (xb, ob) = (cx.upload(&x), cx.zeros(c));
+        let d = cx.k.global_avg_pool(&cx.gpu.device, "gap", c, h * w, &xb, &ob);
+        cx.run(&[&d]);
+        assert_close(&format!("gap {c}×{h}×{w}"), &cx.read(&ob, c), &want, 1e-5, 1e-6);
+    }
+}
+
+#[test]
+fn dense_matches_cpu() {
+    let cx = ctx();
+    let mut rng = Rng::new(6);
+    for (inf, outf) in [(130, 1001), (3, 5), (2048, 7)] {
+        let x = rng.vec(inf);
+        let wt = rng.vec(inf * outf);
+        let b = rng.vec(outf);
+        let want: Vec<f32> = (0..outf).map(|o| b[o] + (0..inf).map(|i| wt[o * inf + i] as f64 * x[i] as f64).sum::<f64>() as f32).collect();
+        let (xb, wb, bb, ob) = (cx.upload(&x), cx.upload(&wt), cx.upload(&b), cx.zeros(outf));
+        let d = cx.k.dense(&cx.gpu.device, "fc", inf, outf, &xb, &wb, &bb, &ob);
+        cx.run(&[&d]);
+        assert_close(&format!("dense {inf}→{outf}"), &cx.read(&ob, outf), &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn softmax_matches_cpu_and_is_stable() {
+    let cx = ctx();
+    let mut rng = Rng::new(7);
+    for (n, scale) in [(1000, 5.0), (6, 1.0), (3001, 200.0)] {
+        let x: Vec<f32> = rng.vec(n).iter().map(|v| v * scale).collect();
+        let m = x.iter().fold(f32::MIN, |a, b| a.max(*b)) as f64;
+        let z: f64 = x.iter().map(|v| (*v as f64 - m).exp()).sum();
+        let want: Vec<f32> = x.iter().map(|v| ((*v as f64 - m).exp() / z) as f32).collect();
+        let (xb, ob) = (cx.upload(&x), cx.zeros(n));
+        let d = cx.k.softmax(&cx.gpu.device, "softmax", n, &xb, &ob);
+        cx.run(&[&d]);
+        let got = cx.read(&ob, n);
+        assert!(got.iter().all(|v| v.is_finite()));
+        assert_close(&format!("softmax {n}"), &got, &want, 1e-5, 1e-7);
+    }
+}
+
+/// PIL's antialiased bilinear resize (what torchvision's `Resize` runs),
+/// written from its published algorithm: separable triangle filter whose
+/// support grows with the downscale factor, weights normalised per pixel.
+fn pil_coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let xmin = ((center - support + 0.5) as isize).max(0) as usize;
+            let xmax = ((center + support + 0.5) as usize).min(in_size);
+            let mut w: Vec<f64> = (xmin..xmax).map(|x| (1.0 - ((x as f64 - center + 0.5) / filterscale).abs()).max(0.0)).collect();
+            let total: f64 = w.iter().sum();
+            w.iter_mut().for_each(|v| *v /= total);
+            (xmin, w)
+        })
+        .collect()
+}
+
+fn preprocess_cpu(rgba: &[u8], w: usize, h: usize, p: &Preprocess) -> Vec<f32> {
+    let g = p.geometry(w, h).unwrap();
+    let cx = pil_coeffs(w, g.resized_w);
+    let cy = pil_coeffs(h, g.resized_h);
+    let mut out = vec![0.0f32; 3 * p.crop_h * p.crop_w];
+    for oy in 0..p.crop_h {
+        for ox in 0..p.crop_w {
+            let (y0, wy) = &cy[oy + g.crop_y];
+            let (x0, wx) = &cx[ox + g.crop_x];
+            for c in 0..3 {
+                let mut s = 0.0f64;
+                for (j, fy) in wy.iter().enumerate() {
+                    for (i, fx) in wx.iter().enumerate() {
+                        s += fy * fx * rgba[((y0 + j) * w + x0 + i) * 4 + c] as f64 / 255.0;
+                    }
+                }
+                out[(c * p.crop_h + oy) * p.crop_w + ox] = ((s - p.mean[c] as f64) / p.std[c] as f64) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn preprocess_matches_cpu_resize_crop_normalise() {
+    let cx = ctx();
+    let mut rng = Rng::new(8);
+    // Downscale landscape, downscale portrait to a non-square crop, upscale a tiny image.
+    for (w, h, crop_h, crop_w) in [(451, 300, 224, 224), (37, 61, 20, 16), (10, 12, 32, 40), (640, 480, 97, 131)] {
+        let rgba: Vec<u8> = (0..w * h * 4).map(|_| (rng.next_u64() >> 56) as u8).collect();
+        let p = Preprocess::imagenet(crop_h, crop_w);
+        let want = preprocess_cpu(&rgba, w, h, &p);
+        let src = cx.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: rgba.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        cx.gpu.queue.write_buffer(&src, 0, &rgba);
+        let ob = cx.zeros(want.len());
+        let d = cx.k.preprocess(&cx.gpu.device, "pre", p.params(w, h).unwrap(), &src, &ob);
+        cx.run(&[&d]);
+        assert_close(&format!("preprocess {w}×{h} → {crop_h}×{crop_w}"), &cx.read(&ob, want.len()), &want, 0.0, 1e-4);
+    }
+}
