@@ -1,0 +1,286 @@
+//! Weight loading and bad input: every malformed file gets a clear error
+//! naming what is wrong, with no panic and no allocation on a header's word;
+//! the CLI turns each into a message on stderr and a non-zero exit.
+
+mod common;
+
+use std::process::Command;
+use std::rc::Rc;
+
+use common::{ctx, Rng};
+use resnet::model::BlockKind;
+use resnet::{Engine, Gpu, Mode, Preprocess, Weights};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+/// A tensor to serialise: name, dtype, shape, bytes.
+type Raw = (String, Dtype, Vec<usize>, Vec<u8>);
+
+fn f32s(name: &str, shape: &[usize], data: Vec<f32>) -> Raw {
+    (name.to_string(), Dtype::F32, shape.to_vec(), bytemuck::cast_slice(&data).to_vec())
+}
+
+fn conv_bn(out: &mut Vec<Raw>, rng: &mut Rng, conv: &str, bn: &str, o: usize, i: usize, k: usize) {
+    let fan = (i * k * k) as f32;
+    out.push(f32s(&format!("{conv}.weight"), &[o, i, k, k], rng.vec(o * i * k * k).iter().map(|v| v * (3.0 / fan).sqrt()).collect()));
+    out.push(f32s(&format!("{bn}.weight"), &[o], rng.vec(o).iter().map(|v| 1.0 + 0.3 * v).collect()));
+    out.push(f32s(&format!("{bn}.bias"), &[o], rng.vec(o).iter().map(|v| 0.1 * v).collect()));
+    out.push(f32s(&format!("{bn}.running_mean"), &[o], rng.vec(o).iter().map(|v| 0.1 * v).collect()));
+    out.push(f32s(&format!("{bn}.running_var"), &[o], rng.vec(o).iter().map(|v| 1.0 + 0.5 * v.abs()).collect()));
+    out.push((format!("{bn}.num_batches_tracked"), Dtype::I64, vec![], 7i64.to_le_bytes().to_vec()));
+}
+
+/// A small torchvision-named ResNet with basic blocks: widths 8, 8, 16, 16, 24, 10 classes.
+fn tiny_torchvision() -> Vec<Raw> {
+    let mut rng = Rng::new(42);
+    let mut t = Vec::new();
+    conv_bn(&mut t, &mut rng, "conv1", "bn1", 8, 3, 7);
+    let mut c = 8;
+    for (stage, (width, blocks)) in [(8, 2), (16, 2), (16, 1), (24, 1)].into_iter().enumerate() {
+        for b in 0..blocks {
+            let p = format!("layer{}.{b}", stage + 1);
+            conv_bn(&mut t, &mut rng, &format!("{p}.conv1"), &format!("{p}.bn1"), width, c, 3);
+            conv_bn(&mut t, &mut rng, &format!("{p}.conv2"), &format!("{p}.bn2"), width, width, 3);
+            if b == 0 && (stage > 0 || c != width) {
+                conv_bn(&mut t, &mut rng, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), width, c, 1);
+            }
+            c = width;
+        }
+    }
+    t.push(f32s("fc.weight", &[10, c], rng.vec(10 * c)));
+    t.push(f32s("fc.bias", &[10], rng.vec(10)));
+    t
+}
+
+fn serialize(tensors: &[Raw]) -> Vec<u8> {
+    let views: Vec<(String, TensorView)> = tensors.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    safetensors::tensor::serialize(views, None).unwrap()
+}
+
+fn load_err(bytes: &[u8]) -> String {
+    match Weights::from_safetensors(bytes) {
+        Ok(_) => panic!("loaded bad weights"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn with(tensors: &[Raw], name: &str, f: impl Fn(&mut Raw)) -> Vec<u8> {
+    let mut t = tensors.to_vec();
+    f(t.iter_mut().find(|r| r.0 == name).unwrap());
+    serialize(&t)
+}
+
+#[test]
+fn infers_the_architecture_from_names_and_shapes() {
+    let w = Weights::from_safetensors(&serialize(&tiny_torchvision())).unwrap();
+    let m = &w.model;
+    assert_eq!(m.description, "ResNet-14 (basic blocks, v1.5)");
+    assert_eq!(m.blocks.len(), 6);
+    assert_eq!(m.blocks.iter().map(|b| b.kind).collect::<Vec<_>>(), [
+        BlockKind::Identity,
+        BlockKind::Identity,
+        BlockKind::Convolutional,
+        BlockKind::Identity,
+        BlockKind::Convolutional,
+        BlockKind::Convolutional
+    ]);
+    assert_eq!(m.blocks[2].main[0].conv.stride, 2);
+    assert_eq!(m.head.classes, 10);
+    assert!(w.unused.is_empty(), "{:?}", w.unused);
+    let shapes = m.block_shapes(97, 131).unwrap();
+    assert_eq!(shapes[0].1, resnet::Shape::new(8, 25, 33));
+    assert_eq!(shapes.last().unwrap().1, resnet::Shape::new(24, 4, 5));
+}
+
+#[test]
+fn half_precision_weights_are_widened() {
+    let t: Vec<Raw> = tiny_torchvision()
+        .into_iter()
+        .map(|(n, d, s, b)| {
+            if d != Dtype::F32 {
+                return (n, d, s, b);
+            }
+            let h: Vec<u8> = b.chunks_exact(4).flat_map(|c| half::f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()).collect();
+            (n, Dtype::F16, s, h)
+        })
+        .collect();
+    let w = Weights::from_safetensors(&serialize(&t)).unwrap();
+    let orig = Weights::from_safetensors(&serialize(&tiny_torchvision())).unwrap();
+    let (a, b) = (&w.convs["conv1"].weight, &orig.convs["conv1"].weight);
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs().max(1e-2)));
+}
+
+#[test]
+fn bad_files_give_clear_errors() {
+    let good = serialize(&tiny_torchvision());
+    let t = tiny_torchvision();
+    assert!(load_err(&[]).contains("empty"));
+    assert!(load_err(&good[..good.len() / 2]).contains("not a valid safetensors file"), "{}", load_err(&good[..good.len() / 2]));
+    assert!(load_err(&good[..5]).contains("too short"));
+
+    // A header length of a petabyte: refused before any allocation.
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    assert!(load_err(&huge).contains("claims 1125899906842624 bytes"));
+
+    // Garbage where the JSON header should be.
+    let mut garbled = good.clone();
+    garbled[8..40].fill(b'#');
+    assert!(load_err(&garbled).contains("not a valid safetensors file"));
+
+    // A header that is JSON but declares a tensor far beyond the data.
+    let header = br#"{"conv1.weight":{"dtype":"F32","shape":[1000000000,1000000],"data_offsets":[0,4000000000000000]}}"#;
+    let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+    lying.extend_from_slice(header);
+    lying.extend_from_slice(&[0; 16]);
+    assert!(load_err(&lying).contains("not a valid safetensors file"));
+
+    let e = load_err(&with(&t, "layer2.0.conv1.weight", |r| {
+        r.1 = Dtype::I32;
+    }));
+    assert!(e.contains("`layer2.0.conv1.weight` has dtype I32"), "{e}");
+
+    let missing: Vec<Raw> = t.iter().filter(|r| r.0 != "layer2.0.bn1.running_var").cloned().collect();
+    assert_eq!(load_err(&serialize(&missing)), "missing tensor `layer2.0.bn1.running_var`");
+
+    let missing_ds: Vec<Raw> = t.iter().filter(|r| !r.0.starts_with("layer3.0.downsample.0")).cloned().collect();
+    assert_eq!(load_err(&serialize(&missing_ds)), "missing tensor `layer3.0.downsample.0.weight`");
+
+    let e = load_err(&with(&t, "layer1.1.conv2.weight", |r| {
+        r.2 = vec![8, 4, 3, 3];
+        r.3.truncate(8 * 4 * 9 * 4);
+    }));
+    assert!(e.contains("`layer1.1.conv2.weight` has shape [8, 4, 3, 3], expected [*, 8, *, *]"), "{e}");
+
+    let e = load_err(&with(&t, "fc.bias", |r| {
+        r.2 = vec![9];
+        r.3.truncate(36);
+    }));
+    assert!(e.contains("`fc.bias` has shape [9], expected [10]"), "{e}");
+
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let e = load_err(&with(&t, "layer3.0.conv2.weight", |r| r.3[40..44].copy_from_slice(&bad.to_le_bytes())));
+        assert!(e.contains("`layer3.0.conv2.weight` contains NaN or infinite values (first at element 10"), "{e}");
+    }
+
+    let e = load_err(&with(&t, "bn1.running_var", |r| r.3[..4].copy_from_slice(&(-1.0f32).to_le_bytes())));
+    assert!(e.contains("negative variance"), "{e}");
+
+    let other = serialize(&[f32s("encoder.weight", &[2, 2], vec![1.0; 4])]);
+    assert!(load_err(&other).contains("not ResNet weights"));
+}
+
+#[test]
+fn input_smaller_than_the_network_allows_is_refused() {
+    let w = Weights::from_safetensors(&serialize(&tiny_torchvision())).unwrap();
+    for (h, wd) in [(31, 64), (64, 16), (0, 0)] {
+        let e = w.model.block_shapes(h, wd).unwrap_err().to_string();
+        assert!(e.contains("smaller than the network allows"), "{e}");
+    }
+}
+
+#[test]
+fn fast_and_inspect_agree_and_images_run() {
+    let cx = ctx();
+    let _ = cx; // make sure a GPU is there before building engines on our own device
+    let w = Weights::from_safetensors(&serialize(&tiny_torchvision())).unwrap();
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let (h, wd) = (45, 38);
+    let input = Rng::new(9).vec(3 * h * wd);
+    let mut outs = Vec::new();
+    for mode in [Mode::Fast, Mode::Inspect] {
+        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, mode, h, wd)).unwrap();
+        e.run_tensor(&input).unwrap();
+        let out = pollster::block_on(e.output()).unwrap();
+        let sum: f32 = out.probs.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        let names: Vec<String> = e.blocks().iter().map(|b| b.name.clone()).collect();
+        let blocks: Vec<Vec<f32>> = names.iter().map(|n| pollster::block_on(e.read(n)).unwrap().1).collect();
+        outs.push((out, blocks));
+        // A wrongly sized input is an error, not a crash.
+        assert!(e.run_tensor(&input[1..]).unwrap_err().to_string().contains("values"));
+        // Re-planning for another size keeps working.
+        pollster::block_on(e.set_input_size(64, 64)).unwrap();
+        let rgba: Vec<u8> = (0..80 * 50 * 4).map(|i| (i * 7 % 251) as u8).collect();
+        e.run_rgba(&rgba, 80, 50, &Preprocess::imagenet(64, 64)).unwrap();
+        let o = pollster::block_on(e.output()).unwrap();
+        assert!(o.logits.iter().all(|v| v.is_finite()));
+    }
+    let (fast, inspect) = (&outs[0], &outs[1]);
+    common::assert_close("logits", &fast.0.logits, &inspect.0.logits, 1e-4, 1e-5);
+    for (a, b) in fast.1.iter().zip(&inspect.1) {
+        common::assert_close("block", a, b, 1e-4, 1e-5);
+    }
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_resnet")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn cli_reports_bad_input_on_stderr_without_panicking() {
+    let dir = std::env::temp_dir().join(format!("resnet-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = serialize(&tiny_torchvision());
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.safetensors", vec![], "empty"),
+        ("truncated.safetensors", good[..good.len() - 100].to_vec(), "not a valid safetensors file"),
+        ("huge.safetensors", huge, "claims"),
+    ];
+    let npy = dir.join("x.npy");
+    std::fs::write(&npy, npy_bytes("(1, 3, 40, 40)", &[0.5; 3 * 40 * 40])).unwrap();
+    for (name, data, want) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        let (ok, err) = cli(&["classify", "--weights", p.to_str().unwrap(), "--tensor", npy.to_str().unwrap()]);
+        assert!(!ok && err.contains(want) && !err.contains("panicked"), "{name}: {err}");
+    }
+    let w = dir.join("good.safetensors");
+    std::fs::write(&w, &good).unwrap();
+    let (ok, err) = cli(&["classify", "--weights", w.to_str().unwrap(), "--tensor", npy.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let w = w.to_str().unwrap();
+    let run = |args: &[&str]| cli(&[&["classify", "--weights", w][..], args].concat());
+    // Input too small, as a tensor and as an image's crop size.
+    std::fs::write(dir.join("small.npy"), npy_bytes("(1, 3, 20, 20)", &[0.5; 3 * 20 * 20])).unwrap();
+    let (ok, err) = run(&["--tensor", dir.join("small.npy").to_str().unwrap()]);
+    assert!(!ok && err.contains("smaller than the network allows"), "{err}");
+    let png = dir.join("img.png");
+    image::RgbaImage::from_fn(50, 40, |x, y| image::Rgba([x as u8 * 5, y as u8 * 6, 128, 255])).save(&png).unwrap();
+    let (ok, err) = run(&["--size", "20", png.to_str().unwrap()]);
+    assert!(!ok && err.contains("smaller than the network allows"), "{err}");
+    let (ok, err) = run(&["--size", "48", png.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // Not an image; a missing file.
+    std::fs::write(dir.join("fake.png"), b"\x89PNG\r\n").unwrap();
+    let (ok, err) = run(&[dir.join("fake.png").to_str().unwrap()]);
+    assert!(!ok && err.contains("cannot decode image") && !err.contains("panicked"), "{err}");
+    let (ok, err) = run(&[dir.join("missing.png").to_str().unwrap()]);
+    assert!(!ok && err.contains("missing.png"), "{err}");
+    // .npy headers: a wrong shape, and one that claims more data than the file has.
+    std::fs::write(dir.join("batch.npy"), npy_bytes("(9, 3, 40, 40)", &[0.5; 3 * 40 * 40])).unwrap();
+    let (ok, err) = run(&["--tensor", dir.join("batch.npy").to_str().unwrap()]);
+    assert!(!ok && err.contains("expected a 1×3×H×W tensor"), "{err}");
+    std::fs::write(dir.join("big.npy"), npy_bytes("(1, 3, 99999, 99999)", &[0.5; 16])).unwrap();
+    let (ok, err) = run(&["--tensor", dir.join("big.npy").to_str().unwrap()]);
+    assert!(!ok && err.contains("more data than the file holds"), "{err}");
+    let (ok, err) = cli(&["dump", "--weights", w, "--size", "16", "--out", dir.join("d").to_str().unwrap(), "--tensor", npy.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A float32 `.npy` written by hand: magic, version, padded header, data.
+fn npy_bytes(shape: &str, data: &[f32]) -> Vec<u8> {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let pad = 63 - (10 + header.len()) % 64;
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&((header.len() + pad + 1) as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(b' ', pad));
+    bytes.push(b'\n');
+    bytes.extend_from_slice(bytemuck::cast_slice(data));
+    bytes
+}
