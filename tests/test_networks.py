@@ -473,3 +473,64 @@ def test_minimum_size_accepted(mode, fixtures, resnet_bin):
            adapter=objs[0].get("adapter"), problems=problems)
     if problems:
         pytest.fail(f"{MIN_CASE.id} --mode {mode}: " + "; ".join(problems), pytrace=False)
+
+
+# ---------------------------------------------------------------------------
+# images: GPU preprocessing against PIL (torchvision's eval transform)
+# ---------------------------------------------------------------------------
+
+def _synthetic_photo(path, w, h):
+    """A smooth, photo-like RGB image with edges (deterministic)."""
+    from PIL import Image, ImageDraw
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 127 + 100 * np.sin(x / 23.0) * np.cos(y / 31.0)
+    g = 255 * (x + y) / (w + h)
+    b = 127 + 120 * np.sin((x - y) / 17.0)
+    img = Image.fromarray(np.stack([r, g, b], -1).clip(0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    d.ellipse((w * 0.3, h * 0.2, w * 0.7, h * 0.8), fill=(240, 200, 30))
+    d.rectangle((w * 0.05, h * 0.6, w * 0.25, h * 0.95), fill=(20, 40, 200))
+    img.save(path)
+    return img
+
+
+def _torchvision_eval(img, crop_h, crop_w, resize):
+    """torchvision's Resize(resize) + CenterCrop + ToTensor + Normalize on a PIL image."""
+    from PIL import Image
+    w, h = img.size
+    if w <= h:
+        nw, nh = resize, int(resize * h / w)
+    else:
+        nw, nh = int(resize * w / h), resize
+    r = img.resize((nw, nh), Image.BILINEAR)
+    top, left = int(round((nh - crop_h) / 2.0)), int(round((nw - crop_w) / 2.0))
+    a = np.asarray(r.crop((left, top, left + crop_w, top + crop_h)), np.float64) / 255.0
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    return ((a - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [(451, 300, 224, 224), (300, 451, 97, 131)], ids=["451x300-224", "300x451-97x131"])
+def test_image_preprocessing_matches_pil(size, fixtures, resnet_bin, tmp_path):
+    w, h, crop_h, crop_w = size
+    fx = fixtures.get(next(c for c in CASES if c.id == "tv-resnet18-224"))
+    img = _synthetic_photo(tmp_path / "photo.png", w, h)
+    out = tmp_path / "dump"
+    run_ok([resnet_bin, "dump", "--weights", fx["weights"], "--height", crop_h, "--width", crop_w,
+            "--out", out, "--all", tmp_path / "photo.png"])
+    ours = np.load(out / "input.npy")
+    resize = -(-max(crop_h, crop_w) * 256 // 224)
+    ref = _torchvision_eval(img, crop_h, crop_w, resize)
+    assert ours.shape == ref.shape
+    # PIL rounds to uint8 after each of its two separable passes; we keep floats:
+    # allow one uint8 level before normalising, and a small mean error.
+    err = np.abs(ours - ref).max()
+    assert err <= 1.01 / 255 / 0.224, f"max |Δ| {err}"
+    assert np.abs(ours - ref).mean() < 0.005, np.abs(ours - ref).mean()
+    # classify on the image equals classify on the tensor it was turned into.
+    p_img = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--json", "--height", crop_h,
+                    "--width", crop_w, tmp_path / "photo.png"])
+    np.save(tmp_path / "ours.npy", ours)
+    p_t = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--json", "--tensor", tmp_path / "ours.npy"])
+    a, b = _parse_json_lines(p_img.stdout)[0], _parse_json_lines(p_t.stdout)[0]
+    assert [t["index"] for t in a["top5"]] == [t["index"] for t in b["top5"]]
+    np.testing.assert_allclose(a["logits"], b["logits"], rtol=0, atol=1e-4)

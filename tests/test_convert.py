@@ -1,0 +1,67 @@
+"""tools/convert_weights.py: Keras .h5 files (Keras 2 and Keras 3 layouts) →
+the .safetensors the engine reads, tensor for tensor."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+REPO = Path(__file__).resolve().parent.parent
+TOOL = REPO / "tools" / "convert_weights.py"
+
+
+def _keras_like():
+    rng = np.random.default_rng(3)
+    return {
+        "conv1.kernel": rng.standard_normal((7, 7, 3, 8)).astype(np.float32),
+        "conv1.bias": rng.standard_normal(8).astype(np.float32),
+        "bn_conv1.gamma": rng.standard_normal(8).astype(np.float32),
+        "bn_conv1.beta": rng.standard_normal(8).astype(np.float32),
+        "bn_conv1.moving_mean": rng.standard_normal(8).astype(np.float32),
+        "bn_conv1.moving_variance": rng.random(8).astype(np.float32),
+        "fc6.kernel": rng.standard_normal((8, 6)).astype(np.float32),
+        "fc6.bias": rng.standard_normal(6).astype(np.float32),
+    }
+
+
+def _convert(src, dst, *extra):
+    subprocess.run([sys.executable, TOOL, src, dst, *extra], check=True, capture_output=True)
+    return load_file(str(dst))
+
+
+def test_keras2_h5(tmp_path):
+    t = _keras_like()
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        for k, v in t.items():
+            layer, var = k.split(".")
+            f.create_dataset(f"model_weights/{layer}/{layer}/{var}:0", data=v)
+    out = _convert(tmp_path / "m.h5", tmp_path / "m.safetensors")
+    assert set(out) == set(t)
+    for k in t:
+        np.testing.assert_array_equal(out[k], t[k])
+
+
+def test_keras3_weights_h5_and_f16(tmp_path):
+    t = _keras_like()
+    layers = {}
+    for k, v in t.items():
+        layers.setdefault(k.split(".")[0], []).append(v)
+    with h5py.File(tmp_path / "m.weights.h5", "w") as f:
+        for layer, vs in layers.items():
+            for i, v in enumerate(vs):
+                f.create_dataset(f"layers/{layer}/vars/{i}", data=v)
+    out = _convert(tmp_path / "m.weights.h5", tmp_path / "m.safetensors", "--dtype", "f16")
+    assert set(out) == set(t)
+    for k in t:
+        assert out[k].dtype == np.float16
+        np.testing.assert_allclose(out[k], t[k], rtol=1e-3, atol=1e-3)
+
+
+def test_unknown_extension_is_refused(tmp_path):
+    save_file({"a": np.zeros(2, np.float32)}, str(tmp_path / "a.safetensors"))
+    p = subprocess.run([sys.executable, TOOL, tmp_path / "a.safetensors", tmp_path / "b.safetensors"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "expected a .h5" in p.stderr
