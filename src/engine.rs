@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::gpu::{map_read, Gpu};
+use crate::gpu::{map_bytes, map_read, Gpu};
 use crate::kernels::{pack_batchnorm, pack_conv_weights, storage_buffer, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
@@ -71,7 +71,19 @@ struct Frame {
     plan: Plan,
     slots: Vec<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
-    /// Logits then probabilities, copied here at the end of every frame.
+    /// Identity blocks only: relu(input) → output, recorded instead of the
+    /// block's ops when the block is switched off (the main path skipped).
+    bypass: Vec<Option<Dispatch>>,
+    /// Per-frame statistics: each block's channel means and, for residual
+    /// blocks, ‖F(x)‖² and ‖shortcut‖².
+    stats: Vec<Dispatch>,
+    means: Vec<Option<wgpu::Buffer>>,
+    norms: wgpu::Buffer,
+    /// Consecutive blocks of one stage, each run as one timed compute pass.
+    stages: Vec<(String, std::ops::Range<usize>)>,
+    timer: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+    layout: StagingLayout,
+    /// Logits, probabilities, stats and timestamps, copied here every frame.
     staging: wgpu::Buffer,
     /// RGBA8 source pixels and the preprocessing dispatch, made on first use
     /// and remade only when a larger image arrives.
@@ -93,6 +105,33 @@ pub struct Output {
     pub probs: Vec<f32>,
 }
 
+/// What one frame measured besides its output, per block of
+/// [`Engine::blocks`] (the head has no entries).
+#[derive(Debug, Clone, Default)]
+pub struct FrameStats {
+    /// Mean of each channel of the block's output.
+    pub channel_means: Vec<Vec<f32>>,
+    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut. In fast
+    /// mode F(x) is not materialised and `y − x` stands in for it (the same
+    /// but where the final ReLU clipped).
+    pub norms: Vec<Option<(f32, f32)>>,
+    /// GPU time per stage (`stem`, `stage1`…, `head`) in milliseconds, where
+    /// the adapter has timestamp queries.
+    pub stage_ms: Option<Vec<(String, f64)>>,
+}
+
+/// Byte offsets in the per-frame staging buffer.
+#[derive(Debug, Clone, Default)]
+struct StagingLayout {
+    classes: usize,
+    /// Per block: (offset in f32s, channels).
+    means: Vec<Option<(usize, usize)>>,
+    norms_at: usize,
+    blocks: usize,
+    floats: usize,
+    timestamps: usize,
+}
+
 impl Output {
     /// The `k` most probable classes, highest first: (index, probability).
     pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
@@ -109,6 +148,10 @@ pub struct Engine {
     mode: Mode,
     params: GpuParams,
     frame: Frame,
+    /// Dense weights on the CPU, for class activation maps.
+    dense_weight: Vec<f32>,
+    disabled: std::collections::HashSet<String>,
+    stats: FrameStats,
 }
 
 impl Engine {
@@ -121,7 +164,8 @@ impl Engine {
         let params = GpuParams::upload(&gpu.device, weights, mode);
         let frame = Frame::new(&gpu, &kernels, &params, &weights.model, plan)?;
         check_scopes(oom, scope).await?;
-        Ok(Engine { gpu, kernels, model: weights.model.clone(), mode, params, frame })
+        let dense_weight = weights.dense.weight.clone();
+        Ok(Engine { gpu, kernels, model: weights.model.clone(), mode, params, frame, dense_weight, disabled: Default::default(), stats: Default::default() })
     }
 
     /// Re-plans for another input size, keeping the uploaded weights.
@@ -209,30 +253,147 @@ impl Engine {
 
     fn submit(&self, with_preprocess: bool) {
         let f = &self.frame;
+        let blocks = &f.plan.blocks;
         let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("resnet"), timestamp_writes: None });
-            if with_preprocess {
+        for (si, (name, range)) in f.stages.iter().enumerate() {
+            let timestamp_writes = f.timer.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(2 * si as u32),
+                end_of_pass_write_index: Some(2 * si as u32 + 1),
+            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
+            if si == 0 && with_preprocess {
                 if let Some(img) = &f.image {
                     img.dispatch.record(&mut pass);
                 }
             }
-            for d in &f.dispatches {
-                d.record(&mut pass);
+            for bi in range.clone() {
+                match &f.bypass[bi] {
+                    Some(bypass) if self.disabled.contains(&blocks[bi].name) => bypass.record(&mut pass),
+                    _ => f.dispatches[blocks[bi].ops.clone()].iter().for_each(|d| d.record(&mut pass)),
+                }
             }
         }
-        let n = (self.model.classes() * 4) as u64;
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stats"), timestamp_writes: None });
+            f.stats.iter().for_each(|d| d.record(&mut pass));
+        }
+        let l = &f.layout;
+        let n = (l.classes * 4) as u64;
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.logits]], 0, &f.staging, 0, n);
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.probs]], 0, &f.staging, n, n);
+        for (buf, at) in f.means.iter().zip(&l.means) {
+            if let (Some(buf), Some((at, c))) = (buf, at) {
+                enc.copy_buffer_to_buffer(buf, 0, &f.staging, (*at * 4) as u64, (*c * 4) as u64);
+            }
+        }
+        enc.copy_buffer_to_buffer(&f.norms, 0, &f.staging, (l.norms_at * 4) as u64, (l.blocks * 8) as u64);
+        if let Some((set, resolve)) = &f.timer {
+            let count = 2 * f.stages.len() as u32;
+            enc.resolve_query_set(set, 0..count, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, &f.staging, (l.floats * 4) as u64, (count * 8) as u64);
+        }
         self.gpu.queue.submit([enc.finish()]);
     }
 
-    /// Logits and probabilities of the last frame.
-    pub async fn output(&self) -> Result<Output> {
-        let n = self.model.classes();
-        let mut v = map_read(&self.gpu, &self.frame.staging, (2 * n * 4) as u64).await?;
-        let probs = v.split_off(n);
-        Ok(Output { logits: v, probs })
+    /// Logits and probabilities of the last frame; also updates [`Engine::stats`].
+    pub async fn output(&mut self) -> Result<Output> {
+        let l = self.frame.layout.clone();
+        let bytes = map_bytes(&self.gpu, &self.frame.staging, (l.floats * 4 + l.timestamps * 8) as u64).await?;
+        let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[..l.floats * 4]);
+        let n = l.classes;
+        let channel_means = l.means.iter().map(|m| m.map_or(Vec::new(), |(at, c)| floats[at..at + c].to_vec())).collect();
+        let norms = self
+            .frame
+            .plan
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let (m, s) = (floats[l.norms_at + 2 * i], floats[l.norms_at + 2 * i + 1]);
+                b.shortcut.map(|_| (m.max(0.0).sqrt(), s.max(0.0).sqrt()))
+            })
+            .collect();
+        let stage_ms = (l.timestamps > 0).then(|| {
+            let ticks: Vec<u64> = bytes[l.floats * 4..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+            let period = self.gpu.queue.get_timestamp_period() as f64;
+            self.frame
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6))
+                .collect()
+        });
+        self.stats = FrameStats { channel_means, norms, stage_ms };
+        Ok(Output { logits: floats[..n].to_vec(), probs: floats[n..2 * n].to_vec() })
+    }
+
+    /// Statistics of the last frame read by [`Engine::output`].
+    pub fn stats(&self) -> &FrameStats {
+        &self.stats
+    }
+
+    /// Switches an identity block's main path off (its output becomes its
+    /// input) or back on. Convolutional blocks change the shape and cannot be skipped.
+    pub fn set_block_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
+        let b = self.frame.plan.blocks.iter().find(|b| b.name == name).ok_or_else(|| Error::new(format!("no block named `{name}`")))?;
+        if b.kind != "identity" {
+            bail!("only identity blocks can be skipped; `{name}` is a {} block", b.kind);
+        }
+        if enabled {
+            self.disabled.remove(name);
+        } else {
+            self.disabled.insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    pub fn block_enabled(&self, name: &str) -> bool {
+        !self.disabled.contains(name)
+    }
+
+    /// Reads only some channels of a kept tensor: `len(channels)×H×W` values.
+    pub async fn read_channels(&mut self, name: &str, channels: &[usize]) -> Result<(Shape, Vec<f32>)> {
+        let f = &mut self.frame;
+        let id = f.plan.tensor(name).filter(|&t| f.plan.tensors[t].keep).ok_or_else(|| Error::new(format!("no kept tensor named `{name}`")))?;
+        let s = f.plan.tensors[id].shape;
+        if let Some(c) = channels.iter().find(|&&c| c >= s.c) {
+            bail!("`{name}` has {} channels; channel {c} does not exist", s.c);
+        }
+        if channels.is_empty() {
+            return Ok((Shape::new(0, s.h, s.w), Vec::new()));
+        }
+        let plane = s.h * s.w;
+        let len = channels.len() * plane;
+        let device = &self.gpu.device;
+        let staging = f.read_staging.entry(len).or_insert_with(|| read_buffer(device, len));
+        let src = &f.slots[f.plan.slot_of[id]];
+        let mut enc = device.create_command_encoder(&Default::default());
+        for (k, &c) in channels.iter().enumerate() {
+            enc.copy_buffer_to_buffer(src, (c * plane * 4) as u64, staging, (k * plane * 4) as u64, (plane * 4) as u64);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        let data = map_read(&self.gpu, staging, (len * 4) as u64).await?;
+        Ok((Shape::new(channels.len(), s.h, s.w), data))
+    }
+
+    /// Class activation map of class `class` for the last frame: the last
+    /// block's features weighted by that class's dense weights, `(h, w, map)`.
+    pub async fn class_activation_map(&mut self, class: usize) -> Result<(usize, usize, Vec<f32>)> {
+        if class >= self.model.classes() {
+            bail!("class {class} does not exist (the network has {})", self.model.classes());
+        }
+        let last = self.frame.plan.blocks.iter().rev().find(|b| b.kind != "head").map(|b| b.name.clone()).unwrap_or_default();
+        let (s, feat) = self.read(&last).await?;
+        let w = &self.dense_weight[class * s.c..(class + 1) * s.c];
+        let plane = s.h * s.w;
+        let mut cam = vec![0.0f32; plane];
+        for (c, wc) in w.iter().enumerate() {
+            for (m, v) in cam.iter_mut().zip(&feat[c * plane..(c + 1) * plane]) {
+                *m += wc * v;
+            }
+        }
+        Ok((s.h, s.w, cam))
     }
 
     /// Reads one tensor of the last frame by name: a block (`layer1.0`,
@@ -250,17 +411,19 @@ impl Engine {
         }
         let len = t.shape.len();
         let device = &self.gpu.device;
-        let staging = f.read_staging.entry(len).or_insert_with(|| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("read staging"),
-                size: (len * 4) as u64,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        });
+        let staging = f.read_staging.entry(len).or_insert_with(|| read_buffer(device, len));
         let data = self.gpu.read_f32(&f.slots[f.plan.slot_of[id]], 0, staging, len).await?;
         Ok((t.shape, data))
     }
+}
+
+fn read_buffer(device: &wgpu::Device, len: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read staging"),
+        size: (len.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 async fn check_scopes(oom: wgpu::ErrorScopeGuard, validation: wgpu::ErrorScopeGuard) -> Result<()> {
@@ -353,12 +516,78 @@ impl Frame {
             };
             dispatches.push(d);
         }
+        // Skipping an identity block: relu(0 + x) = x, recorded in its place.
+        let bypass = plan
+            .blocks
+            .iter()
+            .map(|b| match (b.kind, b.input) {
+                ("identity", Some(x)) => Some(k.relu(device, &format!("skip {}", b.name), shape(x).len(), buf(x), buf(b.tensor))),
+                _ => None,
+            })
+            .collect();
+
+        // Statistics: channel means (the average-pool kernel) and residual norms.
+        let nb = plan.blocks.len();
+        let norms = storage_buffer(device, "norms", &vec![0.0; 2 * nb]);
+        let mut stats = Vec::new();
+        let mut means = Vec::new();
+        let mut layout = StagingLayout { classes: model.classes(), blocks: nb, ..Default::default() };
+        let mut at = 2 * model.classes();
+        for (i, b) in plan.blocks.iter().enumerate() {
+            if b.kind == "head" {
+                means.push(None);
+                layout.means.push(None);
+                continue;
+            }
+            let s = shape(b.tensor);
+            let m = storage_buffer(device, &format!("{} means", b.name), &vec![0.0; s.c]);
+            stats.push(k.global_avg_pool(device, "means", s.c, s.h * s.w, buf(b.tensor), &m));
+            means.push(Some(m));
+            layout.means.push(Some((at, s.c)));
+            at += s.c;
+            if let Some(sc) = b.shortcut {
+                let len = s.len();
+                match b.main {
+                    Some(main) => stats.push(k.sum_squares(device, "|F(x)|", len, buf(main), None, &norms, 2 * i)),
+                    None => stats.push(k.sum_squares(device, "|y-x|", len, buf(b.tensor), Some(buf(sc)), &norms, 2 * i)),
+                }
+                stats.push(k.sum_squares(device, "|x|", len, buf(sc), None, &norms, 2 * i + 1));
+            }
+        }
+        layout.norms_at = at;
+        layout.floats = at + 2 * nb;
+
+        // One compute pass per stage, timed where the adapter allows.
+        let mut stages: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        for (i, b) in plan.blocks.iter().enumerate() {
+            let name = match b.kind {
+                "stem" => "stem".to_string(),
+                "head" => "head".to_string(),
+                _ => format!("stage{}", b.stage),
+            };
+            match stages.last_mut() {
+                Some((n, r)) if *n == name => r.end = i + 1,
+                _ => stages.push((name, i..i + 1)),
+            }
+        }
+        let timer = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            let count = 2 * stages.len() as u32;
+            let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("stage timer"), ty: wgpu::QueryType::Timestamp, count });
+            let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: count as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, resolve)
+        });
+        layout.timestamps = if timer.is_some() { 2 * stages.len() } else { 0 };
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("logits staging"),
-            size: (model.classes() * 8) as u64,
+            label: Some("frame staging"),
+            size: (layout.floats * 4 + layout.timestamps * 8) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Frame { plan, slots, dispatches, staging, image: None, read_staging: HashMap::new() })
+        Ok(Frame { plan, slots, dispatches, bypass, stats, means, norms, stages, timer, layout, staging, image: None, read_staging: HashMap::new() })
     }
 }

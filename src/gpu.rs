@@ -87,6 +87,12 @@ impl Gpu {
 
 /// Maps `staging` for reading and returns its first `size` bytes as f32.
 pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<f32>> {
+    let bytes = map_bytes(gpu, staging, size).await?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes))
+}
+
+/// Maps `staging` for reading and returns a copy of its first `size` bytes.
+pub async fn map_bytes(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
     let (tx, rx) = futures_channel::oneshot::channel();
     staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
         let _ = tx.send(r);
@@ -106,7 +112,7 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Ve
         let view = staging
             .get_mapped_range(0..size)
             .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        view.to_vec()
     };
     staging.unmap();
     Ok(out)

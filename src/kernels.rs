@@ -21,6 +21,7 @@ pub struct Kernels {
     dense: wgpu::ComputePipeline,
     softmax: wgpu::ComputePipeline,
     preprocess: wgpu::ComputePipeline,
+    sum_squares: wgpu::ComputePipeline,
     /// Bound where a kernel's optional input (bias, residual) is absent.
     dummy: wgpu::Buffer,
 }
@@ -36,6 +37,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("dense.wgsl", include_str!("../shaders/dense.wgsl")),
     ("softmax.wgsl", include_str!("../shaders/softmax.wgsl")),
     ("preprocess.wgsl", include_str!("../shaders/preprocess.wgsl")),
+    ("sum_squares.wgsl", include_str!("../shaders/sum_squares.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -222,6 +224,7 @@ impl Kernels {
             dense: make("dense.wgsl"),
             softmax: make("softmax.wgsl"),
             preprocess: make("preprocess.wgsl"),
+            sum_squares: make("sum_squares.wgsl"),
             dummy: storage_buffer(device, "dummy", &[0.0; 4]),
         }
     }
@@ -343,5 +346,12 @@ impl Kernels {
     pub fn preprocess(&self, device: &wgpu::Device, label: &str, p: PreprocessParams, src: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
         let n = (p.out_w * p.out_h) as usize;
         self.bind(device, label, &self.preprocess, &[src, output], bytemuck::bytes_of(&p), grid_for(n))
+    }
+
+    /// `out[out_index] = Σ (a - b)²` (or `Σ a²` without `b`) over `len` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sum_squares(&self, device: &wgpu::Device, label: &str, len: usize, a: &wgpu::Buffer, b: Option<&wgpu::Buffer>, out: &wgpu::Buffer, out_index: usize) -> Dispatch {
+        let p = [len as u32, b.is_some() as u32, out_index as u32, 0];
+        self.bind(device, label, &self.sum_squares, &[a, b.unwrap_or(&self.dummy), out], bytemuck::cast_slice(&p), [1, 1, 1])
     }
 }

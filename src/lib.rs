@@ -12,6 +12,7 @@
 //! * [`gpu`] and [`engine`]: the device, and a plan instantiated on it;
 //! * [`preprocess`]: torchvision's eval transform geometry.
 
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod gpu;
@@ -21,7 +22,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod weights;
 
-pub use engine::{Engine, Output};
+pub use engine::{Engine, FrameStats, Output};
 pub use error::{Error, Result};
 pub use gpu::Gpu;
 pub use model::{Model, Shape};

@@ -110,7 +110,16 @@ pub struct BlockInfo {
     pub stage: usize,
     /// `stem`, `convolutional`, `identity` or `head`.
     pub kind: &'static str,
+    /// The block's output.
     pub tensor: TensorId,
+    /// Its input (the previous block's output); `None` for the stem.
+    pub input: Option<TensorId>,
+    /// The ops that compute it: `plan.ops[ops]`.
+    pub ops: std::ops::Range<usize>,
+    /// Residual blocks: the main path's output F(x) (inspect mode only; fast
+    /// mode fuses it into the block output) and the shortcut.
+    pub main: Option<TensorId>,
+    pub shortcut: Option<TensorId>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +190,8 @@ impl Builder {
             Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name))?,
             None => x,
         };
+        // Kept: the per-frame residual statistics read it after the block.
+        self.keep(shortcut);
         self.names.insert(format!("{}.shortcut", b.name), shortcut);
         let mut y = x;
         let last = b.main.len() - 1;
@@ -215,24 +226,40 @@ impl Plan {
         let mut x = b.tensor("stem", pooled);
         b.ops.push(Op::MaxPool { pool: model.stem.pool.clone(), input: s, output: x });
         b.keep(x);
-        blocks.push(BlockInfo { name: "stem".into(), stage: 0, kind: "stem", tensor: x });
+        let stem_ops = 0..b.ops.len();
+        blocks.push(BlockInfo { name: "stem".into(), stage: 0, kind: "stem", tensor: x, input: None, ops: stem_ops, main: None, shortcut: None });
 
         for blk in &model.blocks {
+            let (input, first) = (x, b.ops.len());
             x = b.block(blk, x)?;
-            blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, kind: blk.kind.as_str(), tensor: x });
+            let main = b.names.get(&format!("{}.main", blk.name)).copied();
+            let shortcut = b.names.get(&format!("{}.shortcut", blk.name)).copied();
+            blocks.push(BlockInfo {
+                name: blk.name.clone(),
+                stage: blk.stage,
+                kind: blk.kind.as_str(),
+                tensor: x,
+                input: Some(input),
+                ops: first..b.ops.len(),
+                main,
+                shortcut,
+            });
         }
+        let head_first = b.ops.len();
 
         let c = b.tensors[x].shape.c;
         let pool = b.tensor("pool", Shape::new(c, 1, 1));
         b.ops.push(Op::GlobalAvgPool { input: x, output: pool });
         b.keep(pool);
-        blocks.push(BlockInfo { name: "pool".into(), stage: model.blocks.last().map_or(0, |b| b.stage) + 1, kind: "head", tensor: pool });
+        let head_stage = model.blocks.last().map_or(0, |b| b.stage) + 1;
         let logits = b.tensor("logits", Shape::new(model.head.classes, 1, 1));
         b.ops.push(Op::Dense { input: pool, output: logits });
         b.keep(logits);
         let probs = b.tensor("probs", Shape::new(model.head.classes, 1, 1));
         b.ops.push(Op::Softmax { input: logits, output: probs });
         b.keep(probs);
+        let head_ops = head_first..b.ops.len();
+        blocks.push(BlockInfo { name: "pool".into(), stage: head_stage, kind: "head", tensor: pool, input: Some(x), ops: head_ops, main: None, shortcut: None });
 
         let (slot_of, slot_len) = assign_slots(&b.tensors, &b.ops);
         Ok(Plan { mode, tensors: b.tensors, ops: b.ops, input, logits, probs, blocks, names: b.names, slot_of, slot_len })

@@ -10,51 +10,21 @@ use std::rc::Rc;
 use common::{ctx, Rng};
 use resnet::model::BlockKind;
 use resnet::{Engine, Gpu, Mode, Preprocess, Weights};
-use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-/// A tensor to serialise: name, dtype, shape, bytes.
-type Raw = (String, Dtype, Vec<usize>, Vec<u8>);
+type Raw = resnet::demo::RawTensor;
 
 fn f32s(name: &str, shape: &[usize], data: Vec<f32>) -> Raw {
     (name.to_string(), Dtype::F32, shape.to_vec(), bytemuck::cast_slice(&data).to_vec())
 }
 
-fn conv_bn(out: &mut Vec<Raw>, rng: &mut Rng, conv: &str, bn: &str, o: usize, i: usize, k: usize) {
-    let fan = (i * k * k) as f32;
-    out.push(f32s(&format!("{conv}.weight"), &[o, i, k, k], rng.vec(o * i * k * k).iter().map(|v| v * (3.0 / fan).sqrt()).collect()));
-    out.push(f32s(&format!("{bn}.weight"), &[o], rng.vec(o).iter().map(|v| 1.0 + 0.3 * v).collect()));
-    out.push(f32s(&format!("{bn}.bias"), &[o], rng.vec(o).iter().map(|v| 0.1 * v).collect()));
-    out.push(f32s(&format!("{bn}.running_mean"), &[o], rng.vec(o).iter().map(|v| 0.1 * v).collect()));
-    out.push(f32s(&format!("{bn}.running_var"), &[o], rng.vec(o).iter().map(|v| 1.0 + 0.5 * v.abs()).collect()));
-    out.push((format!("{bn}.num_batches_tracked"), Dtype::I64, vec![], 7i64.to_le_bytes().to_vec()));
-}
-
 /// A small torchvision-named ResNet with basic blocks: widths 8, 8, 16, 16, 24, 10 classes.
 fn tiny_torchvision() -> Vec<Raw> {
-    let mut rng = Rng::new(42);
-    let mut t = Vec::new();
-    conv_bn(&mut t, &mut rng, "conv1", "bn1", 8, 3, 7);
-    let mut c = 8;
-    for (stage, (width, blocks)) in [(8, 2), (16, 2), (16, 1), (24, 1)].into_iter().enumerate() {
-        for b in 0..blocks {
-            let p = format!("layer{}.{b}", stage + 1);
-            conv_bn(&mut t, &mut rng, &format!("{p}.conv1"), &format!("{p}.bn1"), width, c, 3);
-            conv_bn(&mut t, &mut rng, &format!("{p}.conv2"), &format!("{p}.bn2"), width, width, 3);
-            if b == 0 && (stage > 0 || c != width) {
-                conv_bn(&mut t, &mut rng, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), width, c, 1);
-            }
-            c = width;
-        }
-    }
-    t.push(f32s("fc.weight", &[10, c], rng.vec(10 * c)));
-    t.push(f32s("fc.bias", &[10], rng.vec(10)));
-    t
+    resnet::demo::tensors(&resnet::demo::DemoSpec { seed: 42, stem: 8, stages: vec![(8, 2), (16, 2), (16, 1), (24, 1)], classes: 10 })
 }
 
 fn serialize(tensors: &[Raw]) -> Vec<u8> {
-    let views: Vec<(String, TensorView)> = tensors.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    safetensors::tensor::serialize(views, None).unwrap()
+    resnet::demo::serialize(tensors)
 }
 
 fn load_err(bytes: &[u8]) -> String {

@@ -1,0 +1,113 @@
+//! Engine features the page relies on: per-frame statistics (channel means,
+//! ‖F(x)‖ against ‖x‖), skipping identity blocks, partial reads, class
+//! activation maps and per-stage GPU timings, checked against CPU math on
+//! tensors read back in full.
+
+mod common;
+
+use std::rc::Rc;
+
+use common::{assert_close, Rng};
+use resnet::demo::{weights, DemoSpec};
+use resnet::{Engine, Gpu, Mode, Weights};
+
+fn engine(mode: Mode, h: usize, w: usize) -> Engine {
+    let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
+    let w8 = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    pollster::block_on(Engine::new(gpu, &w8, mode, h, w)).unwrap()
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt() as f32
+}
+
+#[test]
+fn stats_match_the_tensors_they_summarise() {
+    for mode in [Mode::Inspect, Mode::Fast] {
+        let mut e = engine(mode, 41, 53);
+        e.run_tensor(&Rng::new(1).vec(3 * 41 * 53)).unwrap();
+        pollster::block_on(e.output()).unwrap();
+        let stats = e.stats().clone();
+        let blocks = e.blocks().to_vec();
+        assert_eq!(stats.channel_means.len(), blocks.len());
+        for (i, b) in blocks.iter().enumerate() {
+            if b.kind == "head" {
+                continue;
+            }
+            let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
+            let plane = s.h * s.w;
+            let means: Vec<f32> = (0..s.c).map(|c| data[c * plane..(c + 1) * plane].iter().sum::<f32>() / plane as f32).collect();
+            assert_close(&format!("{} means", b.name), &stats.channel_means[i], &means, 1e-4, 1e-6);
+            if let Some((fx, x)) = stats.norms[i] {
+                let sc = pollster::block_on(e.read(&format!("{}.shortcut", b.name))).unwrap().1;
+                assert_close("‖x‖", &[x], &[norm(&sc)], 1e-4, 0.0);
+                let main: Vec<f32> = if mode == Mode::Inspect {
+                    pollster::block_on(e.read(&format!("{}.main", b.name))).unwrap().1
+                } else {
+                    data.iter().zip(&sc).map(|(y, x)| y - x).collect()
+                };
+                assert_close("‖F(x)‖", &[fx], &[norm(&main)], 1e-4, 0.0);
+            }
+        }
+        assert_eq!(stats.norms.iter().filter(|n| n.is_some()).count(), 8);
+    }
+}
+
+#[test]
+fn a_skipped_identity_block_passes_its_input_through() {
+    for mode in [Mode::Fast, Mode::Inspect] {
+        let mut e = engine(mode, 64, 64);
+        let x = Rng::new(2).vec(3 * 64 * 64);
+        e.run_tensor(&x).unwrap();
+        let before = pollster::block_on(e.output()).unwrap();
+        assert!(e.set_block_enabled("layer2.0", false).unwrap_err().to_string().contains("convolutional"));
+        assert!(e.set_block_enabled("nope", false).is_err());
+        e.set_block_enabled("layer3.1", false).unwrap();
+        e.run_tensor(&x).unwrap();
+        let after = pollster::block_on(e.output()).unwrap();
+        let input = pollster::block_on(e.read("layer3.0")).unwrap().1;
+        let output = pollster::block_on(e.read("layer3.1")).unwrap().1;
+        assert_eq!(input, output, "{mode:?}");
+        let diff = before.logits.iter().zip(&after.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(diff > 1e-3, "skipping a block changed nothing ({diff})");
+        e.set_block_enabled("layer3.1", true).unwrap();
+        e.run_tensor(&x).unwrap();
+        let again = pollster::block_on(e.output()).unwrap();
+        assert_eq!(before.logits, again.logits);
+    }
+}
+
+#[test]
+fn partial_reads_cams_and_stage_timings() {
+    let mut e = engine(Mode::Fast, 96, 80);
+    e.run_tensor(&Rng::new(3).vec(3 * 96 * 80)).unwrap();
+    let out = pollster::block_on(e.output()).unwrap();
+    let (s, full) = pollster::block_on(e.read("layer1.1")).unwrap();
+    let (s2, part) = pollster::block_on(e.read_channels("layer1.1", &[5, 0, 7])).unwrap();
+    let plane = s.h * s.w;
+    assert_eq!((s2.c, s2.h, s2.w), (3, s.h, s.w));
+    assert_eq!(&part[..plane], &full[5 * plane..6 * plane]);
+    assert_eq!(&part[2 * plane..], &full[7 * plane..8 * plane]);
+    assert!(pollster::block_on(e.read_channels("layer1.1", &[8])).is_err());
+
+    let top = out.top(1)[0].0;
+    let (h, w, cam) = pollster::block_on(e.class_activation_map(top)).unwrap();
+    let (fs, feat) = pollster::block_on(e.read("layer4.1")).unwrap();
+    assert_eq!((h, w), (fs.h, fs.w));
+    // The CAM's mean is the class logit minus its bias (the dense layer is linear).
+    let mean = cam.iter().sum::<f32>() / cam.len() as f32;
+    assert_eq!(feat.len(), fs.c * h * w);
+    let bias_free = out.logits[top] - bias_of(top);
+    assert!((mean - bias_free).abs() < 1e-3 * bias_free.abs().max(1.0), "{mean} vs {bias_free}");
+
+    let stages = e.stats().stage_ms.clone().expect("lavapipe has timestamp queries");
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["stem", "stage1", "stage2", "stage3", "stage4", "head"]);
+    assert!(stages.iter().all(|(_, ms)| *ms >= 0.0) && stages.iter().map(|s| s.1).sum::<f64>() > 0.0);
+}
+
+fn bias_of(class: usize) -> f32 {
+    let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
+    Weights::from_safetensors(&weights(&spec)).unwrap().dense.bias[class]
+}
