@@ -52,6 +52,12 @@ impl Gpu {
             .await
             .map_err(|e| Error::new(format!("could not open the GPU device: {e}")))?;
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut v) = lost.lock() {
+                v.push(format!("the GPU device was lost ({reason:?}: {message})"));
+            }
+        });
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {

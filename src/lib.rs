@@ -29,3 +29,6 @@ pub use model::{Model, Shape};
 pub use plan::{Mode, Plan};
 pub use preprocess::Preprocess;
 pub use weights::Weights;
+
+#[cfg(target_arch = "wasm32")]
+pub mod bindings;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine that has
 # Rust (rustup) and Python 3: Mesa's software Vulkan driver for the native
-# GPU tests, the wasm32 target, and a Python virtual environment with the
-# reference (ONNX Runtime) packages. Safe to run again.
+# GPU tests, Chromium for the browser tests, the wasm32 target, a Python
+# virtual environment with the reference (ONNX Runtime) packages, and the npm
+# dev tools. `tools/build_wasm.sh` adds wasm-bindgen-cli at the crate's
+# version. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=()
 dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
 dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
+# Browser tests: Debian's Chromium driven by npm playwright-core (never `playwright install`).
+dpkg -s chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -27,5 +31,10 @@ fi
 if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, safetensors, pytest, h5py" 2>/dev/null; then
   echo "setup: pip install -r tools/requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+fi
+# npm: playwright-core, vite (e2e tests), binaryen (wasm-opt).
+if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --silent
 fi
 echo "setup: done"

@@ -1,0 +1,103 @@
+// Types for resnet-wgpu: ResNet inference on WGSL compute shaders in the browser.
+
+/** Anything `classify` accepts. */
+export type Frame = HTMLVideoElement | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData | VideoFrame;
+
+/** `.safetensors` weights: a URL, bytes, or a file. */
+export type WeightsSource = string | URL | ArrayBuffer | Uint8Array | Blob | Promise<ArrayBuffer | Uint8Array | Blob>;
+
+export interface LoadOptions {
+  /** Download / read progress. `totalBytes` is 0 when the server sends no length. */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** `fast` (default): batchnorm folded, ReLU and residual add fused. `inspect`: every intermediate kept. */
+  mode?: 'fast' | 'inspect';
+  /** Class names, one per class. */
+  labels?: string[];
+  /** Network input (centre crop) size: 224 (default) or [height, width], at least 32. */
+  inputSize?: number | [number, number];
+  /** Cache API cache for URL sources (default 'resnet-weights'); false disables caching. */
+  cache?: string | false;
+}
+
+export interface ModelInfo {
+  description: string;
+  classes: number;
+  inputSize: [number, number];
+  mode: 'fast' | 'inspect';
+  adapter: string;
+  timestampQuery: boolean;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  probability: number;
+}
+
+export interface Classification {
+  top: Prediction[];
+  /** All logits, before softmax. */
+  logits: Float32Array;
+  /** Wall time of this call in milliseconds. */
+  ms: number;
+}
+
+export interface BlockInfo {
+  /** As in the weights: `stem`, `layer1.0` … or `res2a` …, and `pool` for the head. */
+  name: string;
+  stage: number;
+  kind: 'stem' | 'convolutional' | 'identity' | 'head';
+  shape: [number, number, number];
+}
+
+export interface Activation {
+  shape: [number, number, number];
+  data: Float32Array;
+}
+
+export interface Residual {
+  name: string;
+  /** ‖F(x)‖: the main path's output (in fast mode ‖y − x‖). */
+  main: number;
+  /** ‖x‖: the shortcut. */
+  shortcut: number;
+  ratio: number;
+}
+
+export interface Timings {
+  source: 'gpu' | 'wall';
+  stages: { name: string; ms: number }[];
+  totalMs: number;
+}
+
+export interface ClassActivationMap {
+  width: number;
+  height: number;
+  data: Float32Array;
+}
+
+export declare class ResNet {
+  static load(source: WeightsSource, options?: LoadOptions): Promise<ResNet>;
+  readonly info: ModelInfo;
+  classify(frame: Frame, options?: { topk?: number }): Promise<Classification>;
+  /** A raw 3×H×W NCHW tensor at the planned size, no preprocessing. */
+  classifyTensor(data: Float32Array, options?: { topk?: number }): Promise<Classification>;
+  blocks(): BlockInfo[];
+  /** Output of a block for the last classified frame; `channels` limits what is read back. */
+  activation(name: string, options?: { channels?: number[] }): Promise<Activation>;
+  channelMeans(name: string): Float32Array;
+  residuals(): Residual[];
+  /** Identity blocks only: disabled, the main path is skipped and the input passes through. */
+  setBlockEnabled(name: string, enabled: boolean): void;
+  blockEnabled(name: string): boolean;
+  timings(): Timings;
+  classActivationMap(index: number): Promise<ClassActivationMap>;
+  setInputSize(inputSize: number | [number, number]): Promise<void>;
+  dispose(): void;
+}
+
+/** Seeded, untrained demo weights (ResNet-18 layout at quarter width, 1000 classes). */
+export declare function demoWeights(): Uint8Array;
+
+/** Whether this browser can run the engine, and if not, why. */
+export declare function webgpuSupport(): Promise<{ ok: boolean; message: string }>;

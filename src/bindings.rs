@@ -1,0 +1,189 @@
+//! The browser bindings (wasm-bindgen). `js/index.js` wraps them into the
+//! public `ResNet` class: it turns frames into RGBA pixels, downloads and
+//! caches weights, serialises calls and adds class names.
+//!
+//! Every fallible call returns a JS `Error` with the engine's message. The
+//! engine sits in a `RefCell`: async methods hold the borrow across their
+//! awaits, and a second call arriving meanwhile gets a "busy" error instead
+//! of a panic (the JS wrapper queues calls, so it never happens there).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::demo::{self, DemoSpec};
+use crate::{Engine, Gpu, Mode, Weights};
+
+fn err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn busy() -> JsError {
+    JsError::new("the model is busy with another call (await each call before the next)")
+}
+
+fn obj(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+fn shape_array(c: usize, h: usize, w: usize) -> JsValue {
+    Array::of3(&(c as u32).into(), &(h as u32).into(), &(w as u32).into()).into()
+}
+
+/// Seeded, untrained demo weights (ResNet-18 layout at a quarter of its
+/// width, 1000 classes) as `.safetensors` bytes.
+#[wasm_bindgen(js_name = demoWeights)]
+pub fn demo_weights() -> Vec<u8> {
+    demo::weights(&DemoSpec::default())
+}
+
+#[wasm_bindgen]
+pub struct WasmResNet {
+    engine: RefCell<Engine>,
+}
+
+#[wasm_bindgen]
+impl WasmResNet {
+    /// Parses `.safetensors` bytes, opens the GPU and plans for `height`×`width`.
+    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32) -> Result<WasmResNet, JsError> {
+        console_error_panic_hook::set_once();
+        let mode = Mode::parse(&mode).ok_or_else(|| err(format!("unknown mode `{mode}`: use 'fast' or 'inspect'")))?;
+        let weights = Weights::from_safetensors(&bytes).map_err(err)?;
+        drop(bytes);
+        let gpu = Rc::new(Gpu::new().await.map_err(err)?);
+        let engine = Engine::new(gpu, &weights, mode, height as usize, width as usize).await.map_err(err)?;
+        Ok(WasmResNet { engine: RefCell::new(engine) })
+    }
+
+    /// `{ description, classes, inputSize: [h, w], mode, adapter, timestampQuery, unused }`.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        let (h, w) = e.input_size();
+        Ok(obj(&[
+            ("description", e.model().description.clone().into()),
+            ("classes", (e.model().classes() as u32).into()),
+            ("inputSize", Array::of2(&(h as u32).into(), &(w as u32).into()).into()),
+            ("mode", e.mode().as_str().into()),
+            ("adapter", e.gpu().adapter_name().into()),
+            ("timestampQuery", e.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY).into()),
+        ]))
+    }
+
+    /// Queues one frame: RGBA8 pixels, preprocessed on the GPU. Read the
+    /// result with `output()`.
+    pub fn submit_rgba(&self, pixels: &[u8], width: u32, height: u32) -> Result<(), JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        let (h, w) = e.input_size();
+        e.run_rgba(pixels, width as usize, height as usize, &crate::Preprocess::imagenet(h, w)).map_err(err)
+    }
+
+    /// Queues one raw `3×H×W` NCHW tensor at the planned size.
+    pub fn submit_tensor(&self, data: &[f32]) -> Result<(), JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        e.run_tensor(data).map_err(err)
+    }
+
+    /// `{ logits: Float32Array, probs: Float32Array }` of the last frame.
+    pub async fn output(&self) -> Result<JsValue, JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        let out = e.output().await.map_err(err)?;
+        Ok(obj(&[
+            ("logits", Float32Array::from(&out.logits[..]).into()),
+            ("probs", Float32Array::from(&out.probs[..]).into()),
+        ]))
+    }
+
+    /// Re-plans for another input size (weights stay on the GPU).
+    pub async fn set_input_size(&self, height: u32, width: u32) -> Result<(), JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        e.set_input_size(height as usize, width as usize).await.map_err(err)
+    }
+
+    /// `[{ name, stage, kind, shape: [C, H, W] }]`: stem, residual blocks, head.
+    pub fn blocks(&self) -> Result<Array, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        let plan = e.plan();
+        Ok(plan
+            .blocks
+            .iter()
+            .map(|b| {
+                let s = plan.tensors[b.tensor].shape;
+                obj(&[
+                    ("name", b.name.clone().into()),
+                    ("stage", (b.stage as u32).into()),
+                    ("kind", b.kind.into()),
+                    ("shape", shape_array(s.c, s.h, s.w)),
+                ])
+            })
+            .collect())
+    }
+
+    /// `{ shape, data }` of a block (or, in inspect mode, any intermediate)
+    /// of the last frame; with `channels`, only those channels are read back.
+    pub async fn activation(&self, name: String, channels: Option<Vec<u32>>) -> Result<JsValue, JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        let (s, data) = match channels {
+            Some(ch) => {
+                let ch: Vec<usize> = ch.into_iter().map(|c| c as usize).collect();
+                e.read_channels(&name, &ch).await.map_err(err)?
+            }
+            None => e.read(&name).await.map_err(err)?,
+        };
+        Ok(obj(&[("shape", shape_array(s.c, s.h, s.w)), ("data", Float32Array::from(&data[..]).into())]))
+    }
+
+    /// Per-channel means of a block's output in the last frame.
+    pub fn channel_means(&self, name: &str) -> Result<Float32Array, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        let i = e.blocks().iter().position(|b| b.name == name).ok_or_else(|| err(format!("no block named `{name}`")))?;
+        let m = e.stats().channel_means.get(i).ok_or_else(|| err("no frame has been classified yet"))?;
+        Ok(Float32Array::from(&m[..]))
+    }
+
+    /// `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and their ratio per residual block.
+    pub fn residuals(&self) -> Result<Array, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        Ok(e.blocks()
+            .iter()
+            .zip(&e.stats().norms)
+            .filter_map(|(b, n)| n.map(|(m, s)| (b, m, s)))
+            .map(|(b, m, s)| {
+                let ratio = if s > 0.0 { m / s } else { 0.0 };
+                obj(&[("name", b.name.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into())])
+            })
+            .collect())
+    }
+
+    pub fn set_block_enabled(&self, name: &str, enabled: bool) -> Result<(), JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        e.set_block_enabled(name, enabled).map_err(err)
+    }
+
+    pub fn block_enabled(&self, name: &str) -> Result<bool, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        Ok(e.block_enabled(name))
+    }
+
+    /// `[{ name, ms }]` GPU time per stage of the last frame, or `null`
+    /// where the adapter has no timestamp queries.
+    pub fn stage_times(&self) -> Result<JsValue, JsError> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        Ok(match &e.stats().stage_ms {
+            Some(st) => st.iter().map(|(n, ms)| obj(&[("name", n.clone().into()), ("ms", (*ms).into())])).collect::<Array>().into(),
+            None => JsValue::NULL,
+        })
+    }
+
+    /// `{ width, height, data }`: the class activation map of class `index`.
+    pub async fn class_activation_map(&self, index: u32) -> Result<JsValue, JsError> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        let (h, w, cam) = e.class_activation_map(index as usize).await.map_err(err)?;
+        Ok(obj(&[("width", (w as u32).into()), ("height", (h as u32).into()), ("data", Float32Array::from(&cam[..]).into())]))
+    }
+}
