@@ -3,8 +3,8 @@
 // One invocation computes one output pixel for a group of 4 output channels:
 // each input value is loaded once and multiplied into 4 accumulators, and
 // neighbouring invocations share the same weights (a broadcast load).
-// The weights are repacked at load time to [co/4][ci][ky][kx] x vec4, zero
-// padded when the output channel count is not a multiple of 4.
+// Weights are OIHW, the layout the implicit-GEMM kernel reads too, so the
+// planner can pick either kernel per layer and input size.
 //
 // Epilogue (flags): + bias[co], + residual[o], then ReLU. Inspect mode uses
 // none of it (bias only when the source conv has one); fast mode folds
@@ -22,7 +22,7 @@ const HAS_RESIDUAL: u32 = 2u;
 const RELU: u32 = 4u;
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
@@ -51,15 +51,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let kx0 = u32(max(-ix0, 0));
     let kx1 = u32(clamp(i32(p.in_w) - ix0, 0, i32(p.k_w)));
 
+    // Rows of the 4 output channels; past the last channel, repeat it (discarded).
+    let per_co = p.in_c * kk;
+    let last = p.out_c - 1u;
+    let w0 = min(g * 4u, last) * per_co;
+    let w1 = min(g * 4u + 1u, last) * per_co;
+    let w2 = min(g * 4u + 2u, last) * per_co;
+    let w3 = min(g * 4u + 3u, last) * per_co;
+
     var acc = vec4<f32>(0.0);
     for (var ci = 0u; ci < p.in_c; ci++) {
-        let wbase = (g * p.in_c + ci) * kk;
         let ibase = ci * plane;
         for (var ky = ky0; ky < ky1; ky++) {
             let row = ibase + u32(iy0 + i32(ky)) * p.in_w;
             for (var kx = kx0; kx < kx1; kx++) {
                 let x = input[row + u32(ix0 + i32(kx))];
-                acc += x * weight[wbase + ky * p.k_w + kx];
+                let k = ci * kk + ky * p.k_w + kx;
+                acc += x * vec4<f32>(weight[w0 + k], weight[w1 + k], weight[w2 + k], weight[w3 + k]);
             }
         }
     }

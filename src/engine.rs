@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::gpu::{map_bytes, map_read, Gpu};
-use crate::kernels::{pack_batchnorm, pack_conv_weights, storage_buffer, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::kernels::{pack_batchnorm, storage_buffer, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
 use crate::preprocess::Preprocess;
@@ -52,8 +52,7 @@ impl GpuParams {
                     (p.weight.clone(), p.bias.clone())
                 }
             };
-            let packed = pack_conv_weights(&weight, o, i, kh, kw);
-            let wb = storage_buffer(device, &c.name, &packed);
+            let wb = storage_buffer(device, &c.name, &weight);
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
             convs.insert(c.name.clone(), (wb, bb));
         }
@@ -417,6 +416,14 @@ impl Engine {
     }
 }
 
+/// Which conv kernel a fast-mode layer gets: the tiled implicit GEMM where
+/// its 64×64 tiles are mostly full (64+ output channels and 64+ output
+/// pixels); small layers waste most of a tile and run faster on the direct
+/// kernel on the software GPUs here. Inspect mode keeps the direct kernel.
+fn use_gemm(c: &crate::model::ConvSpec, pixels: usize) -> bool {
+    c.out_channels >= 64 && pixels >= 64 && c.in_channels * c.kernel.0 * c.kernel.1 >= 16
+}
+
 fn read_buffer(device: &wgpu::Device, len: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read staging"),
@@ -463,7 +470,7 @@ impl Frame {
         for op in &plan.ops {
             let label = op.label(&plan.tensors);
             let d = match op {
-                Op::Conv { conv, input, output, residual, relu, .. } => {
+                Op::Conv { conv, input, output, residual, relu, folded } => {
                     let c = &conv.conv;
                     let (i, o) = (shape(*input), shape(*output));
                     let p = ConvParams {
@@ -483,7 +490,11 @@ impl Frame {
                         _pad: [0; 3],
                     };
                     let (w, b) = &params.convs[&c.name];
-                    k.conv2d(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                    if *folded && use_gemm(c, o.h * o.w) {
+                        k.conv2d_gemm(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                    } else {
+                        k.conv2d(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                    }
                 }
                 Op::BatchNorm { conv, input, output } => {
                     let s = shape(*input);

@@ -13,6 +13,7 @@ const WG: u32 = 64;
 
 pub struct Kernels {
     conv2d: wgpu::ComputePipeline,
+    conv2d_gemm: wgpu::ComputePipeline,
     batchnorm: wgpu::ComputePipeline,
     add_relu: wgpu::ComputePipeline,
     relu: wgpu::ComputePipeline,
@@ -29,6 +30,7 @@ pub struct Kernels {
 /// Every kernel's WGSL source, by file name (the tests validate them all).
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../shaders/conv2d.wgsl")),
+    ("conv2d_gemm.wgsl", include_str!("../shaders/conv2d_gemm.wgsl")),
     ("batchnorm.wgsl", include_str!("../shaders/batchnorm.wgsl")),
     ("add_relu.wgsl", include_str!("../shaders/add_relu.wgsl")),
     ("relu.wgsl", include_str!("../shaders/relu.wgsl")),
@@ -165,23 +167,6 @@ pub struct PreprocessParams {
     pub inv_std: [f32; 4],
 }
 
-/// OIHW conv kernel → `[O/4][I][kh][kw] × 4`, the order `conv2d.wgsl` reads,
-/// with zeros for the missing output channels when O is not a multiple of 4.
-pub fn pack_conv_weights(oihw: &[f32], o: usize, i: usize, kh: usize, kw: usize) -> Vec<f32> {
-    let kk = kh * kw;
-    let groups = o.div_ceil(4);
-    let mut out = vec![0.0; groups * i * kk * 4];
-    for co in 0..o {
-        let (g, j) = (co / 4, co % 4);
-        for ci in 0..i {
-            for k in 0..kk {
-                out[((g * i + ci) * kk + k) * 4 + j] = oihw[(co * i + ci) * kk + k];
-            }
-        }
-    }
-    out
-}
-
 /// Batchnorm parameters → one (gamma, beta, mean, var) vec4 per channel.
 pub fn pack_batchnorm(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) -> Vec<f32> {
     (0..gamma.len()).flat_map(|c| [gamma[c], beta[c], mean[c], var[c]]).collect()
@@ -216,6 +201,7 @@ impl Kernels {
         };
         Kernels {
             conv2d: make("conv2d.wgsl"),
+            conv2d_gemm: make("conv2d_gemm.wgsl"),
             batchnorm: make("batchnorm.wgsl"),
             add_relu: make("add_relu.wgsl"),
             relu: make("relu.wgsl"),
@@ -257,7 +243,7 @@ impl Kernels {
         Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, params: uniform, workgroups }
     }
 
-    /// `output = epilogue(conv(input, weight))`; `weight` packed by [`pack_conv_weights`].
+    /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` OIHW.
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d(
         &self,
@@ -271,16 +257,41 @@ impl Kernels {
         output: &wgpu::Buffer,
     ) -> Dispatch {
         p.co_groups = p.out_c.div_ceil(4);
-        p.flags &= ConvParams::RELU;
-        if bias.is_some() {
-            p.flags |= ConvParams::HAS_BIAS;
-        }
-        if residual.is_some() {
-            p.flags |= ConvParams::HAS_RESIDUAL;
-        }
+        p.flags = Self::epilogue_flags(p.flags, bias.is_some(), residual.is_some());
         let n = (p.out_h * p.out_w * p.co_groups) as usize;
         let bufs = [input, weight, bias.unwrap_or(&self.dummy), residual.unwrap_or(&self.dummy), output];
         self.bind(device, label, &self.conv2d, &bufs, bytemuck::bytes_of(&p), grid_for(n))
+    }
+
+    /// The tiled implicit-GEMM convolution; `weight` in plain OIHW.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_gemm(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        mut p: ConvParams,
+        input: &wgpu::Buffer,
+        weight: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        residual: Option<&wgpu::Buffer>,
+        output: &wgpu::Buffer,
+    ) -> Dispatch {
+        p.flags = Self::epilogue_flags(p.flags, bias.is_some(), residual.is_some());
+        let n = p.out_h * p.out_w;
+        let wg = [n.div_ceil(64), p.out_c.div_ceil(64), 1];
+        let bufs = [input, weight, bias.unwrap_or(&self.dummy), residual.unwrap_or(&self.dummy), output];
+        self.bind(device, label, &self.conv2d_gemm, &bufs, bytemuck::bytes_of(&p), wg)
+    }
+
+    fn epilogue_flags(flags: u32, bias: bool, residual: bool) -> u32 {
+        let mut f = flags & ConvParams::RELU;
+        if bias {
+            f |= ConvParams::HAS_BIAS;
+        }
+        if residual {
+            f |= ConvParams::HAS_RESIDUAL;
+        }
+        f
     }
 
     /// `bn` packed by [`pack_batchnorm`].

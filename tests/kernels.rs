@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{pack_batchnorm, pack_conv_weights, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{pack_batchnorm, ConvParams, PoolParams, SHADERS};
 use resnet::Preprocess;
 
 #[test]
@@ -75,8 +75,9 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         // 1×1, stride 1 and stride 2 on odd maps.
         ConvCase { cin: 5, h: 8, w: 7, cout: 3, k: 1, stride: 1, pad: 0, bias: false, residual: false, relu: false },
         ConvCase { cin: 4, h: 11, w: 7, cout: 9, k: 1, stride: 2, pad: 0, bias: true, residual: false, relu: true },
-        // Everything at once, and wide channel counts.
+        // Everything at once, and wide channel counts (several 64×64 tiles, partial ones at the edges).
         ConvCase { cin: 67, h: 6, w: 5, cout: 130, k: 3, stride: 1, pad: 1, bias: true, residual: true, relu: true },
+        ConvCase { cin: 33, h: 19, w: 21, cout: 70, k: 3, stride: 2, pad: 1, bias: true, residual: false, relu: true },
         // A 1×1 map with a 3×3 window: only the centre tap is inside.
         ConvCase { cin: 2, h: 1, w: 1, cout: 4, k: 3, stride: 1, pad: 1, bias: false, residual: false, relu: false },
         // 5×5 without padding (valid).
@@ -93,7 +94,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         let want = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), c.residual.then_some(&res[..]), c, oh, ow);
 
         let xb = cx.upload(&x);
-        let wb = cx.upload(&pack_conv_weights(&wt, c.cout, c.cin, c.k, c.k));
+        let wb = cx.upload(&wt);
         let bb = cx.upload(&bias);
         let rb = cx.upload(&res);
         let ob = cx.zeros(want.len());
@@ -116,6 +117,11 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         let d = cx.k.conv2d(&cx.gpu.device, "conv", p, &xb, &wb, c.bias.then_some(&bb), c.residual.then_some(&rb), &ob);
         cx.run(&[&d]);
         assert_close(&format!("conv case {n}"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
+        // The tiled implicit-GEMM kernel of fast mode, on the same case.
+        let og = cx.zeros(want.len());
+        let d = cx.k.conv2d_gemm(&cx.gpu.device, "conv gemm", p, &xb, &wb, c.bias.then_some(&bb), c.residual.then_some(&rb), &og);
+        cx.run(&[&d]);
+        assert_close(&format!("conv gemm case {n}"), &cx.read(&og, want.len()), &want, 1e-5, 1e-5);
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: set-up, the Rust tests (kernels against CPU references,
-# weight loading and bad input, the CLI), a wasm32 build of the library, and
-# the whole networks against ONNX Runtime.
+# weight loading and bad input, the engine, the CLI), the whole networks
+# against ONNX Runtime, then the browser package and the page end to end in
+# Chromium (plus the npm tarball in a fresh Vite app and in a Worker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -12,8 +13,12 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 echo "== cargo test --release"
 cargo test --release
 
-echo "== wasm32 build of the library"
-cargo build --release --target wasm32-unknown-unknown --lib --no-default-features
-
 echo "== whole networks against ONNX Runtime"
 RESNET_BIN="$PWD/target/release/resnet" .venv/bin/python -m pytest -q tests "$@"
+
+echo "== browser package (wasm32 + wasm-bindgen + wasm-opt)"
+bash tools/build_wasm.sh
+bash tools/fetch_samples.sh
+
+echo "== end-to-end tests in Chromium (WebGPU on SwiftShader)"
+node --test --test-concurrency=1 tests/e2e/
