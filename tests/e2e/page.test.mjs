@@ -1,0 +1,375 @@
+// End-to-end tests of the page (www/) in headless Chromium with WebGPU
+// (SwiftShader: slow, so the demo weights at a small input size).
+//
+//   node --test tests/e2e/            (or: npm run test:e2e)
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+  ROOT,
+  launch,
+  missingPrerequisite,
+  recordConsole,
+  settled,
+  startServer,
+  tmpDir,
+  waitSettled,
+  writeY4m,
+} from './helpers.mjs';
+
+const SIZE = 96; // network input for the tests: SwiftShader runs ~0.5 GFLOP/s
+const PAGE = `/www/?model=demo&size=${SIZE}`;
+const T = { timeout: 240000 };
+const skip = missingPrerequisite();
+const samplesMissing = !fs.existsSync(path.join(ROOT, 'www/samples/coffee.png'));
+
+describe('the page', { skip: skip ?? (samplesMissing ? 'www/samples/ missing: run tools/fetch_samples.sh' : false) }, () => {
+  let server;
+  let browser; // with a fake webcam playing a .y4m clip
+  let work;
+
+  before(async () => {
+    work = tmpDir();
+    server = await startServer();
+    browser = await launch({ camera: writeY4m(path.join(work, 'webcam.y4m')) });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  /** A fresh page with the demo model loaded. */
+  async function openPage(b = browser, url = PAGE) {
+    const context = await b.newContext({ viewport: { width: 1300, height: 900 } });
+    const page = await context.newPage();
+    const log = recordConsole(page);
+    await page.goto(server.url + url);
+    await page
+      .waitForFunction(() => window.__resnet?.loads >= 1 || document.querySelector('#error')?.textContent, null, { timeout: 120000 })
+      .catch(() => {});
+    const err = await page.textContent('#error');
+    assert.equal(err, '', `the page shows an error: ${err}\n${log.join('\n')}`);
+    assert.ok(await page.evaluate(() => window.__resnet.loads >= 1), `the demo model did not load\n${log.join('\n')}`);
+    return { page, context, log };
+  }
+
+  async function classifySample(page, name) {
+    const before = await settled(page);
+    await page.click(`.sample[data-src$="/${name}"]`);
+    await waitSettled(page, before);
+  }
+
+  it('loads the demo model and classifies a sample image', T, async () => {
+    const { page, context, log } = await openPage();
+    try {
+      assert.match(await page.textContent('#model-info'), /ResNet-18 .*1000 classes.*96×96/);
+      assert.equal(await page.isVisible('#untrained-note'), true, 'the demo weights must be labelled as untrained');
+      await classifySample(page, 'chelsea.png');
+      const items = await page.$$eval('#top5 li', (lis) => lis.map((li) => ({ index: li.dataset.index, text: li.textContent })));
+      assert.equal(items.length, 5, JSON.stringify(items));
+      for (const it of items) {
+        assert.match(it.index, /^\d+$/);
+        assert.match(it.text, /\d+(\.\d+)?%/);
+      }
+      const labels = fs.readFileSync(path.join(ROOT, 'data/imagenet_classes.txt'), 'utf8').split('\n');
+      assert.ok(items[0].text.includes(labels[Number(items[0].index)]), `top-1 shows its ImageNet name: ${items[0].text}`);
+      const r = await page.evaluate(() => ({
+        frames: window.__resnet.frames,
+        top: window.__resnet.lastResult.top.map((t) => t.index),
+        logits: window.__resnet.lastResult.logits.length,
+      }));
+      assert.equal(r.frames, 1);
+      assert.deepEqual(r.top.map(String), items.map((i) => i.index));
+      assert.equal(r.logits, 1000);
+      assert.ok((await page.$$('#stage-times .st-row')).length >= 2, 'time per stage is shown');
+      assert.equal(await page.textContent('#error'), '', log.join('\n'));
+      assert.equal(await page.isVisible('#spinner'), false, 'no spinner left running');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('gives the native CLI’s top-5 for the same weights and image', T, async (t) => {
+    const cli = path.join(ROOT, 'target/release/resnet');
+    if (!fs.existsSync(cli)) return t.skip('target/release/resnet is not built (cargo build --release)');
+    const { page, context } = await openPage();
+    try {
+      // The same weights as a file: demoWeights() from the page's own module.
+      const b64 = await page.evaluate(async () => {
+        const { demoWeights } = await import('/js/index.js');
+        const bytes = demoWeights();
+        let s = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        return btoa(s);
+      });
+      const weights = path.join(work, 'demo.safetensors');
+      fs.writeFileSync(weights, Buffer.from(b64, 'base64'));
+      // coffee.png: no colour profile, so the browser decodes exactly the bytes the CLI reads.
+      await classifySample(page, 'coffee.png');
+      const web = await page.evaluate(() => window.__resnet.lastResult.top.map((t) => ({ index: t.index, probability: t.probability })));
+      const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || tmpDir('xdg-') };
+      const { stdout } = await promisify(execFile)(
+        cli,
+        ['classify', '--weights', weights, '--json', '--size', String(SIZE), path.join(ROOT, 'www/samples/coffee.png')],
+        { env, timeout: 120000 },
+      );
+      const native = JSON.parse(stdout.trim().split('\n').pop()).top5;
+      const msg = `browser ${JSON.stringify(web)}\nnative  ${JSON.stringify(native)}`;
+      assert.deepEqual(web.map((x) => x.index), native.map((x) => x.index), msg);
+      for (let i = 0; i < 5; i++) assert.ok(Math.abs(web[i].probability - native[i].probability) < 2e-3, msg);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('draws non-blank feature maps in every block panel', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      await classifySample(page, 'astronaut.png');
+      const blocks = await page.evaluate(() => window.__resnet.model.blocks().map((b) => b.name));
+      const stats = await page.$$eval('#blocks .block-panel', (panels) =>
+        panels.map((p) => {
+          const canvases = [...p.querySelectorAll('canvas')];
+          let n = 0;
+          let sum = 0;
+          let sum2 = 0;
+          for (const c of canvases) {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 0; i < d.length; i += 4) {
+              const v = d[i] + d[i + 1] + d[i + 2] + d[i + 3];
+              n++;
+              sum += v;
+              sum2 += v * v;
+            }
+          }
+          const mean = sum / Math.max(1, n);
+          return { block: p.dataset.block, canvases: canvases.length, variance: sum2 / Math.max(1, n) - mean * mean };
+        }),
+      );
+      assert.deepEqual(stats.map((s) => s.block), blocks, 'one panel per block, in order');
+      for (const s of stats) {
+        assert.ok(s.canvases >= 1, `${s.block} has a canvas`);
+        assert.ok(s.variance > 0, `${s.block} draws something: ${JSON.stringify(s)}`);
+      }
+      // Identity panels have a skip switch, residual panels a ratio.
+      const kinds = await page.evaluate(() => window.__resnet.model.blocks().map((b) => [b.name, b.kind]));
+      for (const [name, kind] of kinds) {
+        const toggle = await page.$(`.block-panel input.skip-toggle[data-block="${name}"]`);
+        assert.equal(!!toggle, kind === 'identity', `${name} (${kind}) skip toggle`);
+        if (kind === 'identity' || kind === 'convolutional') {
+          assert.match(await page.textContent(`.ratio[data-block="${name}"]`), /\d\.\d{3}/, `${name} ratio`);
+        }
+      }
+      // Clicking a feature map lays it over the frame.
+      await page.click('.block-panel[data-block="layer1.0"] canvas', { position: { x: 5, y: 5 } });
+      assert.match(await page.textContent('#overlay-text'), /layer1\.0 · channel \d+/);
+      // The class activation map of the top class.
+      await page.click('#overlay-close');
+      await page.check('#cam-toggle');
+      await page.waitForFunction(() => /Class activation map/.test(document.querySelector('#overlay-text').textContent), null, { timeout: 60000 });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('skipping an identity block changes the logits, and enabling it restores them', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      await classifySample(page, 'coffee.png');
+      const logits = () => page.evaluate(() => Array.from(window.__resnet.lastResult.logits));
+      const base = await logits();
+      const toggle = '.skip-toggle[data-block="layer2.1"]';
+      assert.equal(await page.isChecked(toggle), true);
+      let n = await settled(page);
+      await page.uncheck(toggle);
+      await waitSettled(page, n);
+      const skipped = await logits();
+      const diff = Math.max(...base.map((v, i) => Math.abs(v - skipped[i])));
+      assert.ok(diff > 1e-3, `the logits moved by only ${diff}`);
+      assert.equal(await page.evaluate(() => window.__resnet.model.blockEnabled('layer2.1')), false);
+      assert.match(await page.getAttribute('.block-panel[data-block="layer2.1"]', 'class'), /skipped/);
+      n = await settled(page);
+      await page.check(toggle);
+      await waitSettled(page, n);
+      const back = await logits();
+      const diff2 = Math.max(...base.map((v, i) => Math.abs(v - back[i])));
+      assert.ok(diff2 < 1e-4, `re-enabled, the logits differ by ${diff2}`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('classifies the webcam continuously, one frame in flight at a time', T, async () => {
+    const { page, context, log } = await openPage();
+    try {
+      // Count concurrent classify calls.
+      await page.evaluate(() => {
+        const m = window.__resnet.model;
+        const orig = m.classify.bind(m);
+        window.__inflight = { now: 0, max: 0 };
+        m.classify = async (...a) => {
+          const f = window.__inflight;
+          f.now++;
+          f.max = Math.max(f.max, f.now);
+          try {
+            return await orig(...a);
+          } finally {
+            f.now--;
+          }
+        };
+      });
+      await page.click('#camera-start');
+      await page.waitForFunction(() => window.__resnet.frames >= 2, null, { timeout: 120000 });
+      const first = await page.evaluate(() => window.__resnet.frames);
+      await page.waitForFunction((n) => window.__resnet.frames >= n + 3, first, { timeout: 120000 });
+      const r = await page.evaluate(() => ({
+        max: window.__inflight.max,
+        video: [document.querySelector('#video').videoWidth, document.querySelector('#video').videoHeight],
+        fps: document.querySelector('#fps').textContent,
+        top: document.querySelectorAll('#top5 li').length,
+        error: document.querySelector('#error').textContent,
+      }));
+      assert.deepEqual(r.video, [160, 120], 'the fake webcam plays the test clip');
+      assert.equal(r.max, 1, 'at most one classify in flight');
+      assert.match(r.fps, /^\d+(\.\d)?$/);
+      assert.equal(r.top, 5);
+      assert.equal(r.error, '', log.join('\n'));
+      // Live panels still get drawn (round-robin).
+      const drawn = await page.$$eval('.block-panel canvas', (cs) => cs.filter((c) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v)).length);
+      assert.ok(drawn >= 3, `${drawn} panels drawn while live`);
+      await page.click('#camera-stop');
+      assert.equal(await page.isEnabled('#camera-start'), true);
+      const stopped = await page.evaluate(() => window.__resnet.frames);
+      await page.waitForTimeout(1500);
+      assert.ok((await page.evaluate(() => window.__resnet.frames)) <= stopped + 1, 'stopping the webcam stops classifying');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('says so when there is no camera', T, async () => {
+    const plain = await launch(); // no fake-device flags: no camera, no auto-accepted prompt
+    try {
+      const { page } = await openPage(plain);
+      await page.click('#camera-start');
+      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 30000 });
+      assert.match(await page.textContent('#error'), /camera/i);
+      assert.equal(await page.isVisible('#error'), true);
+      assert.equal(await page.isEnabled('#camera-start'), true, 'the button is usable again');
+      assert.equal(await page.isVisible('#spinner'), false);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('says so when camera permission is denied', T, async () => {
+    // A camera, but no auto-accepted prompt: headless Chromium denies the permission.
+    const denying = await launch({ extraArgs: ['--use-fake-device-for-media-stream'] });
+    try {
+      const { page } = await openPage(denying);
+      await page.click('#camera-start');
+      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 30000 });
+      assert.match(await page.textContent('#error'), /denied/i);
+      assert.equal(await page.isEnabled('#camera-start'), true);
+      assert.equal(await page.isEnabled('#camera-stop'), false);
+    } finally {
+      await denying.close();
+    }
+  });
+
+  it('shows the engine’s message for a file that is not ResNet weights', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      const garbage = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256));
+      await page.selectOption('#model-select', 'file');
+      await page.setInputFiles('#weights-file', { name: 'garbage.safetensors', mimeType: 'application/octet-stream', buffer: garbage });
+      await page.click('#load-model'); // waits until the automatic load has re-enabled it
+      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 60000 });
+      await page.waitForSelector('#load-model:not([disabled])');
+      const err = await page.textContent('#error');
+      assert.match(err, /not/, err);
+      assert.match(err, /garbage\.safetensors/, err);
+      // A well-formed safetensors file that is not a ResNet: the missing tensor is named.
+      const header = Buffer.from(JSON.stringify({ 'encoder.weight': { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }).padEnd(64, ' '));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      await page.setInputFiles('#weights-file', { name: 'bert.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.concat([len, header, Buffer.alloc(8)]) });
+      await page.waitForFunction(() => /bert\.safetensors/.test(document.querySelector('#error').textContent), null, { timeout: 60000 });
+      await page.waitForSelector('#load-model:not([disabled])');
+      const err2 = await page.textContent('#error');
+      assert.match(err2, /not ResNet weights|conv1/i, err2);
+      assert.equal(await page.isVisible('#spinner'), false);
+      // The demo model is still there and still works.
+      await classifySample(page, 'chelsea.png');
+      assert.equal((await page.$$('#top5 li')).length, 5);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('offers the demo weights or a local file when the download fails', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      await context.route('https://huggingface.co/**', (route) => route.abort('internetdisconnected'));
+      await page.selectOption('#model-select', 'resnet18');
+      await page.click('#load-model');
+      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 60000 });
+      assert.match(await page.textContent('#error'), /ResNet-18/);
+      assert.equal(await page.isVisible('#error-actions'), true);
+      assert.equal(await page.isEnabled('#load-model'), true);
+      assert.equal(await page.isVisible('#progress'), false);
+      // The way out: the demo weights.
+      const loads = await page.evaluate(() => window.__resnet.loads);
+      await page.click('#error-use-demo');
+      await page.waitForFunction((n) => window.__resnet.loads > n, loads, { timeout: 120000 });
+      assert.equal(await page.textContent('#error'), '');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('explains a browser without WebGPU', T, async () => {
+    const context = await browser.newContext();
+    try {
+      await context.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+      });
+      const page = await context.newPage();
+      await page.goto(server.url + PAGE);
+      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 60000 });
+      const err = await page.textContent('#error');
+      assert.match(err, /WebGPU/);
+      assert.match(err, /Chrome/);
+      assert.equal(await page.isVisible('#spinner'), false);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('reloads the model when the GPU device is lost', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      await classifySample(page, 'coffee.png');
+      const loads = await page.evaluate(() => window.__resnet.loads);
+      await page.evaluate(() => {
+        const m = window.__resnet.model;
+        m.classify = () => Promise.reject(new Error('the GPU device was lost (simulated)'));
+      });
+      await page.click('.sample[data-src$="/chelsea.png"]');
+      await page.waitForFunction((n) => window.__resnet.loads > n, loads, { timeout: 120000 });
+      await page.waitForFunction(() => /lost/.test(document.querySelector('#status').textContent), null, { timeout: 10000 });
+      // Classifying works again on the new model.
+      const n = await settled(page);
+      await page.click('.sample[data-src$="/astronaut.png"]');
+      await waitSettled(page, n);
+      assert.equal((await page.$$('#top5 li')).length, 5);
+    } finally {
+      await context.close();
+    }
+  });
+});

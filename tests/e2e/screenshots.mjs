@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// Screenshots of the page for docs/: the demo model on a (fake) webcam.
+//
+//   node tests/e2e/screenshots.mjs [--size 224] [--out docs]
+//
+// The fake webcam plays a clip made from a sample photo (slow pan), so the
+// feature maps show something recognisable. Writes docs/page-webcam.png and
+// docs/activation-view.png.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, launch, missingPrerequisite, startServer, tmpDir } from './helpers.mjs';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const SIZE = Number(opt('size', '224'));
+const OUT = path.resolve(ROOT, opt('out', 'docs'));
+const PHOTO = opt('photo', 'chelsea.png');
+
+const why = missingPrerequisite();
+if (why) {
+  console.error(`screenshots: ${why}`);
+  process.exit(1);
+}
+
+/** Frames of a slow pan across a sample photo, as a YUV4MPEG2 4:2:0 clip. */
+async function clipFromPhoto(browser, url, file, { width = 320, height = 240, frames = 40 } = {}) {
+  const page = await browser.newPage();
+  await page.goto(url);
+  const rgba = await page.evaluate(
+    async ({ width, height, frames }) => {
+      const img = new Image();
+      img.src = location.href;
+      await img.decode();
+      const c = new OffscreenCanvas(width, height);
+      const ctx = c.getContext('2d');
+      const out = [];
+      for (let f = 0; f < frames; f++) {
+        const t = f / (frames - 1);
+        const scale = Math.max(width / img.naturalWidth, height / img.naturalHeight) * (1.15 - 0.1 * t);
+        const w = width / scale;
+        const h = height / scale;
+        const x = (img.naturalWidth - w) * (0.3 + 0.4 * t);
+        const y = (img.naturalHeight - h) * 0.5;
+        ctx.drawImage(img, x, y, w, h, 0, 0, width, height);
+        const d = ctx.getImageData(0, 0, width, height).data;
+        let s = '';
+        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+        out.push(btoa(s));
+      }
+      return out;
+    },
+    { width, height, frames },
+  );
+  await page.close();
+  const parts = [Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`)];
+  for (const b64 of rgba) {
+    const d = Buffer.from(b64, 'base64');
+    const Y = Buffer.alloc(width * height);
+    const U = Buffer.alloc((width / 2) * (height / 2));
+    const V = Buffer.alloc((width / 2) * (height / 2));
+    for (let i = 0; i < width * height; i++) {
+      const [r, g, b] = [d[i * 4], d[i * 4 + 1], d[i * 4 + 2]];
+      Y[i] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    }
+    for (let y = 0; y < height / 2; y++) {
+      for (let x = 0; x < width / 2; x++) {
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+          const i = ((2 * y + dy) * width + 2 * x + dx) * 4;
+          r += d[i] / 4;
+          g += d[i + 1] / 4;
+          b += d[i + 2] / 4;
+        }
+        const k = y * (width / 2) + x;
+        U[k] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
+        V[k] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)));
+      }
+    }
+    parts.push(Buffer.from('FRAME\n'), Y, U, V);
+  }
+  fs.writeFileSync(file, Buffer.concat(parts));
+}
+
+const work = tmpDir('resnet-shots-');
+const server = await startServer();
+try {
+  const clip = path.join(work, 'webcam.y4m');
+  const plain = await launch();
+  await clipFromPhoto(plain, `${server.url}/www/samples/${PHOTO}`, clip);
+  await plain.close();
+
+  const browser = await launch({ camera: clip });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on('pageerror', (e) => console.error('pageerror:', e.message));
+  await page.goto(`${server.url}/www/?model=demo&size=${SIZE}`);
+  await page.waitForFunction(() => window.__resnet?.loads >= 1 || document.querySelector('#error').textContent, null, { timeout: 180000 });
+  const err = await page.textContent('#error');
+  if (err) throw new Error(`the page shows an error: ${err}`);
+  await page.click('#camera-start');
+  await page.check('#cam-toggle');
+  // A few frames, and every panel drawn at least once (live, panels refresh round-robin).
+  await page.waitForFunction(
+    () =>
+      window.__resnet.frames >= 4 &&
+      [...document.querySelectorAll('.block-panel canvas')].every((c) =>
+        c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v),
+      ),
+    null,
+    { timeout: 300000, polling: 500 },
+  );
+  // Lay one stage-1 feature map over the frame in the activation view.
+  fs.mkdirSync(OUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUT, 'page-webcam.png') });
+  await page.click('.block-panel[data-block="layer1.1"] canvas', { position: { x: 70, y: 20 } });
+  const act = page.locator('section.activations');
+  await act.scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);
+  await act.screenshot({ path: path.join(OUT, 'activation-view.png') });
+  const frames = await page.evaluate(() => window.__resnet.frames);
+  console.log(`screenshots: ${path.relative(ROOT, OUT)}/page-webcam.png, ${path.relative(ROOT, OUT)}/activation-view.png (${frames} frames at ${SIZE}×${SIZE})`);
+  await browser.close();
+} finally {
+  await server.stop();
+  fs.rmSync(work, { recursive: true, force: true });
+}
