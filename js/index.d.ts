@@ -97,7 +97,7 @@ export declare class ResNet {
 }
 
 /** Seeded, untrained demo weights (ResNet-18 layout at quarter width, 1000 classes). */
-export declare function demoWeights(): Uint8Array;
+export declare function demoWeights(): Promise<Uint8Array>;
 
 /** Whether this browser can run the engine, and if not, why. */
 export declare function webgpuSupport(): Promise<{ ok: boolean; message: string }>;

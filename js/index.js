@@ -8,11 +8,21 @@
 
 import init, { WasmResNet, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
 
-// Fetches and compiles the .wasm once, next to this file (import.meta.url).
-await init();
+// Fetches and compiles the .wasm once, next to pkg/resnet_wgpu.js, on first
+// use rather than at import: no top-level await, so bundlers' worker formats
+// and a Worker's first message are unaffected.
+let ready = null;
+function boot() {
+  ready ??= init().catch((e) => {
+    ready = null;
+    throw new Error(`could not load the WebAssembly module: ${e.message || e}`);
+  });
+  return ready;
+}
 
 /** Seeded, untrained demo weights (ResNet-18 layout, quarter width, 1000 classes). */
-export function demoWeights() {
+export async function demoWeights() {
+  await boot();
   return wasmDemoWeights();
 }
 
@@ -44,7 +54,7 @@ export async function webgpuSupport() {
   if (!adapter) {
     return { ok: false, message: 'WebGPU is present but no GPU adapter is available (blocklisted GPU or driver, or GPU disabled).' };
   }
-  const need = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 5 };
+  const need = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 6 };
   for (const [k, v] of Object.entries(need)) {
     if (adapter.limits[k] < v) {
       return { ok: false, message: `The GPU adapter is below the needed limits: ${k} is ${adapter.limits[k]}, at least ${v} is needed.` };
@@ -167,7 +177,7 @@ export class ResNet {
     const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
     if (!(h >= 32 && w >= 32)) throw new Error(`input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
     if (!globalThis.navigator?.gpu) throw new Error((await webgpuSupport()).message);
-    const bytes = await toBytes(source, options);
+    const [bytes] = await Promise.all([toBytes(source, options), boot()]);
     const wasm = await WasmResNet.load(bytes, mode, h, w);
     const info = wasm.info();
     if (labels && labels.length !== info.classes) {

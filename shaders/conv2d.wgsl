@@ -6,9 +6,9 @@
 // Weights are OIHW, the layout the implicit-GEMM kernel reads too, so the
 // planner can pick either kernel per layer and input size.
 //
-// Epilogue (flags): + bias[co], + residual[o], then ReLU. Inspect mode uses
-// none of it (bias only when the source conv has one); fast mode folds
-// batchnorm into weights + bias and fuses the residual add and ReLU.
+// Epilogue (flags): + bias[co], (a copy of F(x) to main_out), + residual[o],
+// then ReLU. Inspect mode uses none of it (bias only when the source conv has
+// one); fast mode folds batchnorm into weights + bias and fuses the rest.
 
 struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
@@ -20,13 +20,16 @@ struct Params {
 const HAS_BIAS: u32 = 1u;
 const HAS_RESIDUAL: u32 = 2u;
 const RELU: u32 = 4u;
+const WRITE_MAIN: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// F(x) before the residual add, for the ‖F(x)‖ statistic (flag WRITE_MAIN).
+@group(0) @binding(5) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -82,6 +85,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             v += bias[co];
         }
         let o = co * pixels + pix;
+        if ((p.flags & WRITE_MAIN) != 0u) {
+            main_out[o] = v;
+        }
         if ((p.flags & HAS_RESIDUAL) != 0u) {
             v += residual[o];
         }

@@ -8,7 +8,8 @@
 // loaded from workgroup memory feeds 4 multiply-adds. Weights are OIHW, which
 // is already the row-major M×K matrix.
 //
-// Epilogue (flags): + bias[co] (the folded batchnorm), + residual, ReLU.
+// Epilogue (flags): + bias[co] (the folded batchnorm), (copy of F(x) to
+// main_out), + residual, ReLU.
 
 struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
@@ -20,6 +21,7 @@ struct Params {
 const HAS_BIAS: u32 = 1u;
 const HAS_RESIDUAL: u32 = 2u;
 const RELU: u32 = 4u;
+const WRITE_MAIN: u32 = 8u;
 
 const TM: u32 = 64u;  // output channels per tile
 const TN: u32 = 64u;  // output pixels per tile
@@ -30,7 +32,9 @@ const TK: u32 = 16u;  // reduction depth per step
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// F(x) before the residual add, for the ‖F(x)‖ statistic (flag WRITE_MAIN).
+@group(0) @binding(5) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 var<workgroup> a_tile: array<f32, 1024>;  // [TK][TM]
 var<workgroup> b_tile: array<f32, 1024>;  // [TK][TN]
@@ -112,6 +116,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 v += bias[co];
             }
             let o = co * N + pix;
+            if ((p.flags & WRITE_MAIN) != 0u) {
+                main_out[o] = v;
+            }
             if ((p.flags & HAS_RESIDUAL) != 0u) {
                 v += residual[o];
             }

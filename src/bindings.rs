@@ -4,20 +4,24 @@
 //!
 //! Every fallible call returns a JS `Error` with the engine's message. The
 //! engine sits in a `RefCell`: async methods hold the borrow across their
-//! awaits, and a second call arriving meanwhile gets a "busy" error instead
-//! of a panic (the JS wrapper queues calls, so it never happens there).
+//! awaits, and a second async call arriving meanwhile gets a "busy" error
+//! instead of a panic (the JS wrapper queues them, so it never happens
+//! there). The synchronous calls (block list, last frame's statistics, block
+//! switches) never touch that borrow: they read copies kept beside it, and
+//! block switches are applied at the next frame.
 
 // Holding the borrow across awaits is the point: see the module comment.
 #![allow(clippy::await_holding_refcell_ref)]
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use crate::demo::{self, DemoSpec};
-use crate::{Engine, Gpu, Mode, Weights};
+use crate::{Engine, FrameStats, Gpu, Mode, Weights};
 
 fn err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -46,9 +50,58 @@ pub fn demo_weights() -> Vec<u8> {
     demo::weights(&DemoSpec::default())
 }
 
+/// What the synchronous calls read, refreshed after each frame / re-plan.
+struct Meta {
+    info: JsValue,
+    /// (name, stage, kind, [C, H, W]) of each block.
+    blocks: Vec<(String, usize, &'static str, [usize; 3])>,
+}
+
+impl Meta {
+    fn of(e: &Engine) -> Meta {
+        let (h, w) = e.input_size();
+        let info = obj(&[
+            ("description", e.model().description.clone().into()),
+            ("classes", (e.model().classes() as u32).into()),
+            ("inputSize", Array::of2(&(h as u32).into(), &(w as u32).into()).into()),
+            ("mode", e.mode().as_str().into()),
+            ("adapter", e.gpu().adapter_name().into()),
+            ("timestampQuery", e.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY).into()),
+        ]);
+        let plan = e.plan();
+        let blocks = plan
+            .blocks
+            .iter()
+            .map(|b| {
+                let s = plan.tensors[b.tensor].shape;
+                (b.name.clone(), b.stage, b.kind, [s.c, s.h, s.w])
+            })
+            .collect();
+        Meta { info, blocks }
+    }
+}
+
 #[wasm_bindgen]
 pub struct WasmResNet {
     engine: RefCell<Engine>,
+    meta: RefCell<Meta>,
+    stats: RefCell<FrameStats>,
+    /// Identity block → enabled, applied to the engine at the next frame.
+    enabled: RefCell<HashMap<String, bool>>,
+}
+
+impl WasmResNet {
+    fn block_index(&self, name: &str) -> Result<usize, JsError> {
+        self.meta.borrow().blocks.iter().position(|b| b.0 == name).ok_or_else(|| err(format!("no block named `{name}`")))
+    }
+
+    /// Applies pending block switches; called with the engine borrowed for a frame.
+    fn apply_switches(&self, e: &mut Engine) -> Result<(), JsError> {
+        for (name, on) in self.enabled.borrow().iter() {
+            e.set_block_enabled(name, *on).map_err(err)?;
+        }
+        Ok(())
+    }
 }
 
 #[wasm_bindgen]
@@ -61,27 +114,24 @@ impl WasmResNet {
         drop(bytes);
         let gpu = Rc::new(Gpu::new().await.map_err(err)?);
         let engine = Engine::new(gpu, &weights, mode, height as usize, width as usize).await.map_err(err)?;
-        Ok(WasmResNet { engine: RefCell::new(engine) })
+        Ok(WasmResNet {
+            meta: RefCell::new(Meta::of(&engine)),
+            engine: RefCell::new(engine),
+            stats: RefCell::new(FrameStats::default()),
+            enabled: RefCell::new(HashMap::new()),
+        })
     }
 
-    /// `{ description, classes, inputSize: [h, w], mode, adapter, timestampQuery, unused }`.
-    pub fn info(&self) -> Result<JsValue, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        let (h, w) = e.input_size();
-        Ok(obj(&[
-            ("description", e.model().description.clone().into()),
-            ("classes", (e.model().classes() as u32).into()),
-            ("inputSize", Array::of2(&(h as u32).into(), &(w as u32).into()).into()),
-            ("mode", e.mode().as_str().into()),
-            ("adapter", e.gpu().adapter_name().into()),
-            ("timestampQuery", e.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY).into()),
-        ]))
+    /// `{ description, classes, inputSize: [h, w], mode, adapter, timestampQuery }`.
+    pub fn info(&self) -> JsValue {
+        self.meta.borrow().info.clone()
     }
 
     /// Queues one frame: RGBA8 pixels, preprocessed on the GPU. Read the
     /// result with `output()`.
     pub fn submit_rgba(&self, pixels: &[u8], width: u32, height: u32) -> Result<(), JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        self.apply_switches(&mut e)?;
         let (h, w) = e.input_size();
         e.run_rgba(pixels, width as usize, height as usize, &crate::Preprocess::imagenet(h, w)).map_err(err)
     }
@@ -89,6 +139,7 @@ impl WasmResNet {
     /// Queues one raw `3×H×W` NCHW tensor at the planned size.
     pub fn submit_tensor(&self, data: &[f32]) -> Result<(), JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        self.apply_switches(&mut e)?;
         e.run_tensor(data).map_err(err)
     }
 
@@ -96,6 +147,7 @@ impl WasmResNet {
     pub async fn output(&self) -> Result<JsValue, JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         let out = e.output().await.map_err(err)?;
+        *self.stats.borrow_mut() = e.stats().clone();
         Ok(obj(&[
             ("logits", Float32Array::from(&out.logits[..]).into()),
             ("probs", Float32Array::from(&out.probs[..]).into()),
@@ -105,26 +157,27 @@ impl WasmResNet {
     /// Re-plans for another input size (weights stay on the GPU).
     pub async fn set_input_size(&self, height: u32, width: u32) -> Result<(), JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
-        e.set_input_size(height as usize, width as usize).await.map_err(err)
+        e.set_input_size(height as usize, width as usize).await.map_err(err)?;
+        *self.meta.borrow_mut() = Meta::of(&e);
+        *self.stats.borrow_mut() = FrameStats::default();
+        Ok(())
     }
 
     /// `[{ name, stage, kind, shape: [C, H, W] }]`: stem, residual blocks, head.
-    pub fn blocks(&self) -> Result<Array, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        let plan = e.plan();
-        Ok(plan
+    pub fn blocks(&self) -> Array {
+        self.meta
+            .borrow()
             .blocks
             .iter()
-            .map(|b| {
-                let s = plan.tensors[b.tensor].shape;
+            .map(|(name, stage, kind, [c, h, w])| {
                 obj(&[
-                    ("name", b.name.clone().into()),
-                    ("stage", (b.stage as u32).into()),
-                    ("kind", b.kind.into()),
-                    ("shape", shape_array(s.c, s.h, s.w)),
+                    ("name", name.clone().into()),
+                    ("stage", (*stage as u32).into()),
+                    ("kind", (*kind).into()),
+                    ("shape", shape_array(*c, *h, *w)),
                 ])
             })
-            .collect())
+            .collect()
     }
 
     /// `{ shape, data }` of a block (or, in inspect mode, any intermediate)
@@ -141,46 +194,54 @@ impl WasmResNet {
         Ok(obj(&[("shape", shape_array(s.c, s.h, s.w)), ("data", Float32Array::from(&data[..]).into())]))
     }
 
-    /// Per-channel means of a block's output in the last frame.
+    /// Per-channel means of a block's output in the last frame (the pooled
+    /// vector for the head).
     pub fn channel_means(&self, name: &str) -> Result<Float32Array, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        let i = e.blocks().iter().position(|b| b.name == name).ok_or_else(|| err(format!("no block named `{name}`")))?;
-        let m = e.stats().channel_means.get(i).ok_or_else(|| err("no frame has been classified yet"))?;
+        let i = self.block_index(name)?;
+        let stats = self.stats.borrow();
+        let m = stats.channel_means.get(i).ok_or_else(|| err("no frame has been classified yet"))?;
         Ok(Float32Array::from(&m[..]))
     }
 
-    /// `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and their ratio per residual block.
-    pub fn residuals(&self) -> Result<Array, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        Ok(e.blocks()
+    /// `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and their ratio per
+    /// residual block in the last frame.
+    pub fn residuals(&self) -> Array {
+        let meta = self.meta.borrow();
+        let stats = self.stats.borrow();
+        meta.blocks
             .iter()
-            .zip(&e.stats().norms)
+            .zip(&stats.norms)
             .filter_map(|(b, n)| n.map(|(m, s)| (b, m, s)))
             .map(|(b, m, s)| {
                 let ratio = if s > 0.0 { m / s } else { 0.0 };
-                obj(&[("name", b.name.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into())])
+                obj(&[("name", b.0.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into())])
             })
-            .collect())
+            .collect()
     }
 
+    /// Switches an identity block's main path off or on, from the next frame.
     pub fn set_block_enabled(&self, name: &str, enabled: bool) -> Result<(), JsError> {
-        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
-        e.set_block_enabled(name, enabled).map_err(err)
+        let i = self.block_index(name)?;
+        let kind = self.meta.borrow().blocks[i].2;
+        if kind != "identity" {
+            return Err(err(format!("only identity blocks can be skipped; `{name}` is a {kind} block")));
+        }
+        self.enabled.borrow_mut().insert(name.to_string(), enabled);
+        Ok(())
     }
 
     pub fn block_enabled(&self, name: &str) -> Result<bool, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        Ok(e.block_enabled(name))
+        self.block_index(name)?;
+        Ok(self.enabled.borrow().get(name).copied().unwrap_or(true))
     }
 
     /// `[{ name, ms }]` GPU time per stage of the last frame, or `null`
     /// where the adapter has no timestamp queries.
-    pub fn stage_times(&self) -> Result<JsValue, JsError> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        Ok(match &e.stats().stage_ms {
+    pub fn stage_times(&self) -> JsValue {
+        match &self.stats.borrow().stage_ms {
             Some(st) => st.iter().map(|(n, ms)| obj(&[("name", n.clone().into()), ("ms", (*ms).into())])).collect::<Array>().into(),
             None => JsValue::NULL,
-        })
+        }
     }
 
     /// `{ width, height, data }`: the class activation map of class `index`.

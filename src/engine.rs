@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::gpu::{map_bytes, map_read, Gpu};
-use crate::kernels::{pack_batchnorm, storage_buffer, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::kernels::{pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
 use crate::preprocess::Preprocess;
@@ -105,14 +105,13 @@ pub struct Output {
 }
 
 /// What one frame measured besides its output, per block of
-/// [`Engine::blocks`] (the head has no entries).
+/// [`Engine::blocks`] (for the head, its means are the pooled vector).
 #[derive(Debug, Clone, Default)]
 pub struct FrameStats {
     /// Mean of each channel of the block's output.
     pub channel_means: Vec<Vec<f32>>,
-    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut. In fast
-    /// mode F(x) is not materialised and `y − x` stands in for it (the same
-    /// but where the final ReLU clipped).
+    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut (fast
+    /// mode's fused last conv writes F(x) aside for this).
     pub norms: Vec<Option<(f32, f32)>>,
     /// GPU time per stage (`stem`, `stage1`…, `head`) in milliseconds, where
     /// the adapter has timestamp queries.
@@ -281,9 +280,10 @@ impl Engine {
         let n = (l.classes * 4) as u64;
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.logits]], 0, &f.staging, 0, n);
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.probs]], 0, &f.staging, n, n);
-        for (buf, at) in f.means.iter().zip(&l.means) {
-            if let (Some(buf), Some((at, c))) = (buf, at) {
-                enc.copy_buffer_to_buffer(buf, 0, &f.staging, (*at * 4) as u64, (*c * 4) as u64);
+        for ((buf, at), b) in f.means.iter().zip(&l.means).zip(&f.plan.blocks) {
+            let src = buf.as_ref().unwrap_or(&f.slots[f.plan.slot_of[b.tensor]]);
+            if let Some((at, c)) = at {
+                enc.copy_buffer_to_buffer(src, 0, &f.staging, (*at * 4) as u64, (*c * 4) as u64);
             }
         }
         enc.copy_buffer_to_buffer(&f.norms, 0, &f.staging, (l.norms_at * 4) as u64, (l.blocks * 8) as u64);
@@ -470,7 +470,7 @@ impl Frame {
         for op in &plan.ops {
             let label = op.label(&plan.tensors);
             let d = match op {
-                Op::Conv { conv, input, output, residual, relu, folded } => {
+                Op::Conv { conv, input, output, residual, relu, folded, main_out } => {
                     let c = &conv.conv;
                     let (i, o) = (shape(*input), shape(*output));
                     let p = ConvParams {
@@ -490,10 +490,18 @@ impl Frame {
                         _pad: [0; 3],
                     };
                     let (w, b) = &params.convs[&c.name];
+                    let bufs = ConvBuffers {
+                        input: buf(*input),
+                        weight: w,
+                        bias: b.as_ref(),
+                        residual: residual.map(buf),
+                        output: buf(*output),
+                        main_out: main_out.map(buf),
+                    };
                     if *folded && use_gemm(c, o.h * o.w) {
-                        k.conv2d_gemm(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                        k.conv2d_gemm(device, &label, p, &bufs)
                     } else {
-                        k.conv2d(device, &label, p, buf(*input), w, b.as_ref(), residual.map(buf), buf(*output))
+                        k.conv2d(device, &label, p, &bufs)
                     }
                 }
                 Op::BatchNorm { conv, input, output } => {
@@ -545,12 +553,14 @@ impl Frame {
         let mut layout = StagingLayout { classes: model.classes(), blocks: nb, ..Default::default() };
         let mut at = 2 * model.classes();
         for (i, b) in plan.blocks.iter().enumerate() {
+            let s = shape(b.tensor);
             if b.kind == "head" {
+                // The pooled vector is already the means: copied as it is.
                 means.push(None);
-                layout.means.push(None);
+                layout.means.push(Some((at, s.c)));
+                at += s.c;
                 continue;
             }
-            let s = shape(b.tensor);
             let m = storage_buffer(device, &format!("{} means", b.name), &vec![0.0; s.c]);
             stats.push(k.global_avg_pool(device, "means", s.c, s.h * s.w, buf(b.tensor), &m));
             means.push(Some(m));
@@ -558,10 +568,8 @@ impl Frame {
             at += s.c;
             if let Some(sc) = b.shortcut {
                 let len = s.len();
-                match b.main {
-                    Some(main) => stats.push(k.sum_squares(device, "|F(x)|", len, buf(main), None, &norms, 2 * i)),
-                    None => stats.push(k.sum_squares(device, "|y-x|", len, buf(b.tensor), Some(buf(sc)), &norms, 2 * i)),
-                }
+                let main = b.main.expect("every residual block keeps F(x)");
+                stats.push(k.sum_squares(device, "|F(x)|", len, buf(main), None, &norms, 2 * i));
                 stats.push(k.sum_squares(device, "|x|", len, buf(sc), None, &norms, 2 * i + 1));
             }
         }

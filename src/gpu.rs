@@ -37,7 +37,7 @@ impl Gpu {
             })?;
         let limits = adapter.limits();
         // The shaders use 64- and 256-wide workgroups and at most 6 storage buffers.
-        let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 5, ..wgpu::Limits::downlevel_defaults() };
+        let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 6, ..wgpu::Limits::downlevel_defaults() };
         if let Some(fail) = limits_below(&limits, &needed) {
             return Err(Error::new(format!("the GPU adapter is below the needed limits: {fail}")));
         }
@@ -77,7 +77,15 @@ impl Gpu {
 
     /// `llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan`, say.
     pub fn adapter_name(&self) -> String {
-        format!("{} / {:?}", self.adapter_info.name, self.adapter_info.backend)
+        let backend = match self.adapter_info.backend {
+            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
+            other => format!("{other:?}"),
+        };
+        if self.adapter_info.name.is_empty() {
+            backend
+        } else {
+            format!("{} / {backend}", self.adapter_info.name)
+        }
     }
 
     /// Copies `size` bytes of `src` (from `offset`) into `staging` and maps it;

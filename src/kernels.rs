@@ -25,6 +25,8 @@ pub struct Kernels {
     sum_squares: wgpu::ComputePipeline,
     /// Bound where a kernel's optional input (bias, residual) is absent.
     dummy: wgpu::Buffer,
+    /// The same for an optional output (a buffer cannot be bound both ways).
+    dummy_out: wgpu::Buffer,
 }
 
 /// Every kernel's WGSL source, by file name (the tests validate them all).
@@ -103,6 +105,18 @@ impl ConvParams {
     pub const HAS_BIAS: u32 = 1;
     pub const HAS_RESIDUAL: u32 = 2;
     pub const RELU: u32 = 4;
+    pub const WRITE_MAIN: u32 = 8;
+}
+
+/// The buffers of one convolution. `main_out`, when given, receives F(x):
+/// the conv + bias before the residual add and ReLU.
+pub struct ConvBuffers<'a> {
+    pub input: &'a wgpu::Buffer,
+    pub weight: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub output: &'a wgpu::Buffer,
+    pub main_out: Option<&'a wgpu::Buffer>,
 }
 
 #[repr(C)]
@@ -212,6 +226,7 @@ impl Kernels {
             preprocess: make("preprocess.wgsl"),
             sum_squares: make("sum_squares.wgsl"),
             dummy: storage_buffer(device, "dummy", &[0.0; 4]),
+            dummy_out: storage_buffer(device, "dummy out", &[0.0; 4]),
         }
     }
 
@@ -244,52 +259,39 @@ impl Kernels {
     }
 
     /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` OIHW.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        &self,
-        device: &wgpu::Device,
-        label: &str,
-        mut p: ConvParams,
-        input: &wgpu::Buffer,
-        weight: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-        residual: Option<&wgpu::Buffer>,
-        output: &wgpu::Buffer,
-    ) -> Dispatch {
+    pub fn conv2d(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Dispatch {
         p.co_groups = p.out_c.div_ceil(4);
-        p.flags = Self::epilogue_flags(p.flags, bias.is_some(), residual.is_some());
+        p.flags = Self::epilogue_flags(p.flags, b);
         let n = (p.out_h * p.out_w * p.co_groups) as usize;
-        let bufs = [input, weight, bias.unwrap_or(&self.dummy), residual.unwrap_or(&self.dummy), output];
-        self.bind(device, label, &self.conv2d, &bufs, bytemuck::bytes_of(&p), grid_for(n))
+        self.bind(device, label, &self.conv2d, &self.conv_bindings(b), bytemuck::bytes_of(&p), grid_for(n))
     }
 
-    /// The tiled implicit-GEMM convolution; `weight` in plain OIHW.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_gemm(
-        &self,
-        device: &wgpu::Device,
-        label: &str,
-        mut p: ConvParams,
-        input: &wgpu::Buffer,
-        weight: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-        residual: Option<&wgpu::Buffer>,
-        output: &wgpu::Buffer,
-    ) -> Dispatch {
-        p.flags = Self::epilogue_flags(p.flags, bias.is_some(), residual.is_some());
+    /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` OIHW.
+    pub fn conv2d_gemm(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Dispatch {
+        p.flags = Self::epilogue_flags(p.flags, b);
         let n = p.out_h * p.out_w;
         let wg = [n.div_ceil(64), p.out_c.div_ceil(64), 1];
-        let bufs = [input, weight, bias.unwrap_or(&self.dummy), residual.unwrap_or(&self.dummy), output];
-        self.bind(device, label, &self.conv2d_gemm, &bufs, bytemuck::bytes_of(&p), wg)
+        self.bind(device, label, &self.conv2d_gemm, &self.conv_bindings(b), bytemuck::bytes_of(&p), wg)
     }
 
-    fn epilogue_flags(flags: u32, bias: bool, residual: bool) -> u32 {
+    fn conv_bindings<'a>(&'a self, b: &ConvBuffers<'a>) -> [&'a wgpu::Buffer; 6] {
+        [
+            b.input,
+            b.weight,
+            b.bias.unwrap_or(&self.dummy),
+            b.residual.unwrap_or(&self.dummy),
+            b.output,
+            b.main_out.unwrap_or(&self.dummy_out),
+        ]
+    }
+
+    /// Keeps the caller's RELU and sets the flags the bound buffers imply.
+    fn epilogue_flags(flags: u32, b: &ConvBuffers) -> u32 {
         let mut f = flags & ConvParams::RELU;
-        if bias {
-            f |= ConvParams::HAS_BIAS;
-        }
-        if residual {
-            f |= ConvParams::HAS_RESIDUAL;
+        for (on, bit) in [(b.bias.is_some(), ConvParams::HAS_BIAS), (b.residual.is_some(), ConvParams::HAS_RESIDUAL), (b.main_out.is_some(), ConvParams::WRITE_MAIN)] {
+            if on {
+                f |= bit;
+            }
         }
         f
     }

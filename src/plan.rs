@@ -51,7 +51,9 @@ pub struct TensorInfo {
 pub enum Op {
     /// `conv` names a [`crate::model::ConvSpec`]; with `folded_bn` its weights
     /// are the conv's with that batchnorm folded in (fast mode).
-    Conv { conv: ConvBn, folded: bool, input: TensorId, output: TensorId, residual: Option<TensorId>, relu: bool },
+    /// `main_out` (fast mode, a block's last conv) also receives F(x), the
+    /// conv + folded BN before the residual add.
+    Conv { conv: ConvBn, folded: bool, input: TensorId, output: TensorId, residual: Option<TensorId>, relu: bool, main_out: Option<TensorId> },
     BatchNorm { conv: ConvBn, input: TensorId, output: TensorId },
     Relu { input: TensorId, output: TensorId },
     AddRelu { main: TensorId, shortcut: TensorId, output: TensorId },
@@ -72,6 +74,13 @@ impl Op {
             | Op::GlobalAvgPool { input, .. }
             | Op::Dense { input, .. }
             | Op::Softmax { input, .. } => vec![*input],
+        }
+    }
+    /// Every tensor the op writes.
+    pub fn outputs(&self) -> Vec<TensorId> {
+        match self {
+            Op::Conv { output, main_out, .. } => std::iter::once(*output).chain(*main_out).collect(),
+            _ => vec![self.output()],
         }
     }
     pub fn output(&self) -> TensorId {
@@ -167,12 +176,18 @@ impl Builder {
         match self.mode {
             Mode::Fast => {
                 let y = self.tensor(out_name, shape);
-                self.ops.push(Op::Conv { conv: cb.clone(), folded: true, input: x, output: y, residual, relu });
+                // With a residual this is a block's last conv: keep F(x) as `<block>.main` too.
+                let main_out = residual.map(|_| {
+                    let m = self.tensor(&format!("{out_name}.main"), shape);
+                    self.keep(m);
+                    m
+                });
+                self.ops.push(Op::Conv { conv: cb.clone(), folded: true, input: x, output: y, residual, relu, main_out });
                 Ok(y)
             }
             Mode::Inspect => {
                 let c = self.tensor(&cb.conv.name, shape);
-                self.ops.push(Op::Conv { conv: cb.clone(), folded: false, input: x, output: c, residual: None, relu: false });
+                self.ops.push(Op::Conv { conv: cb.clone(), folded: false, input: x, output: c, residual: None, relu: false, main_out: None });
                 let b = self.tensor(&cb.bn.name, shape);
                 self.ops.push(Op::BatchNorm { conv: cb.clone(), input: c, output: b });
                 if !relu {
@@ -306,8 +321,9 @@ fn assign_slots(tensors: &[TensorInfo], ops: &[Op]) -> (Vec<usize>, Vec<usize>) 
         }
     }
     for (i, op) in ops.iter().enumerate() {
-        let out = op.output();
-        slot_of[out] = take(tensors[out].shape.len(), &mut slot_len, &mut free);
+        for out in op.outputs() {
+            slot_of[out] = take(tensors[out].shape.len(), &mut slot_len, &mut free);
+        }
         for t in op.inputs() {
             if last_use[t] == i && !tensors[t].keep && !free.contains(&slot_of[t]) {
                 free.push(slot_of[t]);
@@ -344,14 +360,16 @@ mod tests {
             let p = Plan::new(&model, 40, 33, mode).unwrap();
             for op in &p.ops {
                 for t in op.inputs() {
-                    assert_ne!(p.slot_of[t], p.slot_of[op.output()], "{mode:?} {op:?}");
+                    for o in op.outputs() {
+                        assert_ne!(p.slot_of[t], p.slot_of[o], "{mode:?} {op:?}");
+                    }
                 }
             }
             for t in 0..p.tensors.len() {
                 assert!(p.slot_len[p.slot_of[t]] >= p.tensors[t].shape.len());
             }
             assert_eq!(p.blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["stem", "b0", "b1", "pool"]);
-            assert!(p.tensor("b1.main").is_some() == (mode == Mode::Inspect));
+            assert!(p.tensor("b1.main").is_some());
             assert!(p.tensor("b1.shortcut").is_some());
         }
         assert!(Plan::new(&model, 31, 64, Mode::Fast).unwrap_err().message().contains("smaller"));

@@ -24,6 +24,7 @@ fn norm(v: &[f32]) -> f32 {
 
 #[test]
 fn stats_match_the_tensors_they_summarise() {
+    let mut fx_by_mode = Vec::new();
     for mode in [Mode::Inspect, Mode::Fast] {
         let mut e = engine(mode, 41, 53);
         e.run_tensor(&Rng::new(1).vec(3 * 41 * 53)).unwrap();
@@ -32,25 +33,31 @@ fn stats_match_the_tensors_they_summarise() {
         let blocks = e.blocks().to_vec();
         assert_eq!(stats.channel_means.len(), blocks.len());
         for (i, b) in blocks.iter().enumerate() {
+            let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
             if b.kind == "head" {
+                assert_eq!(stats.channel_means[i], data, "the head's means are the pooled vector");
                 continue;
             }
-            let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
             let plane = s.h * s.w;
             let means: Vec<f32> = (0..s.c).map(|c| data[c * plane..(c + 1) * plane].iter().sum::<f32>() / plane as f32).collect();
             assert_close(&format!("{} means", b.name), &stats.channel_means[i], &means, 1e-4, 1e-6);
             if let Some((fx, x)) = stats.norms[i] {
                 let sc = pollster::block_on(e.read(&format!("{}.shortcut", b.name))).unwrap().1;
                 assert_close("‖x‖", &[x], &[norm(&sc)], 1e-4, 0.0);
-                let main: Vec<f32> = if mode == Mode::Inspect {
-                    pollster::block_on(e.read(&format!("{}.main", b.name))).unwrap().1
-                } else {
-                    data.iter().zip(&sc).map(|(y, x)| y - x).collect()
-                };
+                let main = pollster::block_on(e.read(&format!("{}.main", b.name))).unwrap().1;
                 assert_close("‖F(x)‖", &[fx], &[norm(&main)], 1e-4, 0.0);
+                // F(x) + x, through the ReLU, is the block's output.
+                let y: Vec<f32> = main.iter().zip(&sc).map(|(f, x)| (f + x).max(0.0)).collect();
+                assert_close(&format!("{} = relu(F(x) + x)", b.name), &data, &y, 1e-5, 1e-5);
+                fx_by_mode.push((b.name.clone(), fx));
             }
         }
         assert_eq!(stats.norms.iter().filter(|n| n.is_some()).count(), 8);
+    }
+    // Both modes measure the same ‖F(x)‖.
+    let (inspect, fast) = fx_by_mode.split_at(8);
+    for ((n, a), (_, b)) in inspect.iter().zip(fast) {
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{n}: inspect {a} vs fast {b}");
     }
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{pack_batchnorm, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
 use resnet::Preprocess;
 
 #[test]
@@ -21,6 +21,7 @@ fn every_shader_parses_and_validates_with_naga() {
     assert_eq!(on_disk, SHADERS.len());
 }
 
+#[derive(Clone, Copy)]
 struct ConvCase {
     cin: usize,
     h: usize,
@@ -97,7 +98,6 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         let wb = cx.upload(&wt);
         let bb = cx.upload(&bias);
         let rb = cx.upload(&res);
-        let ob = cx.zeros(want.len());
         let p = ConvParams {
             in_c: c.cin as u32,
             in_h: c.h as u32,
@@ -114,14 +114,24 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             co_groups: 0,
             _pad: [0; 3],
         };
-        let d = cx.k.conv2d(&cx.gpu.device, "conv", p, &xb, &wb, c.bias.then_some(&bb), c.residual.then_some(&rb), &ob);
-        cx.run(&[&d]);
-        assert_close(&format!("conv case {n}"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
-        // The tiled implicit-GEMM kernel of fast mode, on the same case.
-        let og = cx.zeros(want.len());
-        let d = cx.k.conv2d_gemm(&cx.gpu.device, "conv gemm", p, &xb, &wb, c.bias.then_some(&bb), c.residual.then_some(&rb), &og);
-        cx.run(&[&d]);
-        assert_close(&format!("conv gemm case {n}"), &cx.read(&og, want.len()), &want, 1e-5, 1e-5);
+        // F(x) alone: conv + bias, before the residual and the ReLU.
+        let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
+        // The direct kernel (inspect mode) and the tiled implicit GEMM (fast mode), on the same case.
+        for gemm in [false, true] {
+            let (ob, mb) = (cx.zeros(want.len()), cx.zeros(want.len()));
+            let bufs = ConvBuffers {
+                input: &xb,
+                weight: &wb,
+                bias: c.bias.then_some(&bb),
+                residual: c.residual.then_some(&rb),
+                output: &ob,
+                main_out: Some(&mb),
+            };
+            let d = if gemm { cx.k.conv2d_gemm(&cx.gpu.device, "conv", p, &bufs) } else { cx.k.conv2d(&cx.gpu.device, "conv", p, &bufs) };
+            cx.run(&[&d]);
+            assert_close(&format!("conv case {n} (gemm: {gemm})"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
+            assert_close(&format!("conv case {n} F(x) (gemm: {gemm})"), &cx.read(&mb, want.len()), &want_main, 1e-5, 1e-5);
+        }
     }
 }
 

@@ -102,7 +102,7 @@ describe('the page', { skip: skip ?? (samplesMissing ? 'www/samples/ missing: ru
       // The same weights as a file: demoWeights() from the page's own module.
       const b64 = await page.evaluate(async () => {
         const { demoWeights } = await import('/js/index.js');
-        const bytes = demoWeights();
+        const bytes = await demoWeights();
         let s = '';
         for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
         return btoa(s);
