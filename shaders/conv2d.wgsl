@@ -3,8 +3,10 @@
 // One invocation computes one output pixel for a group of 4 output channels:
 // each input value is loaded once and multiplied into 4 accumulators, and
 // neighbouring invocations share the same weights (a broadcast load).
-// Weights are OIHW, the layout the implicit-GEMM kernel reads too, so the
-// planner can pick either kernel per layer and input size.
+// Weights are stored K×M: [ci][ky][kx][co], output channels contiguous, so
+// the 4 channels of an invocation are 4 neighbouring floats; the
+// implicit-GEMM kernel reads the same layout, so the planner can pick either
+// kernel per layer and input size.
 //
 // Epilogue (flags): + bias[co], (a copy of F(x) to main_out), + residual[o],
 // then ReLU. Inspect mode uses none of it (bias only when the source conv has
@@ -54,13 +56,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let kx0 = u32(max(-ix0, 0));
     let kx1 = u32(clamp(i32(p.in_w) - ix0, 0, i32(p.k_w)));
 
-    // Rows of the 4 output channels; past the last channel, repeat it (discarded).
-    let per_co = p.in_c * kk;
+    // The 4 output channels; past the last one, repeat it (the result is discarded).
     let last = p.out_c - 1u;
-    let w0 = min(g * 4u, last) * per_co;
-    let w1 = min(g * 4u + 1u, last) * per_co;
-    let w2 = min(g * 4u + 2u, last) * per_co;
-    let w3 = min(g * 4u + 3u, last) * per_co;
+    let c0 = min(g * 4u, last);
+    let c1 = min(g * 4u + 1u, last);
+    let c2 = min(g * 4u + 2u, last);
+    let c3 = min(g * 4u + 3u, last);
 
     var acc = vec4<f32>(0.0);
     for (var ci = 0u; ci < p.in_c; ci++) {
@@ -69,8 +70,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let row = ibase + u32(iy0 + i32(ky)) * p.in_w;
             for (var kx = kx0; kx < kx1; kx++) {
                 let x = input[row + u32(ix0 + i32(kx))];
-                let k = ci * kk + ky * p.k_w + kx;
-                acc += x * vec4<f32>(weight[w0 + k], weight[w1 + k], weight[w2 + k], weight[w3 + k]);
+                let w = (ci * kk + ky * p.k_w + kx) * p.out_c;
+                acc += x * vec4<f32>(weight[w + c0], weight[w + c1], weight[w + c2], weight[w + c3]);
             }
         }
     }

@@ -5,8 +5,9 @@
 //
 // A 16×16 workgroup computes a 64×64 output tile; each invocation keeps a
 // 4×4 block of outputs in registers (4 channels × 4 pixels), so every value
-// loaded from workgroup memory feeds 4 multiply-adds. Weights are OIHW, which
-// is already the row-major M×K matrix.
+// loaded from workgroup memory feeds 4 multiply-adds. Weights are stored K×M
+// ([ci][ky][kx][co]), so both tiles load with consecutive invocations on
+// consecutive addresses.
 //
 // Epilogue (flags): + bias[co] (the folded batchnorm), (copy of F(x) to
 // main_out), + residual, ReLU.
@@ -55,16 +56,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var acc3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < K; k0 += TK) {
-        // Weights: consecutive invocations read consecutive k of one row.
+        // Weights: consecutive invocations read consecutive output channels.
         for (var i = 0u; i < 4u; i++) {
             let idx = li + i * 256u;
-            let mm = idx / TK;
-            let kk = idx % TK;
+            let mm = idx % TM;
+            let kk = idx / TM;
             let gm = m0 + mm;
             let gk = k0 + kk;
             var v = 0.0;
             if (gm < M && gk < K) {
-                v = weight[gm * K + gk];
+                v = weight[gk * M + gm];
             }
             a_tile[kk * TM + mm] = v;
         }

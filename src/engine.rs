@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::gpu::{map_bytes, map_read, Gpu};
-use crate::kernels::{pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::kernels::{conv_weights_km, pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
 use crate::preprocess::Preprocess;
@@ -52,7 +52,7 @@ impl GpuParams {
                     (p.weight.clone(), p.bias.clone())
                 }
             };
-            let wb = storage_buffer(device, &c.name, &weight);
+            let wb = storage_buffer(device, &c.name, &conv_weights_km(&weight, o));
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
             convs.insert(c.name.clone(), (wb, bb));
         }

@@ -181,6 +181,19 @@ pub struct PreprocessParams {
     pub inv_std: [f32; 4],
 }
 
+/// OIHW conv kernel → the K×M matrix both conv kernels read: `[ci][ky][kx][co]`,
+/// output channels contiguous (`o` output channels, `k = I·kh·kw`).
+pub fn conv_weights_km(oihw: &[f32], o: usize) -> Vec<f32> {
+    let k = oihw.len() / o;
+    let mut out = vec![0.0; oihw.len()];
+    for co in 0..o {
+        for i in 0..k {
+            out[i * o + co] = oihw[co * k + i];
+        }
+    }
+    out
+}
+
 /// Batchnorm parameters → one (gamma, beta, mean, var) vec4 per channel.
 pub fn pack_batchnorm(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) -> Vec<f32> {
     (0..gamma.len()).flat_map(|c| [gamma[c], beta[c], mean[c], var[c]]).collect()
@@ -258,7 +271,7 @@ impl Kernels {
         Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, params: uniform, workgroups }
     }
 
-    /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` OIHW.
+    /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` by [`conv_weights_km`].
     pub fn conv2d(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Dispatch {
         p.co_groups = p.out_c.div_ceil(4);
         p.flags = Self::epilogue_flags(p.flags, b);
@@ -266,7 +279,7 @@ impl Kernels {
         self.bind(device, label, &self.conv2d, &self.conv_bindings(b), bytemuck::bytes_of(&p), grid_for(n))
     }
 
-    /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` OIHW.
+    /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
     pub fn conv2d_gemm(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Dispatch {
         p.flags = Self::epilogue_flags(p.flags, b);
         let n = p.out_h * p.out_w;

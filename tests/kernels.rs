@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{conv_weights_km, pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
 use resnet::Preprocess;
 
 #[test]
@@ -95,7 +95,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         let want = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), c.residual.then_some(&res[..]), c, oh, ow);
 
         let xb = cx.upload(&x);
-        let wb = cx.upload(&wt);
+        let wb = cx.upload(&conv_weights_km(&wt, c.cout));
         let bb = cx.upload(&bias);
         let rb = cx.upload(&res);
         let p = ConvParams {
