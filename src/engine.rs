@@ -416,12 +416,13 @@ impl Engine {
     }
 }
 
-/// Which conv kernel a fast-mode layer gets: the tiled implicit GEMM where
-/// its 64×64 tiles are mostly full (64+ output channels and 64+ output
-/// pixels); small layers waste most of a tile and run faster on the direct
-/// kernel on the software GPUs here. Inspect mode keeps the direct kernel.
+/// Which conv kernel a fast-mode layer gets: the tiled implicit GEMM for 64+
+/// output channels and 16+ output pixels (on lavapipe it halves ResNet-18's
+/// 7×7 stage 4 against the direct kernel, per `resnet bench`'s GPU stage
+/// times); narrower layers waste most of a 64×64 tile and stay on the direct
+/// kernel. Inspect mode keeps the direct kernel throughout.
 fn use_gemm(c: &crate::model::ConvSpec, pixels: usize) -> bool {
-    c.out_channels >= 64 && pixels >= 64 && c.in_channels * c.kernel.0 * c.kernel.1 >= 16
+    c.out_channels >= 64 && pixels >= 16 && c.in_channels * c.kernel.0 * c.kernel.1 >= 16
 }
 
 fn read_buffer(device: &wgpu::Device, len: usize) -> wgpu::Buffer {

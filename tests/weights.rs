@@ -237,6 +237,9 @@ fn cli_reports_bad_input_on_stderr_without_panicking() {
     std::fs::write(dir.join("big.npy"), npy_bytes("(1, 3, 99999, 99999)", &[0.5; 16])).unwrap();
     let (ok, err) = run(&["--tensor", dir.join("big.npy").to_str().unwrap()]);
     assert!(!ok && err.contains("more data than the file holds"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_resnet")).args(["bench", "--weights", w, "--size", "40", "--iters", "3"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("median") && text.contains("stage4"), "{text}");
     let (ok, err) = cli(&["dump", "--weights", w, "--size", "16", "--out", dir.join("d").to_str().unwrap(), "--tensor", npy.to_str().unwrap()]);
     assert!(ok, "{err}");
     std::fs::remove_dir_all(&dir).ok();

@@ -24,6 +24,8 @@ enum Command {
     Classify(Classify),
     /// Write every block's output as `1×C×H×W` float32 .npy files, and logits.npy.
     Dump(Dump),
+    /// Time the network on a seeded input: median latency and GPU time per stage.
+    Bench(Bench),
 }
 
 #[derive(Args)]
@@ -76,6 +78,15 @@ struct Dump {
     image: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct Bench {
+    #[command(flatten)]
+    common: Common,
+    /// Timed runs, after 2 warm-ups.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+}
+
 fn parse_mode(s: &str) -> std::result::Result<Mode, String> {
     Mode::parse(s).ok_or_else(|| format!("unknown mode `{s}`: use `fast` or `inspect`"))
 }
@@ -86,6 +97,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Classify(c) => classify(c).await,
             Command::Dump(d) => dump(d).await,
+            Command::Bench(b) => bench(b).await,
         }
     });
     match result {
@@ -275,5 +287,49 @@ async fn dump(d: Dump) -> Result<()> {
     let out = engine.output().await?;
     write_npy(&d.out.join("logits.npy"), &[1, out.logits.len() as u64], &out.logits)?;
     eprintln!("wrote {} tensors and logits.npy to {}", names.len(), d.out.display());
+    Ok(())
+}
+
+async fn bench(b: Bench) -> Result<()> {
+    if b.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let mut engines = Engines::new(&b.common).await?;
+    let (h, w) = engines.image_size;
+    // A fixed pseudo-random input: the timing does not depend on the values.
+    let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let input = Input::Tensor { h, w, data };
+    let mut wall = Vec::new();
+    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
+    for i in 0..b.iters + 2 {
+        let t0 = Instant::now();
+        let engine = engines.run(&input).await?;
+        engine.output().await?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if i < 2 {
+            continue;
+        }
+        wall.push(ms);
+        for (k, (name, t)) in engine.stats().stage_ms.iter().flatten().enumerate() {
+            if stages.len() <= k {
+                stages.push((name.clone(), Vec::new()));
+            }
+            stages[k].1.push(*t);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let engine = engines.by_size.get(&(h, w)).expect("planned above");
+    println!("{} · {h}×{w} · {} mode · {} · {} runs", engine.model().description, engine.mode().as_str(), engine.gpu().adapter_name(), b.iters);
+    let (lo, hi) = (wall.iter().cloned().fold(f64::MAX, f64::min), wall.iter().cloned().fold(0.0, f64::max));
+    println!("latency (upload → logits on the CPU): median {:.3} ms, min {lo:.3}, max {hi:.3}", median(&mut wall));
+    if stages.is_empty() {
+        println!("no GPU timestamps on this adapter");
+    }
+    for (name, mut t) in stages {
+        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(&mut t));
+    }
     Ok(())
 }
