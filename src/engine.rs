@@ -33,7 +33,9 @@ impl GpuParams {
             let p = &w.convs[&c.name];
             let bn = &w.bns[&cb.bn.name];
             let (o, i, (kh, kw)) = (c.out_channels, c.in_channels, c.kernel);
-            let (weight, bias) = match mode {
+            // Fast mode folds the BN into a copy; inspect mode uploads the weights as they are.
+            let folded;
+            let (weight, bias): (&[f32], Option<Vec<f32>>) = match mode {
                 Mode::Fast => {
                     // y = (conv(x) + b - mean) · γ/√(var+ε) + β  =  conv'(x) + b'
                     let per = i * kh * kw;
@@ -45,14 +47,15 @@ impl GpuParams {
                         let b0 = p.bias.as_ref().map_or(0.0, |b| b[co]);
                         bias[co] = (b0 - bn.mean[co]) * scale + bn.beta[co];
                     }
-                    (wt, Some(bias))
+                    folded = wt;
+                    (&folded, Some(bias))
                 }
                 Mode::Inspect => {
                     bns.insert(cb.bn.name.clone(), storage_buffer(device, &cb.bn.name, &pack_batchnorm(&bn.gamma, &bn.beta, &bn.mean, &bn.var)));
-                    (p.weight.clone(), p.bias.clone())
+                    (&p.weight, p.bias.clone())
                 }
             };
-            let wb = storage_buffer(device, &c.name, &conv_weights_km(&weight, o));
+            let wb = storage_buffer(device, &c.name, &conv_weights_km(weight, o));
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
             convs.insert(c.name.clone(), (wb, bb));
         }
