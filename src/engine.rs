@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::gpu::{map_bytes, map_read, Gpu};
-use crate::kernels::{conv_weights_km, pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
 use crate::preprocess::Preprocess;
@@ -68,6 +68,58 @@ impl GpuParams {
     }
 }
 
+/// Which conv kernels fast mode runs (inspect mode always uses the direct one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernels {
+    /// The direct kernel everywhere (the reference point for benchmarks).
+    Direct,
+    /// The tiled implicit GEMM where its tiles fill, with K split so a layer
+    /// has about `split_target` workgroups (0: never split) in slices of at
+    /// least `min_slice` (see [`crate::kernels::gemm_splits`]).
+    Gemm { split_target: usize, min_slice: usize },
+}
+
+impl ConvKernels {
+    /// The default for an adapter: split-K only pays on a GPU with many cores;
+    /// a CPU adapter (lavapipe, SwiftShader) runs the plain GEMM.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> ConvKernels {
+        let split_target = if info.device_type == wgpu::DeviceType::Cpu { 0 } else { 256 };
+        ConvKernels::Gemm { split_target, min_slice: 128 }
+    }
+
+    /// `direct`, `gemm` (no split) or `splitk[:N[:S]]` (about N workgroups per
+    /// layer, 256 by default; K slices of at least S, 128 by default).
+    pub fn parse(s: &str) -> Result<ConvKernels> {
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let mut num = |default: usize| -> Result<usize> {
+            match parts.next() {
+                None => Ok(default),
+                Some(n) => n.parse().map_err(|_| Error::new(format!("bad number `{n}` in conv kernels `{s}`"))),
+            }
+        };
+        let k = match kind {
+            "direct" => ConvKernels::Direct,
+            "gemm" => ConvKernels::Gemm { split_target: 0, min_slice: 128 },
+            "splitk" => ConvKernels::Gemm { split_target: num(256)?, min_slice: num(128)? },
+            _ => bail!("unknown conv kernels `{s}`: use direct, gemm or splitk[:N[:S]]"),
+        };
+        if parts.next().is_some() {
+            bail!("too many parts in conv kernels `{s}`");
+        }
+        Ok(k)
+    }
+
+    /// The form [`ConvKernels::parse`] reads.
+    pub fn name(&self) -> String {
+        match *self {
+            ConvKernels::Direct => "direct".into(),
+            ConvKernels::Gemm { split_target: 0, .. } => "gemm".into(),
+            ConvKernels::Gemm { split_target, min_slice } => format!("splitk:{split_target}:{min_slice}"),
+        }
+    }
+}
+
 /// Buffers and dispatches for one input size.
 struct Frame {
     plan: Plan,
@@ -92,6 +144,10 @@ struct Frame {
     image: Option<ImageInput>,
     /// Readback buffers for `read`, made on first use of each size.
     read_staging: HashMap<usize, wgpu::Buffer>,
+    /// Partial sums of split-K convs (one buffer, reused by every such layer).
+    _scratch: Option<wgpu::Buffer>,
+    /// One timestamp pair per op, for [`Engine::profile_layers`]; made on first use.
+    layer_timer: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
 
 struct ImageInput {
@@ -153,6 +209,9 @@ pub struct Engine {
     dense_weight: Vec<f32>,
     disabled: std::collections::HashSet<String>,
     stats: FrameStats,
+    /// Whether frames compute channel means and residual norms.
+    with_stats: bool,
+    conv: ConvKernels,
 }
 
 impl Engine {
@@ -163,10 +222,41 @@ impl Engine {
         let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let kernels = Kernels::new(&gpu.device);
         let params = GpuParams::upload(&gpu.device, weights, mode);
-        let frame = Frame::new(&gpu, &kernels, &params, &weights.model, plan)?;
+        let conv = ConvKernels::for_adapter(&gpu.adapter_info);
+        let frame = Frame::new(&gpu, &kernels, &params, &weights.model, plan, conv)?;
         check_scopes(oom, scope).await?;
         let dense_weight = weights.dense.weight.clone();
-        Ok(Engine { gpu, kernels, model: weights.model.clone(), mode, params, frame, dense_weight, disabled: Default::default(), stats: Default::default() })
+        Ok(Engine {
+            gpu,
+            kernels,
+            model: weights.model.clone(),
+            mode,
+            params,
+            frame,
+            dense_weight,
+            disabled: Default::default(),
+            stats: Default::default(),
+            with_stats: true,
+            conv,
+        })
+    }
+
+    /// Chooses the fast mode's conv kernels (benchmarks compare them); re-plans.
+    pub async fn set_conv_kernels(&mut self, conv: ConvKernels) -> Result<()> {
+        self.conv = conv;
+        let (h, w) = self.input_size();
+        self.set_input_size(h, w).await
+    }
+
+    pub fn conv_kernels(&self) -> ConvKernels {
+        self.conv
+    }
+
+    /// Switches the per-frame statistics (channel means, ‖F(x)‖ and ‖x‖ per
+    /// block) on or off: off, a frame is the network alone, and
+    /// [`Engine::stats`] keeps only the stage times.
+    pub fn set_stats(&mut self, on: bool) {
+        self.with_stats = on;
     }
 
     /// Re-plans for another input size, keeping the uploaded weights.
@@ -174,7 +264,7 @@ impl Engine {
         let plan = Plan::new(&self.model, height, width, self.mode)?;
         let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let frame = Frame::new(&self.gpu, &self.kernels, &self.params, &self.model, plan)?;
+        let frame = Frame::new(&self.gpu, &self.kernels, &self.params, &self.model, plan, self.conv)?;
         check_scopes(oom, scope).await?;
         self.frame = frame;
         Ok(())
@@ -275,7 +365,7 @@ impl Engine {
                 }
             }
         }
-        {
+        if self.with_stats {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stats"), timestamp_writes: None });
             f.stats.iter().for_each(|d| d.record(&mut pass));
         }
@@ -283,13 +373,15 @@ impl Engine {
         let n = (l.classes * 4) as u64;
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.logits]], 0, &f.staging, 0, n);
         enc.copy_buffer_to_buffer(&f.slots[f.plan.slot_of[f.plan.probs]], 0, &f.staging, n, n);
-        for ((buf, at), b) in f.means.iter().zip(&l.means).zip(&f.plan.blocks) {
-            let src = buf.as_ref().unwrap_or(&f.slots[f.plan.slot_of[b.tensor]]);
-            if let Some((at, c)) = at {
-                enc.copy_buffer_to_buffer(src, 0, &f.staging, (*at * 4) as u64, (*c * 4) as u64);
+        if self.with_stats {
+            for ((buf, at), b) in f.means.iter().zip(&l.means).zip(&f.plan.blocks) {
+                let src = buf.as_ref().unwrap_or(&f.slots[f.plan.slot_of[b.tensor]]);
+                if let Some((at, c)) = at {
+                    enc.copy_buffer_to_buffer(src, 0, &f.staging, (*at * 4) as u64, (*c * 4) as u64);
+                }
             }
+            enc.copy_buffer_to_buffer(&f.norms, 0, &f.staging, (l.norms_at * 4) as u64, (l.blocks * 8) as u64);
         }
-        enc.copy_buffer_to_buffer(&f.norms, 0, &f.staging, (l.norms_at * 4) as u64, (l.blocks * 8) as u64);
         if let Some((set, resolve)) = &f.timer {
             let count = 2 * f.stages.len() as u32;
             enc.resolve_query_set(set, 0..count, resolve, 0);
@@ -304,7 +396,8 @@ impl Engine {
         let bytes = map_bytes(&self.gpu, &self.frame.staging, (l.floats * 4 + l.timestamps * 8) as u64).await?;
         let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[..l.floats * 4]);
         let n = l.classes;
-        let channel_means = l.means.iter().map(|m| m.map_or(Vec::new(), |(at, c)| floats[at..at + c].to_vec())).collect();
+        let stats = self.with_stats;
+        let channel_means = l.means.iter().map(|m| m.filter(|_| stats).map_or(Vec::new(), |(at, c)| floats[at..at + c].to_vec())).collect();
         let norms = self
             .frame
             .plan
@@ -313,7 +406,7 @@ impl Engine {
             .enumerate()
             .map(|(i, b)| {
                 let (m, s) = (floats[l.norms_at + 2 * i], floats[l.norms_at + 2 * i + 1]);
-                b.shortcut.map(|_| (m.max(0.0).sqrt(), s.max(0.0).sqrt()))
+                b.shortcut.filter(|_| stats).map(|_| (m.max(0.0).sqrt(), s.max(0.0).sqrt()))
             })
             .collect();
         let stage_ms = (l.timestamps > 0).then(|| {
@@ -333,6 +426,44 @@ impl Engine {
     /// Statistics of the last frame read by [`Engine::output`].
     pub fn stats(&self) -> &FrameStats {
         &self.stats
+    }
+
+    /// GPU time of every op of the network, in plan order, from timestamp
+    /// queries: each op runs in its own compute pass on the current input
+    /// (a split-K conv counts both its kernels). Pass boundaries add a little,
+    /// so the sum exceeds a normal frame; this is for finding the slow layers.
+    pub async fn profile_layers(&mut self) -> Result<Vec<(String, f64)>> {
+        if !self.gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            bail!("this adapter has no timestamp queries");
+        }
+        let device = &self.gpu.device;
+        let f = &mut self.frame;
+        let count = 2 * f.dispatches.len() as u32;
+        if count > wgpu::QUERY_SET_MAX_QUERIES {
+            bail!("{} ops are more than one query set can time", f.dispatches.len());
+        }
+        let (set, resolve, staging) = f.layer_timer.get_or_insert_with(|| {
+            let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("layer timer"), ty: wgpu::QueryType::Timestamp, count });
+            let buffer = |usage| device.create_buffer(&wgpu::BufferDescriptor { label: Some("layer timestamps"), size: count as u64 * 8, usage, mapped_at_creation: false });
+            (set, buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC), buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST))
+        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+        for (i, d) in f.dispatches.iter().enumerate() {
+            let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&d.label), timestamp_writes });
+            d.record(&mut pass);
+        }
+        enc.resolve_query_set(set, 0..count, resolve, 0);
+        enc.copy_buffer_to_buffer(resolve, 0, staging, 0, count as u64 * 8);
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = map_bytes(&self.gpu, staging, count as u64 * 8).await?;
+        let period = self.gpu.queue.get_timestamp_period() as f64;
+        let ticks: Vec<u64> = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        Ok(f.dispatches.iter().enumerate().map(|(i, d)| (d.label.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6)).collect())
     }
 
     /// Switches an identity block's main path off (its output becomes its
@@ -448,7 +579,7 @@ async fn check_scopes(oom: wgpu::ErrorScopeGuard, validation: wgpu::ErrorScopeGu
 }
 
 impl Frame {
-    fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, model: &Model, plan: Plan) -> Result<Frame> {
+    fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, model: &Model, plan: Plan, conv: ConvKernels) -> Result<Frame> {
         let device = &gpu.device;
         let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
         let slots: Vec<wgpu::Buffer> = plan
@@ -470,11 +601,42 @@ impl Frame {
             .collect::<Result<_>>()?;
         let buf = |t: usize| &slots[plan.slot_of[t]];
         let shape = |t: usize| plan.tensors[t].shape;
+        // Which kernel each conv gets, and split-K's slices where it pays.
+        let choice = |op: &Op| -> Option<u32> {
+            let Op::Conv { conv: cb, output, folded: true, .. } = op else { return None };
+            let (c, o) = (&cb.conv, shape(*output));
+            match conv {
+                ConvKernels::Gemm { split_target, min_slice } if use_gemm(c, o.h * o.w) => Some(if split_target > 0 {
+                    gemm_splits(c.out_channels, o.h * o.w, c.in_channels * c.kernel.0 * c.kernel.1, split_target, min_slice)
+                } else {
+                    1
+                }),
+                _ => None,
+            }
+        };
+        let scratch_len = plan
+            .ops
+            .iter()
+            .filter_map(|op| match (choice(op), op) {
+                (Some(s), Op::Conv { output, .. }) if s > 1 => Some(s as usize * shape(*output).len()),
+                _ => None,
+            })
+            .max();
+        let scratch = match scratch_len {
+            Some(len) if len * 4 > max_binding => bail!("split-K partial sums of {} bytes exceed this GPU's largest storage binding", len * 4),
+            Some(len) => Some(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("split-K partial sums"),
+                size: (len * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })),
+            None => None,
+        };
         let mut dispatches = Vec::with_capacity(plan.ops.len());
         for op in &plan.ops {
             let label = op.label(&plan.tensors);
             let d = match op {
-                Op::Conv { conv, input, output, residual, relu, folded, main_out } => {
+                Op::Conv { conv, input, output, residual, relu, main_out, .. } => {
                     let c = &conv.conv;
                     let (i, o) = (shape(*input), shape(*output));
                     let p = ConvParams {
@@ -491,7 +653,8 @@ impl Frame {
                         pad_x: c.padding.1 as u32,
                         flags: if *relu { ConvParams::RELU } else { 0 },
                         co_groups: 0,
-                        _pad: [0; 3],
+                        k_split: 0,
+                        _pad: [0; 2],
                     };
                     let (w, b) = &params.convs[&c.name];
                     let bufs = ConvBuffers {
@@ -502,10 +665,12 @@ impl Frame {
                         output: buf(*output),
                         main_out: main_out.map(buf),
                     };
-                    if *folded && use_gemm(c, o.h * o.w) {
-                        k.conv2d_gemm(device, &label, p, &bufs)
-                    } else {
-                        k.conv2d(device, &label, p, &bufs)
+                    // The label says which kernel and shape, for per-layer timings.
+                    let shape = format!("{}×{}/{} {}→{} at {}×{}", c.kernel.0, c.kernel.1, c.stride, i.c, o.c, o.h, o.w);
+                    match choice(op) {
+                        Some(1) => k.conv2d_gemm(device, &format!("{label} [gemm {shape}]"), p, &bufs),
+                        Some(splits) => k.conv2d_gemm_split(device, &format!("{label} [gemm {shape}, K in {splits}]"), p, &bufs, splits, scratch.as_ref()),
+                        None => k.conv2d(device, &format!("{label} [direct {shape}]"), p, &bufs),
                     }
                 }
                 Op::BatchNorm { conv, input, output } => {
@@ -611,6 +776,6 @@ impl Frame {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Frame { plan, slots, dispatches, bypass, stats, means, norms, stages, timer, layout, staging, image: None, read_staging: HashMap::new() })
+        Ok(Frame { plan, slots, dispatches, bypass, stats, means, norms, stages, timer, layout, staging, image: None, read_staging: HashMap::new(), _scratch: scratch, layer_timer: None })
     }
 }

@@ -14,6 +14,9 @@ const WG: u32 = 64;
 pub struct Kernels {
     conv2d: wgpu::ComputePipeline,
     conv2d_gemm: wgpu::ComputePipeline,
+    /// The same shader specialised for 1×1 stride-1 unpadded convs (POINTWISE).
+    conv2d_gemm_pw: wgpu::ComputePipeline,
+    conv_splitk: wgpu::ComputePipeline,
     batchnorm: wgpu::ComputePipeline,
     add_relu: wgpu::ComputePipeline,
     relu: wgpu::ComputePipeline,
@@ -33,6 +36,7 @@ pub struct Kernels {
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../shaders/conv2d.wgsl")),
     ("conv2d_gemm.wgsl", include_str!("../shaders/conv2d_gemm.wgsl")),
+    ("conv_splitk.wgsl", include_str!("../shaders/conv_splitk.wgsl")),
     ("batchnorm.wgsl", include_str!("../shaders/batchnorm.wgsl")),
     ("add_relu.wgsl", include_str!("../shaders/add_relu.wgsl")),
     ("relu.wgsl", include_str!("../shaders/relu.wgsl")),
@@ -44,8 +48,15 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("sum_squares.wgsl", include_str!("../shaders/sum_squares.wgsl")),
 ];
 
-fn source(name: &str) -> &'static str {
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader")
+/// A shader's WGSL. Natively, `RESNET_SHADER_DIR` may name a folder whose
+/// files replace the built-in ones of the same name: kernel variants can then
+/// be timed with one `resnet bench` binary (tools/bench_gpu.sh does).
+fn source(name: &str) -> std::borrow::Cow<'static, str> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(text) = std::env::var_os("RESNET_SHADER_DIR").and_then(|d| std::fs::read_to_string(std::path::Path::new(&d).join(name)).ok()) {
+        return text.into();
+    }
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader").into()
 }
 
 /// A kernel with everything bound: ready to be recorded, any number of times.
@@ -56,6 +67,8 @@ pub struct Dispatch {
     /// The kernel's uniform block, rewritable per frame (`queue.write_buffer`).
     params: wgpu::Buffer,
     workgroups: [u32; 3],
+    /// A second kernel recorded right after this one (split-K's reduction).
+    then: Option<Box<Dispatch>>,
 }
 
 impl Dispatch {
@@ -67,6 +80,9 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+        if let Some(next) = &self.then {
+            next.record(pass);
+        }
     }
 }
 
@@ -98,7 +114,9 @@ pub struct ConvParams {
     pub pad_x: u32,
     pub flags: u32,
     pub co_groups: u32,
-    pub _pad: [u32; 3],
+    /// Split-K slice length (set by the kernel functions).
+    pub k_split: u32,
+    pub _pad: [u32; 2],
 }
 
 impl ConvParams {
@@ -106,6 +124,38 @@ impl ConvParams {
     pub const HAS_RESIDUAL: u32 = 2;
     pub const RELU: u32 = 4;
     pub const WRITE_MAIN: u32 = 8;
+    const SPLIT: u32 = 16;
+
+    fn k(&self) -> u32 {
+        self.in_c * self.k_h * self.k_w
+    }
+    fn pointwise(&self) -> bool {
+        self.k_h == 1 && self.k_w == 1 && self.stride == 1 && self.pad_y == 0 && self.pad_x == 0
+    }
+}
+
+/// Output tiles of the implicit-GEMM conv (64 channels × 64 pixels each).
+pub fn gemm_tiles(out_c: usize, pixels: usize) -> usize {
+    out_c.div_ceil(64) * pixels.div_ceil(64)
+}
+
+/// How many slices of K a GEMM conv is split into: enough that the layer has
+/// about `target` workgroups, but no slice shorter than `min_slice` (128 = 8
+/// steps of 16 by default), where the extra pass over the partial sums would
+/// cost more than it frees. 1 means no split. At batch 1, ResNet's 14×14 and
+/// 7×7 stages have only 4–32 output tiles, a fraction of a large GPU's cores.
+pub fn gemm_splits(out_c: usize, pixels: usize, k: usize, target: usize, min_slice: usize) -> u32 {
+    let tiles = gemm_tiles(out_c, pixels);
+    if tiles >= target {
+        return 1;
+    }
+    let by_k = k / min_slice.max(16);
+    target.div_ceil(tiles).min(by_k).clamp(1, 64) as u32
+}
+
+/// K slice length for `splits` slices: a multiple of the 16-deep K step.
+fn k_slice(k: u32, splits: u32) -> u32 {
+    k.div_ceil(splits).div_ceil(16) * 16
 }
 
 /// The buffers of one convolution. `main_out`, when given, receives F(x):
@@ -212,23 +262,27 @@ pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu:
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
-        let make = |name: &str| {
+        let make_with = |name: &str, constants: &[(&str, f64)]| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source(name).into()),
+                source: wgpu::ShaderSource::Wgsl(source(name)),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                // Every shader writes its workgroup tiles before reading them.
+                compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
                 cache: None,
             })
         };
+        let make = |name: &str| make_with(name, &[]);
         Kernels {
             conv2d: make("conv2d.wgsl"),
             conv2d_gemm: make("conv2d_gemm.wgsl"),
+            conv2d_gemm_pw: make_with("conv2d_gemm.wgsl", &[("POINTWISE", 1.0)]),
+            conv_splitk: make("conv_splitk.wgsl"),
             batchnorm: make("batchnorm.wgsl"),
             add_relu: make("add_relu.wgsl"),
             relu: make("relu.wgsl"),
@@ -268,7 +322,7 @@ impl Kernels {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, params: uniform, workgroups }
+        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, params: uniform, workgroups, then: None }
     }
 
     /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` by [`conv_weights_km`].
@@ -280,11 +334,46 @@ impl Kernels {
     }
 
     /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
-    pub fn conv2d_gemm(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Dispatch {
+    pub fn conv2d_gemm(&self, device: &wgpu::Device, label: &str, p: ConvParams, b: &ConvBuffers) -> Dispatch {
+        self.conv2d_gemm_split(device, label, p, b, 1, None)
+    }
+
+    /// The implicit-GEMM convolution with K cut into `splits` slices (see
+    /// [`gemm_splits`]): partial sums go to `scratch` (at least
+    /// `splits·out_c·out_h·out_w` floats), then a second kernel adds them up
+    /// and applies the epilogue. `splits == 1` is the plain GEMM.
+    pub fn conv2d_gemm_split(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: Option<&wgpu::Buffer>) -> Dispatch {
         p.flags = Self::epilogue_flags(p.flags, b);
         let n = p.out_h * p.out_w;
-        let wg = [n.div_ceil(64), p.out_c.div_ceil(64), 1];
-        self.bind(device, label, &self.conv2d_gemm, &self.conv_bindings(b), bytemuck::bytes_of(&p), wg)
+        let pipeline = if p.pointwise() { &self.conv2d_gemm_pw } else { &self.conv2d_gemm };
+        let splits = splits.max(1);
+        p.k_split = k_slice(p.k(), splits);
+        // Rounding the slice up to 16 can leave fewer non-empty slices.
+        let splits = p.k().div_ceil(p.k_split).max(1);
+        let wg = [n.div_ceil(64), p.out_c.div_ceil(64), splits];
+        let scratch = match scratch {
+            Some(s) if splits > 1 => s,
+            _ => {
+                p.k_split = p.k().max(1);
+                return self.bind(device, label, pipeline, &self.conv_bindings(b), bytemuck::bytes_of(&p), [wg[0], wg[1], 1]);
+            }
+        };
+        let epilogue = p.flags;
+        p.flags = ConvParams::SPLIT;
+        let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
+        let mut first = self.bind(device, label, pipeline, &self.conv_bindings(&partial), bytemuck::bytes_of(&p), wg);
+        let len = p.out_c * n;
+        let rp = [len, n, splits, epilogue];
+        let reduce = self.bind(
+            device,
+            &format!("{label} (sum of {splits} K slices)"),
+            &self.conv_splitk,
+            &[scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)],
+            bytemuck::cast_slice(&rp),
+            grid_for(len as usize),
+        );
+        first.then = Some(Box::new(reduce));
+        first
     }
 
     fn conv_bindings<'a>(&'a self, b: &ConvBuffers<'a>) -> [&'a wgpu::Buffer; 6] {

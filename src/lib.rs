@@ -22,7 +22,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod weights;
 
-pub use engine::{Engine, FrameStats, Output};
+pub use engine::{ConvKernels, Engine, FrameStats, Output};
 pub use error::{Error, Result};
 pub use gpu::Gpu;
 pub use model::{Model, Shape};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
 use resnet::Preprocess;
 
 #[test]
@@ -83,6 +83,10 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         ConvCase { cin: 2, h: 1, w: 1, cout: 4, k: 3, stride: 1, pad: 1, bias: false, residual: false, relu: false },
         // 5×5 without padding (valid).
         ConvCase { cin: 3, h: 12, w: 9, cout: 6, k: 5, stride: 1, pad: 0, bias: true, residual: false, relu: false },
+        // 1×1 stride 1 wide: the GEMM's gather-free POINTWISE path, with a partial K step.
+        ConvCase { cin: 67, h: 9, w: 11, cout: 130, k: 1, stride: 1, pad: 0, bias: true, residual: true, relu: true },
+        // A deep K on a 7×7 map (ResNet's last stage in small): split-K territory.
+        ConvCase { cin: 150, h: 7, w: 7, cout: 70, k: 3, stride: 1, pad: 1, bias: true, residual: true, relu: true },
     ];
     let mut rng = Rng::new(1);
     for (n, c) in cases.iter().enumerate() {
@@ -112,12 +116,15 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             pad_x: c.pad as u32,
             flags: if c.relu { ConvParams::RELU } else { 0 },
             co_groups: 0,
-            _pad: [0; 3],
+            k_split: 0,
+            _pad: [0; 2],
         };
         // F(x) alone: conv + bias, before the residual and the ReLU.
         let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
-        // The direct kernel (inspect mode) and the tiled implicit GEMM (fast mode), on the same case.
-        for gemm in [false, true] {
+        // The direct kernel (inspect mode), the tiled implicit GEMM (fast
+        // mode) and the GEMM with K cut into 3 and 7 slices, on the same case.
+        let scratch = cx.zeros(7 * want.len());
+        for (kernel, splits) in [("direct", 0), ("gemm", 1), ("gemm", 3), ("gemm", 7)] {
             let (ob, mb) = (cx.zeros(want.len()), cx.zeros(want.len()));
             let bufs = ConvBuffers {
                 input: &xb,
@@ -127,12 +134,30 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
                 output: &ob,
                 main_out: Some(&mb),
             };
-            let d = if gemm { cx.k.conv2d_gemm(&cx.gpu.device, "conv", p, &bufs) } else { cx.k.conv2d(&cx.gpu.device, "conv", p, &bufs) };
+            let d = match splits {
+                0 => cx.k.conv2d(&cx.gpu.device, "conv", p, &bufs),
+                1 => cx.k.conv2d_gemm(&cx.gpu.device, "conv", p, &bufs),
+                s => cx.k.conv2d_gemm_split(&cx.gpu.device, "conv", p, &bufs, s, Some(&scratch)),
+            };
             cx.run(&[&d]);
-            assert_close(&format!("conv case {n} (gemm: {gemm})"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
-            assert_close(&format!("conv case {n} F(x) (gemm: {gemm})"), &cx.read(&mb, want.len()), &want_main, 1e-5, 1e-5);
+            let what = format!("conv case {n} ({kernel}, {splits} K slices)");
+            assert_close(&what, &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
+            assert_close(&format!("{what} F(x)"), &cx.read(&mb, want.len()), &want_main, 1e-5, 1e-5);
         }
     }
+}
+
+#[test]
+fn gemm_splits_fill_the_gpu_without_tiny_slices() {
+    // ResNet-50's last 3×3 conv at 224: 8 tiles, K = 4608 → 16 slices of 288.
+    assert_eq!(gemm_splits(512, 49, 4608, 128, 128), 16);
+    // Enough tiles already: no split.
+    assert_eq!(gemm_splits(256, 3136, 576, 128, 128), 1);
+    // Short K: no slice under 128.
+    assert_eq!(gemm_splits(64, 49, 200, 128, 128), 1);
+    assert_eq!(gemm_splits(2048, 49, 512, 128, 128), 4);
+    // A longer minimum slice: fewer, longer slices.
+    assert_eq!(gemm_splits(512, 49, 4608, 128, 512), 9);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use npyz::WriterBuilder;
-use resnet::{bail, Engine, Error, Gpu, Mode, Preprocess, Result, Weights};
+use resnet::{bail, ConvKernels, Engine, Error, Gpu, Mode, Preprocess, Result, Weights};
 
 #[derive(Parser)]
 #[command(name = "resnet", version, about = "ResNet inference on WGSL compute shaders (wgpu)")]
@@ -24,8 +24,10 @@ enum Command {
     Classify(Classify),
     /// Write every block's output as `1×C×H×W` float32 .npy files, and logits.npy.
     Dump(Dump),
-    /// Time the network on a seeded input: median latency and GPU time per stage.
+    /// Time the network on a seeded input: latency, GPU time per stage and per layer.
     Bench(Bench),
+    /// Print the GPU adapter the other commands would use, or why there is none.
+    Adapter,
 }
 
 #[derive(Args)]
@@ -43,6 +45,10 @@ struct Common {
     height: Option<usize>,
     #[arg(long)]
     width: Option<usize>,
+    /// Fast mode's conv kernels: `direct`, `gemm`, or `splitk[:N]` (split K
+    /// until a layer has about N workgroups); by default split-K on GPUs, plain GEMM on CPU adapters.
+    #[arg(long, value_parser = parse_conv)]
+    conv: Option<ConvKernels>,
 }
 
 #[derive(Args)]
@@ -85,6 +91,16 @@ struct Bench {
     /// Timed runs, after 2 warm-ups.
     #[arg(long, default_value_t = 20)]
     iters: usize,
+    /// How many of the slowest layers to list (per-layer GPU times).
+    #[arg(long, default_value_t = 10)]
+    layers: usize,
+    /// Also write every figure (each run, each layer) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_conv(s: &str) -> std::result::Result<ConvKernels, String> {
+    ConvKernels::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_mode(s: &str) -> std::result::Result<Mode, String> {
@@ -98,6 +114,7 @@ fn main() -> ExitCode {
             Command::Classify(c) => classify(c).await,
             Command::Dump(d) => dump(d).await,
             Command::Bench(b) => bench(b).await,
+            Command::Adapter => adapter().await,
         }
     });
     match result {
@@ -176,6 +193,7 @@ struct Engines {
     gpu: Rc<Gpu>,
     weights: Weights,
     mode: Mode,
+    conv: Option<ConvKernels>,
     image_size: (usize, usize),
     by_size: HashMap<(usize, usize), Engine>,
 }
@@ -185,7 +203,7 @@ impl Engines {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
         let gpu = Rc::new(Gpu::new().await?);
-        Ok(Engines { gpu, weights, mode: c.mode, image_size, by_size: HashMap::new() })
+        Ok(Engines { gpu, weights, mode: c.mode, conv: c.conv, image_size, by_size: HashMap::new() })
     }
 
     async fn run(&mut self, input: &Input) -> Result<&mut Engine> {
@@ -194,7 +212,12 @@ impl Engines {
             Input::Image { .. } => self.image_size,
         };
         if !self.by_size.contains_key(&size) {
-            let e = Engine::new(self.gpu.clone(), &self.weights, self.mode, size.0, size.1).await?;
+            let mut e = Engine::new(self.gpu.clone(), &self.weights, self.mode, size.0, size.1).await?;
+            // The command line reads logits only: no per-frame statistics.
+            e.set_stats(false);
+            if let Some(conv) = self.conv {
+                e.set_conv_kernels(conv).await?;
+            }
             self.by_size.insert(size, e);
         }
         let engine = self.by_size.get_mut(&size).unwrap();
@@ -290,6 +313,15 @@ async fn dump(d: Dump) -> Result<()> {
     Ok(())
 }
 
+async fn adapter() -> Result<()> {
+    let gpu = Gpu::new().await?;
+    let i = &gpu.adapter_info;
+    println!("{} · {:?} · driver {} {}", gpu.adapter_name(), i.device_type, i.driver, i.driver_info);
+    println!("features used: {:?}", gpu.features);
+    println!("largest storage binding: {} bytes", gpu.limits.max_storage_buffer_binding_size);
+    Ok(())
+}
+
 async fn bench(b: Bench) -> Result<()> {
     if b.iters == 0 {
         bail!("--iters must be at least 1");
@@ -300,36 +332,116 @@ async fn bench(b: Bench) -> Result<()> {
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
     let input = Input::Tensor { h, w, data };
     let mut wall = Vec::new();
+    let mut gpu = Vec::new();
+    let mut record = Vec::new();
     let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..b.iters + 2 {
         let t0 = Instant::now();
         let engine = engines.run(&input).await?;
+        let submitted = t0.elapsed().as_secs_f64() * 1e3;
         engine.output().await?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if i < 2 {
             continue;
         }
         wall.push(ms);
-        for (k, (name, t)) in engine.stats().stage_ms.iter().flatten().enumerate() {
+        record.push(submitted);
+        let st = engine.stats().stage_ms.clone().unwrap_or_default();
+        gpu.push(st.iter().map(|(_, t)| t).sum::<f64>());
+        for (k, (name, t)) in st.into_iter().enumerate() {
             if stages.len() <= k {
-                stages.push((name.clone(), Vec::new()));
+                stages.push((name, Vec::new()));
             }
-            stages[k].1.push(*t);
+            stages[k].1.push(t);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    // Throughput: frames submitted back to back, one readback at the end (a
+    // video loop that keeps the GPU fed), per frame.
+    let Input::Tensor { data, .. } = &input else { unreachable!() };
+    let engine = engines.by_size.get_mut(&(h, w)).expect("planned above");
+    let t0 = Instant::now();
+    for _ in 0..b.iters {
+        engine.run_tensor(data)?;
+    }
+    engine.output().await?;
+    let per_frame = t0.elapsed().as_secs_f64() * 1e3 / b.iters as f64;
+
+    let mut layers = if engine.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        // Median over a few profiled frames per layer.
+        let mut runs = Vec::new();
+        for _ in 0..b.iters.clamp(1, 5) {
+            runs.push(engine.profile_layers().await?);
+        }
+        (0..runs[0].len())
+            .map(|i| {
+                let mut t: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+                (runs[0][i].0.clone(), median(&mut t))
+            })
+            .collect()
+    } else {
+        Vec::new()
     };
-    let engine = engines.by_size.get(&(h, w)).expect("planned above");
-    println!("{} · {h}×{w} · {} mode · {} · {} runs", engine.model().description, engine.mode().as_str(), engine.gpu().adapter_name(), b.iters);
+
+    let mut conv = match engine.mode() {
+        Mode::Inspect => "direct".to_string(),
+        Mode::Fast => engine.conv_kernels().name(),
+    };
+    // Kernel variants under test (see `RESNET_SHADER_DIR` in kernels.rs).
+    if let Some(dir) = std::env::var_os("RESNET_SHADER_DIR").filter(|d| !d.is_empty()) {
+        conv = format!("{conv} (shaders from {})", dir.to_string_lossy());
+    }
+    println!(
+        "{} · {h}×{w} · {} mode · conv {conv} · {} · {} runs",
+        engine.model().description,
+        engine.mode().as_str(),
+        engine.gpu().adapter_name(),
+        b.iters
+    );
     let (lo, hi) = (wall.iter().cloned().fold(f64::MAX, f64::min), wall.iter().cloned().fold(0.0, f64::max));
-    println!("latency (upload → logits on the CPU): median {:.3} ms, min {lo:.3}, max {hi:.3}", median(&mut wall));
+    let wall_median = median(&mut wall.clone());
+    println!("latency (upload → logits on the CPU): median {wall_median:.3} ms, min {lo:.3}, max {hi:.3}");
+    println!("throughput (frames back to back): {per_frame:.3} ms per frame");
+    let record_median = median(&mut record.clone());
+    println!("CPU: upload + recording + submit, median {record_median:.3} ms");
     if stages.is_empty() {
         println!("no GPU timestamps on this adapter");
+    } else {
+        println!("GPU time per frame (sum of stage passes): median {:.3} ms", median(&mut gpu.clone()));
     }
-    for (name, mut t) in stages {
-        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(&mut t));
+    for (name, t) in &stages {
+        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(&mut t.clone()));
+    }
+    if !layers.is_empty() {
+        let total: f64 = layers.iter().map(|(_, t)| t).sum();
+        println!("per layer, each in its own timed pass: {} ops, {total:.3} ms in all; the {} slowest:", layers.len(), b.layers.min(layers.len()));
+        let mut slow = layers.clone();
+        slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (name, t) in slow.iter().take(b.layers) {
+            println!("  {t:>9.3} ms  {:>5.1}%  {name}", 100.0 * t / total);
+        }
+    }
+    if let Some(path) = &b.json {
+        let json = serde_json::json!({
+            "model": engine.model().description,
+            "mode": engine.mode().as_str(),
+            "conv": conv,
+            "adapter": engine.gpu().adapter_name(),
+            "input_size": [h, w],
+            "iters": b.iters,
+            "wall_ms": wall,
+            "wall_median_ms": wall_median,
+            "throughput_ms_per_frame": per_frame,
+            "record_submit_ms": record_median,
+            "gpu_frame_ms": gpu,
+            "stages": stages.iter().map(|(n, t)| serde_json::json!({"name": n, "median_ms": median(&mut t.clone())})).collect::<Vec<_>>(),
+            "layers": layers.drain(..).map(|(n, t)| serde_json::json!({"name": n, "ms": t})).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, format!("{json:#}\n")).map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

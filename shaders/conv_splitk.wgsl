@@ -1,0 +1,47 @@
+// Second half of a split-K convolution (conv2d_gemm.wgsl with flag SPLIT):
+// sums the `splits` partial results of each output and applies the conv
+// epilogue: + bias[co], (copy of F(x) to main_out), + residual, ReLU.
+
+struct Params {
+    len: u32,     // M·N outputs
+    plane: u32,   // N = out_h·out_w
+    splits: u32,
+    flags: u32,
+}
+
+const HAS_BIAS: u32 = 1u;
+const HAS_RESIDUAL: u32 = 2u;
+const RELU: u32 = 4u;
+const WRITE_MAIN: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read> residual: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 64u;
+    if (o >= p.len) {
+        return;
+    }
+    var v = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        v += partial[s * p.len + o];
+    }
+    if ((p.flags & HAS_BIAS) != 0u) {
+        v += bias[o / p.plane];
+    }
+    if ((p.flags & WRITE_MAIN) != 0u) {
+        main_out[o] = v;
+    }
+    if ((p.flags & HAS_RESIDUAL) != 0u) {
+        v += residual[o];
+    }
+    if ((p.flags & RELU) != 0u) {
+        v = max(v, 0.0);
+    }
+    output[o] = v;
+}

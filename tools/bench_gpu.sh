@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# GPU benchmark: our `resnet bench` (Vulkan) beside torchvision in PyTorch,
+# eager and CUDA graphs, batch 1, fp32, 224×224, in one command on one GPU, so
+# the ratios hold. Run on the GPU machine from the repository root with the
+# `resnet` binary already built (cargo build --release --bin resnet).
+#
+#   bash tools/bench_gpu.sh [results-dir]
+#
+# The machine needs python3 with torch, torchvision, safetensors and numpy.
+# A GPU machine may lack the Vulkan loader: if `libvulkan.so.1` is missing,
+# the Debian packages in .gl/ (libvulkan1, libglvnd0, libglx0; fetched with
+# `apt-get download` on a machine with apt) are unpacked into / first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-target/bench_gpu}
+bin=${RESNET_BIN:-target/release/resnet}
+iters=${ITERS:-100}
+mkdir -p "$out"
+
+# The Vulkan loader and glvnd, where the machine lacks them.
+if ls .gl/*.deb >/dev/null 2>&1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+ldconfig -p | grep -q 'libvulkan.so.1 ' || { echo "no libvulkan.so.1: put the libvulkan1 .deb (and glvnd's) in .gl/" >&2; exit 1; }
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+# Find a driver manifest wgpu can use: the loader's default search first,
+# then NVIDIA's manifests as they are and with the library's absolute path.
+probe() { "$bin" adapter 2>&1 | grep -v -i -E "^error|loader" | head -3; "$bin" adapter >/dev/null 2>&1; }
+found=
+if probe; then found=default; else
+    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+    tmp=$(mktemp -d)
+    for lib in /usr/local/nvidia/lib64/libGLX_nvidia.so.0 /lib/libGLX_nvidia.so.0 /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0; do
+        [ -e "$lib" ] && printf '{"file_format_version":"1.0.1","ICD":{"library_path":"%s","api_version":"1.4"}}' "$lib" >"$tmp/$(echo "$lib" | tr / _).json"
+    done
+    for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json "$tmp"/*.json; do
+        [ -f "$icd" ] || continue
+        for ld in "" /usr/local/nvidia/lib64; do
+            export VK_DRIVER_FILES=$icd LD_LIBRARY_PATH=$ld
+            if probe; then found="$icd ${ld:+(LD_LIBRARY_PATH=$ld)}"; break 2; fi
+        done
+    done
+fi
+if [ -z "$found" ]; then
+    echo "no Vulkan adapter; diagnostics:" >&2
+    cat /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json 2>&1
+    ls -la /dev/nvidia* /lib/libGLX_nvidia* /usr/local/nvidia/lib64/ 2>&1 | head -60
+    VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json VK_LOADER_DEBUG=all LD_LIBRARY_PATH= "$bin" adapter 2>&1 | grep -v -i "layer" | head -40
+    exit 1
+fi
+echo "Vulkan driver manifest: $found"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv 2>/dev/null
+
+w=${WEIGHTS_DIR:-$(mktemp -d)}
+[ -f "$w/resnet50.ref.npy" ] || python3 tools/bench_torch.py weights "$w" || exit 1
+cp "$w"/*.ref.npy "$out"/
+# VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
+# beside the built-in shaders ("-").
+for arch in resnet18 resnet50; do
+    "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json >"$out/ours_${arch}_logits.json" || exit 1
+    for variant in ${VARIANTS:--}; do
+        for conv in ${CONVS:-splitk:256 gemm splitk:512 direct}; do
+            tag=${conv//:/_}; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
+            RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" --layers 0 \
+                --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" || exit 1
+            head -5 "$out/last_bench.txt"
+        done
+    done
+    "$bin" bench --weights "$w/$arch.safetensors" --iters 20 --mode inspect --layers 0 --json "$out/ours_${arch}_inspect.json" >"$out/last_bench.txt" || exit 1
+    head -5 "$out/last_bench.txt"
+done
+python3 tools/bench_torch.py time "$out/torch.json" || exit 1
+python3 tools/bench_torch.py report "$out" | tee "$out/report.md"

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""The PyTorch side of the GPU benchmark (tools/bench_gpu.sh), run on the GPU
+machine itself:
+
+  weights DIR   seeded torchvision resnet18/resnet50 (BN statistics calibrated
+                on random batches, so activations stay in a sane range) saved
+                as DIR/<arch>.safetensors with torchvision names, one input
+                DIR/input.npy and its float64 reference logits DIR/<arch>.ref.npy
+  time OUT.json torchvision resnet18/resnet50, batch 1, fp32, 224×224:
+                eager and CUDA-graph replay, each with cuDNN's default (TF32
+                convolutions allowed) and with strict fp32 (TF32 off, what our
+                kernels compute)
+  report DIR    one table from DIR's JSON files (ours and PyTorch's)
+
+Needs torch, torchvision, safetensors and numpy (all on the GPU image).
+"""
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ARCHS = (("resnet18", 18), ("resnet50", 50))
+
+
+def set_tf32(torch, on):
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def make_model(torch, torchvision, arch, seed):
+    torch.manual_seed(seed)
+    m = getattr(torchvision.models, arch)(weights=None)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(mod.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(mod.bias, -0.2, 0.2)
+            mod.momentum = None  # cumulative average over the calibration batches
+            mod.reset_running_stats()
+    m = m.cuda().train()
+    with torch.no_grad():
+        for _ in range(4):
+            m(torch.randn(8, 3, 224, 224, device="cuda"))
+    return m.eval()
+
+
+def weights(out):
+    import numpy as np
+    import torch
+    import torchvision
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 3, 224, 224, generator=g)
+    np.save(out / "input.npy", x.numpy().astype("<f4"))
+    for arch, seed in ARCHS:
+        m = make_model(torch, torchvision, arch, seed)
+        sd = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
+        save_file(sd, str(out / f"{arch}.safetensors"))
+        with torch.no_grad():
+            ref = m.cpu().double()(x.double()).numpy()[0]
+        np.save(out / f"{arch}.ref.npy", ref)
+        print(f"weights: {arch} -> {out}/{arch}.safetensors", file=sys.stderr)
+
+
+def median_ms(torch, fn, iters, warmup=30):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), min(times), max(times)
+
+
+def time_all(out_json, iters=200):
+    import torch
+    import torchvision
+
+    res = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "runs": []}
+    for arch, seed in ARCHS:
+        m = make_model(torch, torchvision, arch, seed)
+        x = torch.randn(1, 3, 224, 224, device="cuda")
+        for tf32 in (True, False):
+            set_tf32(torch, tf32)
+            with torch.inference_mode():
+                eager = median_ms(torch, lambda: m(x), iters)
+                # CUDA graph: one replay launches the whole network.
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(5):
+                        m(x)
+                torch.cuda.current_stream().wait_stream(s)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    m(x)
+                graphed = median_ms(torch, graph.replay, iters)
+            for kind, t in (("eager", eager), ("cuda graph", graphed)):
+                res["runs"].append({"arch": arch, "tf32": tf32, "kind": kind, "median_ms": t[0], "min_ms": t[1], "max_ms": t[2]})
+                print(f"torch {arch} {kind:<10} tf32={'on ' if tf32 else 'off'} median {t[0]:.3f} ms (min {t[1]:.3f}, max {t[2]:.3f})", file=sys.stderr)
+    set_tf32(torch, True)
+    Path(out_json).write_text(json.dumps(res, indent=1))
+
+
+def report(d):
+    import numpy as np
+
+    d = Path(d)
+    torch_res = json.loads((d / "torch.json").read_text())
+    ours = [json.loads(p.read_text()) for p in sorted(d.glob("ours_*.json")) if not p.name.endswith("_logits.json")]
+    print(f"\n## {torch_res['device']} · PyTorch {torch_res['torch']} · ours on {ours[0]['adapter'] if ours else '?'}\n")
+    for arch, _ in ARCHS:
+        name = "ResNet-18" if arch == "resnet18" else "ResNet-50"
+        rows = [r for r in ours if r["model"].startswith(name + " ")]
+        print(f"### {name}, 224×224, batch 1, fp32\n")
+        print("| runtime | median ms | speed against PyTorch eager, TF32 off |")
+        print("|---|---|---|")
+        ref = next(r["median_ms"] for r in torch_res["runs"] if r["arch"] == arch and r["kind"] == "eager" and not r["tf32"])
+        for r in torch_res["runs"]:
+            if r["arch"] == arch:
+                label = f"PyTorch {r['kind']}, TF32 {'on (default)' if r['tf32'] else 'off'}"
+                print(f"| {label} | {r['median_ms']:.3f} | {ref / r['median_ms']:.2f}× |")
+        for r in rows:
+            gpu = statistics.median(r["gpu_frame_ms"]) if r["gpu_frame_ms"] else float("nan")
+            print(f"| ours {r['mode']} {r['conv']}: latency | {r['wall_median_ms']:.3f} | {ref / r['wall_median_ms']:.2f}× |")
+            print(f"| ours {r['mode']} {r['conv']}: back-to-back frames | {r['throughput_ms_per_frame']:.3f} | {ref / r['throughput_ms_per_frame']:.2f}× |")
+            print(f"| ours {r['mode']} {r['conv']}: GPU time (timestamps) | {gpu:.3f} | {ref / gpu:.2f}× |")
+        best = min(rows, key=lambda r: r["wall_median_ms"], default=None)
+        if best and best["layers"]:
+            total = sum(l["ms"] for l in best["layers"])
+            print(f"\nslowest layers ({best['mode']} {best['conv']}; each op in its own timed pass, {total:.3f} ms in all):\n")
+            for l in sorted(best["layers"], key=lambda l: -l["ms"])[:8]:
+                print(f"- {l['ms']:.3f} ms ({100 * l['ms'] / total:.1f}%) {l['name']}")
+        logits = d / f"ours_{arch}_logits.json"
+        refp = d / f"{arch}.ref.npy"
+        if logits.exists() and refp.exists():
+            got = np.array(json.loads(logits.read_text().splitlines()[0])["logits"], dtype=np.float64)
+            want = np.load(refp)
+            err = np.abs(got - want).max()
+            print(f"\nlogits against a float64 PyTorch forward pass: max|Δ| {err:.3g}, relative to max|ref| {err / np.abs(want).max():.3g}; "
+                  f"top-5 {'same' if list(np.argsort(-got)[:5]) == list(np.argsort(-want)[:5]) else 'DIFFERENT'}")
+        print()
+
+
+if __name__ == "__main__":
+    cmd, arg = sys.argv[1], sys.argv[2]
+    {"weights": weights, "time": time_all, "report": report}[cmd](arg)
