@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::gpu::{map_bytes, map_read, Gpu};
+use crate::gpu::{map_bytes, map_into, map_read, Gpu};
 use crate::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
@@ -157,7 +157,7 @@ struct ImageInput {
 }
 
 /// What one frame produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Output {
     pub logits: Vec<f32>,
     pub probs: Vec<f32>,
@@ -212,6 +212,9 @@ pub struct Engine {
     /// Whether frames compute channel means and residual norms.
     with_stats: bool,
     conv: ConvKernels,
+    /// The last frame's readback and output, kept so a frame allocates nothing.
+    readback: Vec<u8>,
+    out: Output,
 }
 
 impl Engine {
@@ -238,6 +241,8 @@ impl Engine {
             stats: Default::default(),
             with_stats: true,
             conv,
+            readback: Vec::new(),
+            out: Output::default(),
         })
     }
 
@@ -391,36 +396,46 @@ impl Engine {
     }
 
     /// Logits and probabilities of the last frame; also updates [`Engine::stats`].
-    pub async fn output(&mut self) -> Result<Output> {
-        let l = self.frame.layout.clone();
-        let bytes = map_bytes(&self.gpu, &self.frame.staging, (l.floats * 4 + l.timestamps * 8) as u64).await?;
-        let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[..l.floats * 4]);
+    /// Reads into buffers kept from frame to frame: after the first frame of
+    /// a size, this allocates nothing.
+    pub async fn output(&mut self) -> Result<&Output> {
+        let l = &self.frame.layout;
+        map_into(&self.gpu, &self.frame.staging, (l.floats * 4 + l.timestamps * 8) as u64, &mut self.readback).await?;
+        let float = |i: usize| f32::from_le_bytes(self.readback[4 * i..4 * i + 4].try_into().unwrap());
         let n = l.classes;
-        let stats = self.with_stats;
-        let channel_means = l.means.iter().map(|m| m.filter(|_| stats).map_or(Vec::new(), |(at, c)| floats[at..at + c].to_vec())).collect();
-        let norms = self
-            .frame
-            .plan
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let (m, s) = (floats[l.norms_at + 2 * i], floats[l.norms_at + 2 * i + 1]);
-                b.shortcut.filter(|_| stats).map(|_| (m.max(0.0).sqrt(), s.max(0.0).sqrt()))
-            })
-            .collect();
-        let stage_ms = (l.timestamps > 0).then(|| {
-            let ticks: Vec<u64> = bytes[l.floats * 4..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        self.out.logits.clear();
+        self.out.logits.extend((0..n).map(float));
+        self.out.probs.clear();
+        self.out.probs.extend((n..2 * n).map(float));
+        let st = &mut self.stats;
+        let blocks = &self.frame.plan.blocks;
+        st.channel_means.resize_with(blocks.len(), Vec::new);
+        st.norms.resize(blocks.len(), None);
+        for (i, b) in blocks.iter().enumerate() {
+            let means = &mut st.channel_means[i];
+            means.clear();
+            if let (true, Some((at, c))) = (self.with_stats, l.means[i]) {
+                means.extend((at..at + c).map(float));
+            }
+            st.norms[i] = match (self.with_stats, b.shortcut) {
+                (true, Some(_)) => Some((float(l.norms_at + 2 * i).max(0.0).sqrt(), float(l.norms_at + 2 * i + 1).max(0.0).sqrt())),
+                _ => None,
+            };
+        }
+        if l.timestamps > 0 {
+            let tick = |i: usize| u64::from_le_bytes(self.readback[l.floats * 4 + 8 * i..l.floats * 4 + 8 * i + 8].try_into().unwrap());
             let period = self.gpu.queue.get_timestamp_period() as f64;
-            self.frame
-                .stages
-                .iter()
-                .enumerate()
-                .map(|(i, (name, _))| (name.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6))
-                .collect()
-        });
-        self.stats = FrameStats { channel_means, norms, stage_ms };
-        Ok(Output { logits: floats[..n].to_vec(), probs: floats[n..2 * n].to_vec() })
+            let stages = st.stage_ms.get_or_insert_with(Vec::new);
+            if stages.len() != self.frame.stages.len() {
+                *stages = self.frame.stages.iter().map(|(name, _)| (name.clone(), 0.0)).collect();
+            }
+            for (i, s) in stages.iter_mut().enumerate() {
+                s.1 = tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * period / 1e6;
+            }
+        } else {
+            st.stage_ms = None;
+        }
+        Ok(&self.out)
     }
 
     /// Statistics of the last frame read by [`Engine::output`].

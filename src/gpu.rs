@@ -107,6 +107,14 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Ve
 
 /// Maps `staging` for reading and returns a copy of its first `size` bytes.
 pub async fn map_bytes(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    map_into(gpu, staging, size, &mut out).await?;
+    Ok(out)
+}
+
+/// Maps `staging` for reading and copies its first `size` bytes into `dst`,
+/// reusing `dst`'s memory (the per-frame readback allocates nothing).
+pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Vec<u8>) -> Result<()> {
     let (tx, rx) = futures_channel::oneshot::channel();
     staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
         let _ = tx.send(r);
@@ -122,14 +130,15 @@ pub async fn map_bytes(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<V
         staging.unmap();
         return Err(e);
     }
-    let out = {
+    {
         let view = staging
             .get_mapped_range(0..size)
             .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
-        view.to_vec()
-    };
+        dst.clear();
+        dst.extend_from_slice(&view);
+    }
     staging.unmap();
-    Ok(out)
+    Ok(())
 }
 
 fn limits_below(have: &wgpu::Limits, need: &wgpu::Limits) -> Option<String> {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{Engine, Gpu, Mode, Weights};
+use resnet::{ConvKernels, Engine, Gpu, Mode, Weights};
 
 fn engine(mode: Mode, h: usize, w: usize) -> Engine {
     let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
@@ -67,12 +67,12 @@ fn a_skipped_identity_block_passes_its_input_through() {
         let mut e = engine(mode, 64, 64);
         let x = Rng::new(2).vec(3 * 64 * 64);
         e.run_tensor(&x).unwrap();
-        let before = pollster::block_on(e.output()).unwrap();
+        let before = pollster::block_on(e.output()).unwrap().clone();
         assert!(e.set_block_enabled("layer2.0", false).unwrap_err().to_string().contains("convolutional"));
         assert!(e.set_block_enabled("nope", false).is_err());
         e.set_block_enabled("layer3.1", false).unwrap();
         e.run_tensor(&x).unwrap();
-        let after = pollster::block_on(e.output()).unwrap();
+        let after = pollster::block_on(e.output()).unwrap().clone();
         let input = pollster::block_on(e.read("layer3.0")).unwrap().1;
         let output = pollster::block_on(e.read("layer3.1")).unwrap().1;
         assert_eq!(input, output, "{mode:?}");
@@ -80,7 +80,7 @@ fn a_skipped_identity_block_passes_its_input_through() {
         assert!(diff > 1e-3, "skipping a block changed nothing ({diff})");
         e.set_block_enabled("layer3.1", true).unwrap();
         e.run_tensor(&x).unwrap();
-        let again = pollster::block_on(e.output()).unwrap();
+        let again = pollster::block_on(e.output()).unwrap().clone();
         assert_eq!(before.logits, again.logits);
     }
 }
@@ -89,7 +89,7 @@ fn a_skipped_identity_block_passes_its_input_through() {
 fn partial_reads_cams_and_stage_timings() {
     let mut e = engine(Mode::Fast, 96, 80);
     e.run_tensor(&Rng::new(3).vec(3 * 96 * 80)).unwrap();
-    let out = pollster::block_on(e.output()).unwrap();
+    let out = pollster::block_on(e.output()).unwrap().clone();
     let (s, full) = pollster::block_on(e.read("layer1.1")).unwrap();
     let (s2, part) = pollster::block_on(e.read_channels("layer1.1", &[5, 0, 7])).unwrap();
     let plane = s.h * s.w;
@@ -117,4 +117,51 @@ fn partial_reads_cams_and_stage_timings() {
 fn bias_of(class: usize) -> f32 {
     let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
     Weights::from_safetensors(&weights(&spec)).unwrap().dense.bias[class]
+}
+
+#[test]
+fn every_conv_kernel_choice_computes_the_same_network() {
+    // Wide enough for the tiled GEMM (64+ channels), odd sizes, and K split
+    // into slices as short as 16 so every layer takes the split-K path with
+    // its shared partial-sum buffer.
+    let spec = DemoSpec { seed: 9, stem: 16, stages: vec![(64, 1), (72, 2), (96, 1), (130, 2)], classes: 11 };
+    let w = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let mut e = pollster::block_on(Engine::new(gpu, &w, Mode::Fast, 45, 51)).unwrap();
+    let x = Rng::new(4).vec(3 * 45 * 51);
+    let names: Vec<String> = e.blocks().iter().filter(|b| b.kind != "head").map(|b| b.name.clone()).collect();
+    let mut runs = Vec::new();
+    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16"] {
+        pollster::block_on(e.set_conv_kernels(ConvKernels::parse(conv).unwrap())).unwrap();
+        e.run_tensor(&x).unwrap();
+        let logits = pollster::block_on(e.output()).unwrap().logits.clone();
+        let blocks: Vec<Vec<f32>> = names.iter().map(|n| pollster::block_on(e.read(n)).unwrap().1).collect();
+        runs.push((conv, logits, blocks));
+    }
+    let (_, ref_logits, ref_blocks) = &runs[0];
+    for (conv, logits, blocks) in &runs[1..] {
+        assert_close(&format!("{conv} logits"), logits, ref_logits, 1e-4, 1e-5);
+        for ((n, b), r) in names.iter().zip(blocks).zip(ref_blocks) {
+            assert_close(&format!("{conv} {n}"), b, r, 1e-4, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn statistics_can_be_switched_off_without_changing_the_output() {
+    let mut e = engine(Mode::Fast, 48, 40);
+    let x = Rng::new(6).vec(3 * 48 * 40);
+    e.run_tensor(&x).unwrap();
+    let with = pollster::block_on(e.output()).unwrap().clone();
+    assert!(e.stats().channel_means.iter().all(|m| !m.is_empty()));
+    e.set_stats(false);
+    e.run_tensor(&x).unwrap();
+    let without = pollster::block_on(e.output()).unwrap().clone();
+    assert_eq!(with.logits, without.logits);
+    assert!(e.stats().channel_means.iter().all(|m| m.is_empty()));
+    assert!(e.stats().norms.iter().all(|n| n.is_none()));
+    e.set_stats(true);
+    e.run_tensor(&x).unwrap();
+    pollster::block_on(e.output()).unwrap();
+    assert!(e.stats().norms.iter().any(|n| n.is_some()));
 }

@@ -38,6 +38,11 @@ import make_fixture as mf  # noqa: E402
 
 TIMEOUT = int(os.environ.get("RESNET_TIMEOUT", "600"))
 MODES = ["fast", "inspect"]
+# test_dump also runs fast mode with K split into slices of 16+ in every
+# tiled conv: the split-K path big GPUs take (a CPU adapter defaults to none).
+DUMP_MODES = MODES + ["fast-splitk"]
+MODE_ARGS = {"fast": ["--mode", "fast"], "inspect": ["--mode", "inspect"],
+             "fast-splitk": ["--mode", "fast", "--conv", "splitk:256:16"]}
 REL_TOL = 1e-3
 ABS_TOL = 1e-4
 PROB_TOL = 1e-4
@@ -344,13 +349,13 @@ def _safetensors_header(path):
 # the CLI against the references
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", DUMP_MODES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_dump(case, mode, fixtures, resnet_bin, tmp_path):
     fx = fixtures.get(case)
     out_dir = tmp_path / "dump"
     p = run_ok([resnet_bin, "dump", "--weights", fx["weights"], "--tensor", fx["input"],
-                "--out", out_dir, "--mode", mode])
+                "--out", out_dir] + MODE_ARGS[mode])
     shapes = expected_shapes(case)
     problems, errs = [], {}
     for name in fx["blocks"] + ["logits"]:

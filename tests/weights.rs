@@ -161,7 +161,7 @@ fn fast_and_inspect_agree_and_images_run() {
     for mode in [Mode::Fast, Mode::Inspect] {
         let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, mode, h, wd)).unwrap();
         e.run_tensor(&input).unwrap();
-        let out = pollster::block_on(e.output()).unwrap();
+        let out = pollster::block_on(e.output()).unwrap().clone();
         let sum: f32 = out.probs.iter().sum();
         assert!((sum - 1.0).abs() < 1e-5);
         let names: Vec<String> = e.blocks().iter().map(|b| b.name.clone()).collect();
@@ -173,7 +173,7 @@ fn fast_and_inspect_agree_and_images_run() {
         pollster::block_on(e.set_input_size(64, 64)).unwrap();
         let rgba: Vec<u8> = (0..80 * 50 * 4).map(|i| (i * 7 % 251) as u8).collect();
         e.run_rgba(&rgba, 80, 50, &Preprocess::imagenet(64, 64)).unwrap();
-        let o = pollster::block_on(e.output()).unwrap();
+        let o = pollster::block_on(e.output()).unwrap().clone();
         assert!(o.logits.iter().all(|v| v.is_finite()));
     }
     let (fast, inspect) = (&outs[0], &outs[1]);

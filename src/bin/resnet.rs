@@ -243,7 +243,7 @@ async fn classify(c: Classify) -> Result<()> {
         let input = if is_tensor { read_tensor(path)? } else { read_image(path)? };
         let t0 = Instant::now();
         let engine = engines.run(&input).await?;
-        let out = engine.output().await?;
+        let out = engine.output().await?.clone();
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let top = out.top(5);
         let label = |i: usize| labels.as_ref().map_or_else(|| format!("class {i}"), |l| l[i].clone());
@@ -307,7 +307,7 @@ async fn dump(d: Dump) -> Result<()> {
         let (s, data) = engine.read(name).await?;
         write_npy(&d.out.join(format!("{name}.npy")), &[1, s.c as u64, s.h as u64, s.w as u64], &data)?;
     }
-    let out = engine.output().await?;
+    let out = engine.output().await?.clone();
     write_npy(&d.out.join("logits.npy"), &[1, out.logits.len() as u64], &out.logits)?;
     eprintln!("wrote {} tensors and logits.npy to {}", names.len(), d.out.display());
     Ok(())
