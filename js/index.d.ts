@@ -17,6 +17,11 @@ export interface LoadOptions {
   inputSize?: number | [number, number];
   /** Cache API cache for URL sources (default 'resnet-weights'); false disables caching. */
   cache?: string | false;
+  /**
+   * Compute each block's channel means and ‖F(x)‖/‖x‖ every frame (default true, a few
+   * extra GPU dispatches). false runs the network alone; channelMeans() and residuals() come back empty.
+   */
+  stats?: boolean;
 }
 
 export interface ModelInfo {

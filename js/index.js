@@ -172,13 +172,15 @@ export class ResNet {
    * @param source URL string | ArrayBuffer | Uint8Array | File | Blob
    */
   static async load(source, options = {}) {
-    const { mode = 'fast', labels = null, inputSize = 224 } = options;
+    const { mode = 'fast', labels = null, inputSize = 224, stats = true } = options;
     if (mode !== 'fast' && mode !== 'inspect') throw new Error(`unknown mode '${mode}': use 'fast' or 'inspect'`);
     const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
     if (!(h >= 32 && w >= 32)) throw new Error(`input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
     if (!globalThis.navigator?.gpu) throw new Error((await webgpuSupport()).message);
     const [bytes] = await Promise.all([toBytes(source, options), boot()]);
     const wasm = await WasmResNet.load(bytes, mode, h, w);
+    // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
+    if (!stats) wasm.set_stats(false);
     const info = wasm.info();
     if (labels && labels.length !== info.classes) {
       wasm.free();
@@ -207,7 +209,9 @@ export class ResNet {
     return this.#serial(async (m) => {
       const t0 = now();
       const px = pixelsOf(frame);
-      m.submit_rgba(new Uint8Array(px.data.buffer, px.data.byteOffset, px.data.byteLength), px.width, px.height);
+      // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
+      m.pixel_view(px.data.byteLength).set(px.data);
+      m.submit_pixels(px.width, px.height);
       const { logits, probs } = await m.output();
       const ms = now() - t0;
       this.#lastMs = ms;

@@ -88,6 +88,9 @@ pub struct WasmResNet {
     stats: RefCell<FrameStats>,
     /// Identity block → enabled, applied to the engine at the next frame.
     enabled: RefCell<HashMap<String, bool>>,
+    /// RGBA8 pixels of the next frame, written by JS through `pixel_view`;
+    /// kept from frame to frame (it only grows), so frames allocate nothing.
+    pixels: RefCell<Vec<u8>>,
 }
 
 impl WasmResNet {
@@ -119,6 +122,7 @@ impl WasmResNet {
             engine: RefCell::new(engine),
             stats: RefCell::new(FrameStats::default()),
             enabled: RefCell::new(HashMap::new()),
+            pixels: RefCell::new(Vec::new()),
         })
     }
 
@@ -127,13 +131,39 @@ impl WasmResNet {
         self.meta.borrow().info.clone()
     }
 
-    /// Queues one frame: RGBA8 pixels, preprocessed on the GPU. Read the
-    /// result with `output()`.
-    pub fn submit_rgba(&self, pixels: &[u8], width: u32, height: u32) -> Result<(), JsError> {
+    /// A view of `len` bytes of wasm memory for the next frame's RGBA8
+    /// pixels: fill it at once (any allocation in wasm may move it), then
+    /// call `submit_pixels`. The memory is reused across frames.
+    pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsError> {
+        let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
+        let len = len as usize;
+        if px.len() < len {
+            px.resize(len, 0);
+        }
+        // SAFETY: the view is handed to JS, which fills it before any other
+        // call into wasm (none can run in between on this thread).
+        Ok(unsafe { js_sys::Uint8Array::view(&px[..len]) })
+    }
+
+    /// Queues one frame from the pixels written through `pixel_view`:
+    /// `width`×`height` RGBA8, preprocessed on the GPU. Read the result with `output()`.
+    pub fn submit_pixels(&self, width: u32, height: u32) -> Result<(), JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         self.apply_switches(&mut e)?;
         let (h, w) = e.input_size();
-        e.run_rgba(pixels, width as usize, height as usize, &crate::Preprocess::imagenet(h, w)).map_err(err)
+        let px = self.pixels.borrow();
+        let len = (width as usize) * (height as usize) * 4;
+        if len > px.len() {
+            return Err(err(format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
+        }
+        e.run_rgba(&px[..len], width as usize, height as usize, &crate::Preprocess::imagenet(h, w)).map_err(err)
+    }
+
+    /// Per-frame statistics (channel means, residual norms) on or off; off,
+    /// a frame runs the network alone.
+    pub fn set_stats(&self, on: bool) -> Result<(), JsError> {
+        self.engine.try_borrow_mut().map_err(|_| busy())?.set_stats(on);
+        Ok(())
     }
 
     /// Queues one raw `3×H×W` NCHW tensor at the planned size.
@@ -147,11 +177,13 @@ impl WasmResNet {
     pub async fn output(&self) -> Result<JsValue, JsError> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         let out = e.output().await.map_err(err)?;
-        *self.stats.borrow_mut() = e.stats().clone();
-        Ok(obj(&[
+        let result = obj(&[
             ("logits", Float32Array::from(&out.logits[..]).into()),
             ("probs", Float32Array::from(&out.probs[..]).into()),
-        ]))
+        ]);
+        // clone_from reuses the vectors of the last frame.
+        self.stats.borrow_mut().clone_from(e.stats());
+        Ok(result)
     }
 
     /// Re-plans for another input size (weights stay on the GPU).

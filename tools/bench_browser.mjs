@@ -24,7 +24,7 @@ async function benchInPage({ runtime, net, runs, ort }) {
   let info = '';
   if (runtime === 'ours') {
     const { ResNet } = await import('/js/index.js');
-    const m = await ResNet.load(`/target/bench/${net}/weights.safetensors`, { cache: false, inputSize: 224 });
+    const m = await ResNet.load(`/target/bench/${net}/weights.safetensors`, { cache: false, inputSize: 224, stats: false });
     info = m.info.adapter;
     run = async () => (await m.classifyTensor(input)).logits;
   } else {
