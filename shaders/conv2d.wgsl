@@ -12,6 +12,12 @@
 // then ReLU. Inspect mode uses none of it (bias only when the source conv has
 // one); fast mode folds batchnorm into weights + bias and fuses the rest.
 
+// Storage types: `act` for activations, `wt` for weights. The f16 path
+// (kernels.rs, Precision::F16) compiles this file with both set to f16 and
+// `enable f16;`; arithmetic stays f32 either way.
+alias act = f32;
+alias wt = f32;
+
 struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
     out_h: u32, out_w: u32, k_h: u32, k_w: u32,
@@ -24,13 +30,13 @@ const HAS_RESIDUAL: u32 = 2u;
 const RELU: u32 = 4u;
 const WRITE_MAIN: u32 = 8u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read> weight: array<wt>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<act>;
+@group(0) @binding(4) var<storage, read_write> output: array<act>;
 // F(x) before the residual add, for the ‖F(x)‖ statistic (flag WRITE_MAIN).
-@group(0) @binding(5) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> main_out: array<act>;
 @group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -69,9 +75,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var ky = ky0; ky < ky1; ky++) {
             let row = ibase + u32(iy0 + i32(ky)) * p.in_w;
             for (var kx = kx0; kx < kx1; kx++) {
-                let x = input[row + u32(ix0 + i32(kx))];
+                let x = f32(input[row + u32(ix0 + i32(kx))]);
                 let w = (ci * kk + ky * p.k_w + kx) * p.out_c;
-                acc += x * vec4<f32>(weight[w + c0], weight[w + c1], weight[w + c2], weight[w + c3]);
+                acc += x * vec4<f32>(f32(weight[w + c0]), f32(weight[w + c1]), f32(weight[w + c2]), f32(weight[w + c3]));
             }
         }
     }
@@ -87,14 +93,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         let o = co * pixels + pix;
         if ((p.flags & WRITE_MAIN) != 0u) {
-            main_out[o] = v;
+            main_out[o] = act(v);
         }
         if ((p.flags & HAS_RESIDUAL) != 0u) {
-            v += residual[o];
+            v += f32(residual[o]);
         }
         if ((p.flags & RELU) != 0u) {
             v = max(v, 0.0);
         }
-        output[o] = v;
+        output[o] = act(v);
     }
 }

@@ -23,6 +23,14 @@
 // Epilogue (flags): + bias[co] (the folded batchnorm), (copy of F(x) to
 // main_out), + residual, ReLU.
 
+// Storage types: `act` for activations, `wt` for weights. The f16 path
+// (kernels.rs, Precision::F16) compiles this file with both set to f16 and
+// `enable f16;`; arithmetic stays f32 either way. `out_t` is `act`, or f32
+// in the pipelines that write split-K partial sums.
+alias act = f32;
+alias wt = f32;
+alias out_t = act;
+
 struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
     out_h: u32, out_w: u32, k_h: u32, k_w: u32,
@@ -43,13 +51,13 @@ const TM: u32 = 64u;  // output channels per tile
 const TN: u32 = 64u;  // output pixels per tile
 const TK: u32 = 16u;  // reduction depth per step
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read> weight: array<wt>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<act>;
+@group(0) @binding(4) var<storage, read_write> output: array<out_t>;
 // F(x) before the residual add, for the ‖F(x)‖ statistic (flag WRITE_MAIN).
-@group(0) @binding(5) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> main_out: array<act>;
 @group(0) @binding(6) var<uniform> p: Params;
 
 var<workgroup> a_tile: array<vec4<f32>, 256>;  // [TK][TM/4]
@@ -74,13 +82,13 @@ fn weight_row(ld: Loader, k: u32, K: u32, M: u32) -> vec4<f32> {
     }
     let base = k * M + ld.gm;
     if (ld.gm + 3u < M) {
-        return vec4<f32>(weight[base], weight[base + 1u], weight[base + 2u], weight[base + 3u]);
+        return vec4<f32>(vec4<wt>(weight[base], weight[base + 1u], weight[base + 2u], weight[base + 3u]));
     }
     // The last tile's ragged edge. Lanes are spelled out: a dynamically
     // indexed vector could be moved to slow local memory by a driver.
-    if (ld.gm < M) { v.x = weight[base]; }
-    if (ld.gm + 1u < M) { v.y = weight[base + 1u]; }
-    if (ld.gm + 2u < M) { v.z = weight[base + 2u]; }
+    if (ld.gm < M) { v.x = f32(weight[base]); }
+    if (ld.gm + 1u < M) { v.y = f32(weight[base + 1u]); }
+    if (ld.gm + 2u < M) { v.z = f32(weight[base + 2u]); }
     return v;
 }
 
@@ -93,11 +101,11 @@ fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
     if (POINTWISE) {
         let base = k * N + ld.gn;
         if (ld.gn + 3u < N) {
-            return vec4<f32>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]);
+            return vec4<f32>(vec4<act>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]));
         }
-        if (ld.live.x) { v.x = input[base]; }
-        if (ld.live.y) { v.y = input[base + 1u]; }
-        if (ld.live.z) { v.z = input[base + 2u]; }
+        if (ld.live.x) { v.x = f32(input[base]); }
+        if (ld.live.y) { v.y = f32(input[base + 1u]); }
+        if (ld.live.z) { v.z = f32(input[base + 2u]); }
         return v;
     }
     // One division chain per step for all 4 values: k → (channel, ky, kx).
@@ -110,10 +118,10 @@ fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
     let ix = ld.ox + vec4<i32>(i32(kx));
     let ok = ld.live & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.in_h))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.in_w)));
     let at = vec4<i32>(i32(ci * p.in_h * p.in_w)) + iy * i32(p.in_w) + ix;
-    if (ok.x) { v.x = input[u32(at.x)]; }
-    if (ok.y) { v.y = input[u32(at.y)]; }
-    if (ok.z) { v.z = input[u32(at.z)]; }
-    if (ok.w) { v.w = input[u32(at.w)]; }
+    if (ok.x) { v.x = f32(input[u32(at.x)]); }
+    if (ok.y) { v.y = f32(input[u32(at.y)]); }
+    if (ok.z) { v.z = f32(input[u32(at.z)]); }
+    if (ok.w) { v.w = f32(input[u32(at.w)]); }
     return v;
 }
 
@@ -195,21 +203,21 @@ fn store_row(co: u32, pix: u32, acc: vec4<f32>, M: u32, N: u32, split: bool, sli
         var v = acc[j];
         let o = co * N + pix + j;
         if (split) {
-            output[slice * M * N + o] = v;
+            output[slice * M * N + o] = out_t(v);
             continue;
         }
         if ((p.flags & HAS_BIAS) != 0u) {
             v += bias[co];
         }
         if ((p.flags & WRITE_MAIN) != 0u) {
-            main_out[o] = v;
+            main_out[o] = act(v);
         }
         if ((p.flags & HAS_RESIDUAL) != 0u) {
-            v += residual[o];
+            v += f32(residual[o]);
         }
         if ((p.flags & RELU) != 0u) {
             v = max(v, 0.0);
         }
-        output[o] = v;
+        output[o] = out_t(v);
     }
 }

@@ -2,6 +2,9 @@
 // sums the `splits` partial results of each output and applies the conv
 // epilogue: + bias[co], (copy of F(x) to main_out), + residual, ReLU.
 
+// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+alias act = f32;
+
 struct Params {
     len: u32,     // M·N outputs
     plane: u32,   // N = out_h·out_w
@@ -16,9 +19,9 @@ const WRITE_MAIN: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read> bias: array<f32>;
-@group(0) @binding(2) var<storage, read> residual: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
-@group(0) @binding(4) var<storage, read_write> main_out: array<f32>;
+@group(0) @binding(2) var<storage, read> residual: array<act>;
+@group(0) @binding(3) var<storage, read_write> output: array<act>;
+@group(0) @binding(4) var<storage, read_write> main_out: array<act>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -35,13 +38,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         v += bias[o / p.plane];
     }
     if ((p.flags & WRITE_MAIN) != 0u) {
-        main_out[o] = v;
+        main_out[o] = act(v);
     }
     if ((p.flags & HAS_RESIDUAL) != 0u) {
-        v += residual[o];
+        v += f32(residual[o]);
     }
     if ((p.flags & RELU) != 0u) {
         v = max(v, 0.0);
     }
-    output[o] = v;
+    output[o] = act(v);
 }

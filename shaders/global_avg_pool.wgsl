@@ -2,11 +2,14 @@
 // One workgroup per channel; 64 invocations stride over the map and reduce in
 // workgroup memory, so large final maps stay cheap.
 
+// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+alias act = f32;
+
 struct Params {
     channels: u32, plane: u32, _p0: u32, _p1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
@@ -19,7 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var s = 0.0;
     if (c < p.channels) {
         for (var i = li; i < p.plane; i += 64u) {
-            s += input[c * p.plane + i];
+            s += f32(input[c * p.plane + i]);
         }
     }
     partial[li] = s;

@@ -1,13 +1,16 @@
 // Max pooling, NCHW. Padding never wins: taps outside the input are skipped
 // (as with -inf padding in PyTorch and ONNX).
 
+// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+alias act = f32;
+
 struct Params {
     channels: u32, in_h: u32, in_w: u32, out_h: u32,
     out_w: u32, kernel: u32, stride: u32, pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(1) var<storage, read_write> output: array<act>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -33,8 +36,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (x < 0 || x >= i32(p.in_w)) {
                 continue;
             }
-            m = max(m, input[(c * p.in_h + u32(y)) * p.in_w + u32(x)]);
+            m = max(m, f32(input[(c * p.in_h + u32(y)) * p.in_w + u32(x)]));
         }
     }
-    output[i] = m;
+    output[i] = act(m);
 }

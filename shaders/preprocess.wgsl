@@ -7,6 +7,9 @@
 // with PIL's antialiased bilinear filter (a triangle whose support widens
 // with the downscale factor), the filter torchvision applies.
 
+// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+alias act = f32;
+
 struct Params {
     src_w: u32, src_h: u32, out_w: u32, out_h: u32,
     crop_x: u32, crop_y: u32, _p0: u32, _p1: u32,
@@ -17,7 +20,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<act>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 // Filter window [first, last) along one axis and the triangle's scale.
@@ -65,7 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         wsum_y += fy;
     }
     let rgb = (sum / wsum_y - p.mean.rgb) * p.inv_std.rgb;
-    output[i] = rgb.r;
-    output[plane + i] = rgb.g;
-    output[2u * plane + i] = rgb.b;
+    output[i] = act(rgb.r);
+    output[plane + i] = act(rgb.g);
+    output[2u * plane + i] = act(rgb.b);
 }

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::gpu::{map_bytes, map_into, map_read, Gpu};
-use crate::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams};
+use crate::gpu::{map_bytes, map_into, Gpu};
+use crate::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer, storage_buffer_as, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, Mode, Op, Plan};
 use crate::preprocess::Preprocess;
@@ -25,7 +25,7 @@ struct GpuParams {
 }
 
 impl GpuParams {
-    fn upload(device: &wgpu::Device, w: &Weights, mode: Mode) -> GpuParams {
+    fn upload(device: &wgpu::Device, w: &Weights, mode: Mode, precision: Precision) -> GpuParams {
         let mut convs = HashMap::new();
         let mut bns = HashMap::new();
         for cb in w.model.conv_bns() {
@@ -55,7 +55,7 @@ impl GpuParams {
                     (&p.weight, p.bias.clone())
                 }
             };
-            let wb = storage_buffer(device, &c.name, &conv_weights_km(weight, o));
+            let wb = storage_buffer_as(device, &c.name, &conv_weights_km(weight, o), precision);
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
             convs.insert(c.name.clone(), (wb, bb));
         }
@@ -146,6 +146,8 @@ struct Frame {
     read_staging: HashMap<usize, wgpu::Buffer>,
     /// Partial sums of split-K convs (one buffer, reused by every such layer).
     _scratch: Option<wgpu::Buffer>,
+    /// Tensors stored as f32 whatever the precision: the pooled vector, logits, probabilities.
+    f32_tensors: std::collections::HashSet<usize>,
     /// One timestamp pair per op, for [`Engine::profile_layers`]; made on first use.
     layer_timer: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
@@ -215,16 +217,32 @@ pub struct Engine {
     /// The last frame's readback and output, kept so a frame allocates nothing.
     readback: Vec<u8>,
     out: Output,
+    /// The input tensor converted to the engine's precision (f16), kept.
+    upload: Vec<u8>,
 }
 
 impl Engine {
-    /// Uploads the weights and plans for a `height`×`width` input.
+    /// Uploads the weights and plans for a `height`×`width` input (f32).
     pub async fn new(gpu: Rc<Gpu>, weights: &Weights, mode: Mode, height: usize, width: usize) -> Result<Engine> {
+        Self::with_precision(gpu, weights, mode, Precision::F32, height, width).await
+    }
+
+    /// [`Engine::new`] storing activations and conv weights in `precision`:
+    /// f16 is a fast-mode path and needs the adapter's `shader-f16`.
+    pub async fn with_precision(gpu: Rc<Gpu>, weights: &Weights, mode: Mode, precision: Precision, height: usize, width: usize) -> Result<Engine> {
+        if precision == Precision::F16 {
+            if mode != Mode::Fast {
+                bail!("f16 is a fast-mode path; inspect mode computes and keeps everything in f32");
+            }
+            if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+                bail!("this GPU adapter ({}) has no shader-f16: use f32", gpu.adapter_name());
+            }
+        }
         let plan = Plan::new(&weights.model, height, width, mode)?;
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let kernels = Kernels::new(&gpu.device);
-        let params = GpuParams::upload(&gpu.device, weights, mode);
+        let kernels = Kernels::with_precision(&gpu.device, precision);
+        let params = GpuParams::upload(&gpu.device, weights, mode, precision);
         let conv = ConvKernels::for_adapter(&gpu.adapter_info);
         let frame = Frame::new(&gpu, &kernels, &params, &weights.model, plan, conv)?;
         check_scopes(oom, scope).await?;
@@ -243,7 +261,57 @@ impl Engine {
             conv,
             readback: Vec::new(),
             out: Output::default(),
+            upload: Vec::new(),
         })
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.kernels.precision()
+    }
+
+    /// Bytes per value of a tensor: activations take the engine's precision;
+    /// the pooled vector, logits and probabilities are always f32.
+    fn value_bytes(&self, tensor: usize) -> usize {
+        if self.frame.f32_tensors.contains(&tensor) {
+            4
+        } else {
+            self.precision().bytes()
+        }
+    }
+
+    /// Reads `(first value, count)` ranges of a tensor of the last frame,
+    /// decoded to f32. Copies move whole 4-byte words, so f16 ranges are
+    /// widened to word boundaries and trimmed after.
+    async fn read_ranges(&mut self, tensor: usize, ranges: &[(usize, usize)]) -> Result<Vec<f32>> {
+        let vb = self.value_bytes(tensor);
+        let mut copies = Vec::with_capacity(ranges.len());
+        let mut at = 0u64;
+        for &(first, count) in ranges {
+            let (start, end) = (first * vb, (first + count) * vb);
+            let (a, b) = (start / 4 * 4, end.div_ceil(4) * 4);
+            copies.push((a as u64, at, (b - a) as u64, start - a));
+            at += (b - a) as u64;
+        }
+        let f = &mut self.frame;
+        let device = &self.gpu.device;
+        let words = (at as usize).div_ceil(4);
+        let staging = f.read_staging.entry(words).or_insert_with(|| read_buffer(device, words));
+        let src = &f.slots[f.plan.slot_of[tensor]];
+        let mut enc = device.create_command_encoder(&Default::default());
+        for &(from, to, size, _) in &copies {
+            enc.copy_buffer_to_buffer(src, from, staging, to, size);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = map_bytes(&self.gpu, staging, at).await?;
+        let mut out = Vec::with_capacity(ranges.iter().map(|r| r.1).sum());
+        for (&(_, count), &(_, to, _, skip)) in ranges.iter().zip(&copies) {
+            let b = &bytes[to as usize + skip..to as usize + skip + count * vb];
+            match vb {
+                2 => out.extend(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())),
+                _ => out.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()))),
+            }
+        }
+        Ok(out)
     }
 
     /// Chooses the fast mode's conv kernels (benchmarks compare them); re-plans.
@@ -308,7 +376,15 @@ impl Engine {
             bail!("the input tensor contains NaN or infinite values");
         }
         let buf = &self.frame.slots[plan.slot_of[plan.input]];
-        self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(input));
+        match self.kernels.precision() {
+            Precision::F32 => self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(input)),
+            Precision::F16 => {
+                self.upload.clear();
+                self.upload.extend(input.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()));
+                self.upload.resize(self.upload.len().div_ceil(4) * 4, 0);
+                self.gpu.queue.write_buffer(buf, 0, &self.upload);
+            }
+        }
         self.submit(false);
         Ok(())
     }
@@ -512,16 +588,8 @@ impl Engine {
             return Ok((Shape::new(0, s.h, s.w), Vec::new()));
         }
         let plane = s.h * s.w;
-        let len = channels.len() * plane;
-        let device = &self.gpu.device;
-        let staging = f.read_staging.entry(len).or_insert_with(|| read_buffer(device, len));
-        let src = &f.slots[f.plan.slot_of[id]];
-        let mut enc = device.create_command_encoder(&Default::default());
-        for (k, &c) in channels.iter().enumerate() {
-            enc.copy_buffer_to_buffer(src, (c * plane * 4) as u64, staging, (k * plane * 4) as u64, (plane * 4) as u64);
-        }
-        self.gpu.queue.submit([enc.finish()]);
-        let data = map_read(&self.gpu, staging, (len * 4) as u64).await?;
+        let ranges: Vec<(usize, usize)> = channels.iter().map(|&c| (c * plane, plane)).collect();
+        let data = self.read_ranges(id, &ranges).await?;
         Ok((Shape::new(channels.len(), s.h, s.w), data))
     }
 
@@ -557,11 +625,9 @@ impl Engine {
         if !t.keep {
             bail!("`{name}` is not kept after the frame in {} mode", self.mode.as_str());
         }
-        let len = t.shape.len();
-        let device = &self.gpu.device;
-        let staging = f.read_staging.entry(len).or_insert_with(|| read_buffer(device, len));
-        let data = self.gpu.read_f32(&f.slots[f.plan.slot_of[id]], 0, staging, len).await?;
-        Ok((t.shape, data))
+        let shape = t.shape;
+        let data = self.read_ranges(id, &[(0, shape.len())]).await?;
+        Ok((shape, data))
     }
 }
 
@@ -719,6 +785,14 @@ impl Frame {
             };
             dispatches.push(d);
         }
+        let f32_tensors = plan
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::GlobalAvgPool { output, .. } | Op::Dense { output, .. } | Op::Softmax { output, .. } => Some(*output),
+                _ => None,
+            })
+            .collect();
         // Skipping an identity block: relu(0 + x) = x, recorded in its place.
         let bypass = plan
             .blocks
@@ -791,6 +865,6 @@ impl Frame {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Frame { plan, slots, dispatches, bypass, stats, means, norms, stages, timer, layout, staging, image: None, read_staging: HashMap::new(), _scratch: scratch, layer_timer: None })
+        Ok(Frame { plan, slots, dispatches, bypass, stats, means, norms, stages, timer, layout, staging, image: None, read_staging: HashMap::new(), _scratch: scratch, f32_tensors, layer_timer: None })
     }
 }

@@ -16,7 +16,11 @@ pub struct Kernels {
     conv2d_gemm: wgpu::ComputePipeline,
     /// The same shader specialised for 1×1 stride-1 unpadded convs (POINTWISE).
     conv2d_gemm_pw: wgpu::ComputePipeline,
+    /// The GEMM writing f32 split-K partial sums (the same pipelines in f32).
+    conv2d_gemm_split: wgpu::ComputePipeline,
+    conv2d_gemm_split_pw: wgpu::ComputePipeline,
     conv_splitk: wgpu::ComputePipeline,
+    precision: Precision,
     batchnorm: wgpu::ComputePipeline,
     add_relu: wgpu::ComputePipeline,
     relu: wgpu::ComputePipeline,
@@ -57,6 +61,68 @@ fn source(name: &str) -> std::borrow::Cow<'static, str> {
         return text.into();
     }
     SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader").into()
+}
+
+/// How activations and conv weights are stored in fast mode. Arithmetic is
+/// f32 either way (products are summed in f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half the bytes; needs the adapter's `shader-f16`.
+    F16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s {
+            "f32" => Some(Precision::F32),
+            "f16" => Some(Precision::F16),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+    /// Bytes per stored activation or weight.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+}
+
+/// A shader's source for a precision: the f16 variant switches the storage
+/// aliases (`act`, `wt`) to f16; `partials` makes the GEMM write f32.
+fn specialise(src: std::borrow::Cow<'static, str>, precision: Precision, partials: bool) -> std::borrow::Cow<'static, str> {
+    if precision == Precision::F32 && !partials {
+        return src;
+    }
+    let mut s = src.into_owned();
+    if partials {
+        s = s.replace("alias out_t = act;", "alias out_t = f32;");
+    }
+    if precision == Precision::F16 {
+        s = format!("enable f16;\n{}", s.replace("alias act = f32;", "alias act = f16;").replace("alias wt = f32;", "alias wt = f16;"));
+    }
+    s.into()
+}
+
+/// Every shader's source after [`specialise`] (the tests validate them all).
+pub fn specialised_sources() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, _) in SHADERS {
+        for precision in [Precision::F32, Precision::F16] {
+            for partials in [false, true] {
+                out.push((format!("{name} ({}, partials: {partials})", precision.as_str()), specialise(source(name), precision, partials).into_owned()));
+            }
+        }
+    }
+    out
 }
 
 /// A kernel with everything bound: ready to be recorded, any number of times.
@@ -249,6 +315,23 @@ pub fn pack_batchnorm(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) ->
     (0..gamma.len()).flat_map(|c| [gamma[c], beta[c], mean[c], var[c]]).collect()
 }
 
+/// `data` as a storage buffer of `precision` values (f16: rounded to nearest).
+pub fn storage_buffer_as(device: &wgpu::Device, label: &str, data: &[f32], precision: Precision) -> wgpu::Buffer {
+    match precision {
+        Precision::F32 => storage_buffer(device, label, data),
+        Precision::F16 => {
+            let mut bytes: Vec<u8> = data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+            // Bindings are sized in 4-byte words.
+            bytes.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            })
+        }
+    }
+}
+
 pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     // Zero-length bindings are invalid: pad empty data to one element.
     let one = [0.0f32];
@@ -261,11 +344,20 @@ pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu:
 }
 
 impl Kernels {
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     pub fn new(device: &wgpu::Device) -> Kernels {
-        let make_with = |name: &str, constants: &[(&str, f64)]| {
+        Self::with_precision(device, Precision::F32)
+    }
+
+    /// The kernels for `precision` (f16 needs the device's SHADER_F16).
+    pub fn with_precision(device: &wgpu::Device, precision: Precision) -> Kernels {
+        let make_full = |name: &str, constants: &[(&str, f64)], partials: bool| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source(name)),
+                source: wgpu::ShaderSource::Wgsl(specialise(source(name), precision, partials)),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
@@ -277,11 +369,22 @@ impl Kernels {
                 cache: None,
             })
         };
+        let make_with = |name: &str, constants: &[(&str, f64)]| make_full(name, constants, false);
         let make = |name: &str| make_with(name, &[]);
+        let conv2d_gemm = make("conv2d_gemm.wgsl");
+        let conv2d_gemm_pw = make_with("conv2d_gemm.wgsl", &[("POINTWISE", 1.0)]);
+        // In f32 the partial sums have the activations' type: no extra pipelines.
+        let (conv2d_gemm_split, conv2d_gemm_split_pw) = match precision {
+            Precision::F32 => (conv2d_gemm.clone(), conv2d_gemm_pw.clone()),
+            Precision::F16 => (make_full("conv2d_gemm.wgsl", &[], true), make_full("conv2d_gemm.wgsl", &[("POINTWISE", 1.0)], true)),
+        };
         Kernels {
+            precision,
             conv2d: make("conv2d.wgsl"),
-            conv2d_gemm: make("conv2d_gemm.wgsl"),
-            conv2d_gemm_pw: make_with("conv2d_gemm.wgsl", &[("POINTWISE", 1.0)]),
+            conv2d_gemm,
+            conv2d_gemm_pw,
+            conv2d_gemm_split,
+            conv2d_gemm_split_pw,
             conv_splitk: make("conv_splitk.wgsl"),
             batchnorm: make("batchnorm.wgsl"),
             add_relu: make("add_relu.wgsl"),
@@ -361,6 +464,7 @@ impl Kernels {
         let epilogue = p.flags;
         p.flags = ConvParams::SPLIT;
         let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
+        let pipeline = if p.pointwise() { &self.conv2d_gemm_split_pw } else { &self.conv2d_gemm_split };
         let mut first = self.bind(device, label, pipeline, &self.conv_bindings(&partial), bytemuck::bytes_of(&p), wg);
         let len = p.out_c * n;
         let rp = [len, n, splits, epilogue];

@@ -25,6 +25,7 @@ pub mod weights;
 pub use engine::{ConvKernels, Engine, FrameStats, Output};
 pub use error::{Error, Result};
 pub use gpu::Gpu;
+pub use kernels::Precision;
 pub use model::{Model, Shape};
 pub use plan::{Mode, Plan};
 pub use preprocess::Preprocess;

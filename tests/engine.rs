@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{ConvKernels, Engine, Gpu, Mode, Weights};
+use resnet::{ConvKernels, Engine, Gpu, Mode, Precision, Weights};
 
 fn engine(mode: Mode, h: usize, w: usize) -> Engine {
     let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
@@ -164,4 +164,38 @@ fn statistics_can_be_switched_off_without_changing_the_output() {
     e.run_tensor(&x).unwrap();
     pollster::block_on(e.output()).unwrap();
     assert!(e.stats().norms.iter().any(|n| n.is_some()));
+}
+
+#[test]
+fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
+    // A 15×15 map makes f16 channel planes an odd number of bytes long:
+    // partial reads must still return exactly the requested values.
+    let spec = DemoSpec { seed: 3, stem: 16, stages: vec![(64, 1), (72, 2), (96, 1), (130, 2)], classes: 11 };
+    let w = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+        let e = pollster::block_on(Engine::with_precision(gpu, &w, Mode::Fast, Precision::F16, 57, 57)).err().unwrap();
+        assert!(e.to_string().contains("shader-f16"), "{e}");
+        return;
+    }
+    assert!(pollster::block_on(Engine::with_precision(gpu.clone(), &w, Mode::Inspect, Precision::F16, 57, 57)).is_err());
+    let x = Rng::new(8).vec(3 * 57 * 57);
+    let mut results = Vec::new();
+    for precision in [Precision::F32, Precision::F16] {
+        let mut e = pollster::block_on(Engine::with_precision(gpu.clone(), &w, Mode::Fast, precision, 57, 57)).unwrap();
+        pollster::block_on(e.set_conv_kernels(ConvKernels::parse("splitk:256:16").unwrap())).unwrap();
+        e.run_tensor(&x).unwrap();
+        let logits = pollster::block_on(e.output()).unwrap().logits.clone();
+        let (s, full) = pollster::block_on(e.read("layer1.0")).unwrap();
+        let plane = s.h * s.w;
+        assert_eq!(plane % 2, 1, "the test wants an odd plane, got {}×{}", s.h, s.w);
+        let (_, part) = pollster::block_on(e.read_channels("layer1.0", &[3, 0, 63])).unwrap();
+        assert_eq!(&part[..plane], &full[3 * plane..4 * plane]);
+        assert_eq!(&part[plane..2 * plane], &full[..plane]);
+        assert_eq!(&part[2 * plane..], &full[63 * plane..64 * plane]);
+        results.push((logits, full));
+    }
+    // f16 keeps 11 significant bits per stored value.
+    assert_close("f16 logits", &results[1].0, &results[0].0, 1e-2, 1e-3);
+    assert_close("f16 layer1.0", &results[1].1, &results[0].1, 1e-2, 1e-3);
 }

@@ -5,14 +5,16 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, ConvBuffers, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, specialised_sources, ConvBuffers, ConvParams, PoolParams, SHADERS};
 use resnet::Preprocess;
 
 #[test]
 fn every_shader_parses_and_validates_with_naga() {
-    for (name, src) in SHADERS {
+    // Each in f32 and f16, and as the GEMM writing f32 partial sums.
+    for (name, src) in specialised_sources() {
+        let src = &src;
         let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }

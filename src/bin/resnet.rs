@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use npyz::WriterBuilder;
-use resnet::{bail, ConvKernels, Engine, Error, Gpu, Mode, Preprocess, Result, Weights};
+use resnet::{bail, ConvKernels, Engine, Error, Gpu, Mode, Precision, Preprocess, Result, Weights};
 
 #[derive(Parser)]
 #[command(name = "resnet", version, about = "ResNet inference on WGSL compute shaders (wgpu)")]
@@ -49,6 +49,10 @@ struct Common {
     /// until a layer has about N workgroups); by default split-K on GPUs, plain GEMM on CPU adapters.
     #[arg(long, value_parser = parse_conv)]
     conv: Option<ConvKernels>,
+    /// How fast mode stores activations and conv weights: `f32` (default) or
+    /// `f16` (needs the adapter's shader-f16; arithmetic stays f32).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
 }
 
 #[derive(Args)]
@@ -97,6 +101,10 @@ struct Bench {
     /// Also write every figure (each run, each layer) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("unknown precision `{s}`: use `f32` or `f16`"))
 }
 
 fn parse_conv(s: &str) -> std::result::Result<ConvKernels, String> {
@@ -194,6 +202,7 @@ struct Engines {
     weights: Weights,
     mode: Mode,
     conv: Option<ConvKernels>,
+    precision: Precision,
     image_size: (usize, usize),
     by_size: HashMap<(usize, usize), Engine>,
 }
@@ -203,7 +212,7 @@ impl Engines {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
         let gpu = Rc::new(Gpu::new().await?);
-        Ok(Engines { gpu, weights, mode: c.mode, conv: c.conv, image_size, by_size: HashMap::new() })
+        Ok(Engines { gpu, weights, mode: c.mode, conv: c.conv, precision: c.precision, image_size, by_size: HashMap::new() })
     }
 
     async fn run(&mut self, input: &Input) -> Result<&mut Engine> {
@@ -212,7 +221,7 @@ impl Engines {
             Input::Image { .. } => self.image_size,
         };
         if !self.by_size.contains_key(&size) {
-            let mut e = Engine::new(self.gpu.clone(), &self.weights, self.mode, size.0, size.1).await?;
+            let mut e = Engine::with_precision(self.gpu.clone(), &self.weights, self.mode, self.precision, size.0, size.1).await?;
             // The command line reads logits only: no per-frame statistics.
             e.set_stats(false);
             if let Some(conv) = self.conv {
@@ -262,6 +271,7 @@ async fn classify(c: Classify) -> Result<()> {
                 "input": path.display().to_string(),
                 "model": engine.model().description,
                 "mode": engine.mode().as_str(),
+                "precision": engine.precision().as_str(),
                 "adapter": engine.gpu().adapter_name(),
                 "input_size": [engine.input_size().0, engine.input_size().1],
                 "ms": ms,
@@ -391,9 +401,10 @@ async fn bench(b: Bench) -> Result<()> {
         conv = format!("{conv} (shaders from {})", dir.to_string_lossy());
     }
     println!(
-        "{} · {h}×{w} · {} mode · conv {conv} · {} · {} runs",
+        "{} · {h}×{w} · {} mode, {} · conv {conv} · {} · {} runs",
         engine.model().description,
         engine.mode().as_str(),
+        engine.precision().as_str(),
         engine.gpu().adapter_name(),
         b.iters
     );
@@ -425,6 +436,7 @@ async fn bench(b: Bench) -> Result<()> {
             "model": engine.model().description,
             "mode": engine.mode().as_str(),
             "conv": conv,
+            "precision": engine.precision().as_str(),
             "adapter": engine.gpu().adapter_name(),
             "input_size": [h, w],
             "iters": b.iters,
