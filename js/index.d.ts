@@ -22,6 +22,12 @@ export interface LoadOptions {
    * extra GPU dispatches). false runs the network alone; channelMeans() and residuals() come back empty.
    */
   stats?: boolean;
+  /**
+   * 'f32' (default) or 'f16': fast mode stores activations and conv weights as f16 (half the
+   * memory traffic; arithmetic stays f32; logits within ~0.3% of f32). Needs the adapter's
+   * 'shader-f16' feature, else load() rejects with a message saying so.
+   */
+  precision?: 'f32' | 'f16';
 }
 
 export interface ModelInfo {
@@ -29,6 +35,7 @@ export interface ModelInfo {
   classes: number;
   inputSize: [number, number];
   mode: 'fast' | 'inspect';
+  precision: 'f32' | 'f16';
   adapter: string;
   timestampQuery: boolean;
 }

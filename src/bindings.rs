@@ -65,6 +65,7 @@ impl Meta {
             ("classes", (e.model().classes() as u32).into()),
             ("inputSize", Array::of2(&(h as u32).into(), &(w as u32).into()).into()),
             ("mode", e.mode().as_str().into()),
+            ("precision", e.precision().as_str().into()),
             ("adapter", e.gpu().adapter_name().into()),
             ("timestampQuery", e.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY).into()),
         ]);
@@ -110,13 +111,14 @@ impl WasmResNet {
 #[wasm_bindgen]
 impl WasmResNet {
     /// Parses `.safetensors` bytes, opens the GPU and plans for `height`×`width`.
-    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32) -> Result<WasmResNet, JsError> {
+    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32, precision: String) -> Result<WasmResNet, JsError> {
         console_error_panic_hook::set_once();
         let mode = Mode::parse(&mode).ok_or_else(|| err(format!("unknown mode `{mode}`: use 'fast' or 'inspect'")))?;
+        let precision = crate::Precision::parse(&precision).ok_or_else(|| err(format!("unknown precision `{precision}`: use 'f32' or 'f16'")))?;
         let weights = Weights::from_safetensors(&bytes).map_err(err)?;
         drop(bytes);
         let gpu = Rc::new(Gpu::new().await.map_err(err)?);
-        let engine = Engine::new(gpu, &weights, mode, height as usize, width as usize).await.map_err(err)?;
+        let engine = Engine::with_precision(gpu, &weights, mode, precision, height as usize, width as usize).await.map_err(err)?;
         Ok(WasmResNet {
             meta: RefCell::new(Meta::of(&engine)),
             engine: RefCell::new(engine),

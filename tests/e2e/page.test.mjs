@@ -131,6 +131,37 @@ describe('the page', () => {
     }
   });
 
+  it('honours the API options stats: false and precision: f16 (refused without shader-f16)', T, async () => {
+    const { page, context } = await openPage();
+    try {
+      const r = await page.evaluate(async () => {
+        const { ResNet, demoWeights } = await import('/js/index.js');
+        const bytes = await demoWeights();
+        const m = await ResNet.load(bytes, { inputSize: 64, stats: false });
+        const out = await m.classifyTensor(new Float32Array(3 * 64 * 64).fill(0.5));
+        const res = { top: out.top.length, residuals: m.residuals().length, means: m.channelMeans('layer1.0').length };
+        m.dispose();
+        const hasF16 = (await navigator.gpu.requestAdapter()).features.has('shader-f16');
+        let f16;
+        try {
+          const m2 = await ResNet.load(bytes, { inputSize: 64, precision: 'f16' });
+          f16 = `loaded ${m2.info.precision}`;
+          m2.dispose();
+        } catch (e) {
+          f16 = `error ${e.message}`;
+        }
+        return { ...res, hasF16, f16 };
+      });
+      assert.equal(r.top, 5);
+      assert.equal(r.residuals, 0, 'stats: false computes no residual norms');
+      assert.equal(r.means, 0, 'stats: false computes no channel means');
+      if (r.hasF16) assert.equal(r.f16, 'loaded f16');
+      else assert.match(r.f16, /shader-f16/);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('draws non-blank feature maps in every block panel', T, async () => {
     const { page, context } = await openPage();
     try {
