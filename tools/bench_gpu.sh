@@ -57,18 +57,24 @@ w=${WEIGHTS_DIR:-$(mktemp -d)}
 cp "$w"/*.ref.npy "$out"/
 # VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
 # beside the built-in shaders ("-").
+# VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
+# beside the built-in shaders ("-"). PRECISIONS: f32 and/or f16 storage.
 for arch in resnet18 resnet50; do
-    "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json >"$out/ours_${arch}_logits.json" || exit 1
-    for variant in ${VARIANTS:--}; do
-        for conv in ${CONVS:-splitk:256 gemm splitk:512 direct}; do
-            tag=${conv//:/_}; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
-            RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" --layers 0 \
-                --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" || exit 1
-            head -5 "$out/last_bench.txt"
+    for precision in ${PRECISIONS:-f32 f16}; do
+        "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
+            >"$out/ours_${arch}_${precision}_logits.json" || exit 1
+        for variant in ${VARIANTS:--}; do
+            for conv in ${CONVS:-splitk:256 gemm direct}; do
+                [ "$precision" = f32 ] || [ "$conv" = splitk:256 ] || continue
+                tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
+                RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" \
+                    --precision "$precision" --layers 0 --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" || exit 1
+                head -6 "$out/last_bench.txt"
+            done
         done
     done
     "$bin" bench --weights "$w/$arch.safetensors" --iters 20 --mode inspect --layers 0 --json "$out/ours_${arch}_inspect.json" >"$out/last_bench.txt" || exit 1
-    head -5 "$out/last_bench.txt"
+    head -6 "$out/last_bench.txt"
 done
 python3 tools/bench_torch.py time "$out/torch.json" || exit 1
 python3 tools/bench_torch.py report "$out" | tee "$out/report.md"

@@ -120,7 +120,7 @@ def report(d):
     for arch, _ in ARCHS:
         name = "ResNet-18" if arch == "resnet18" else "ResNet-50"
         rows = [r for r in ours if r["model"].startswith(name + " ")]
-        print(f"### {name}, 224×224, batch 1, fp32\n")
+        print(f"### {name}, 224×224, batch 1\n")
         print("| runtime | median ms | speed against PyTorch eager, TF32 off |")
         print("|---|---|---|")
         ref = next(r["median_ms"] for r in torch_res["runs"] if r["arch"] == arch and r["kind"] == "eager" and not r["tf32"])
@@ -130,6 +130,7 @@ def report(d):
                 print(f"| {label} | {r['median_ms']:.3f} | {ref / r['median_ms']:.2f}× |")
         for r in rows:
             gpu = statistics.median(r["gpu_frame_ms"]) if r["gpu_frame_ms"] else float("nan")
+            r["conv"] = f"{r['conv']} {r.get('precision', 'f32')}"
             print(f"| ours {r['mode']} {r['conv']}: latency | {r['wall_median_ms']:.3f} | {ref / r['wall_median_ms']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: back-to-back frames | {r['throughput_ms_per_frame']:.3f} | {ref / r['throughput_ms_per_frame']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: GPU time (timestamps) | {gpu:.3f} | {ref / gpu:.2f}× |")
@@ -139,14 +140,17 @@ def report(d):
             print(f"\nslowest layers ({best['mode']} {best['conv']}; each op in its own timed pass, {total:.3f} ms in all):\n")
             for l in sorted(best["layers"], key=lambda l: -l["ms"])[:8]:
                 print(f"- {l['ms']:.3f} ms ({100 * l['ms'] / total:.1f}%) {l['name']}")
-        logits = d / f"ours_{arch}_logits.json"
         refp = d / f"{arch}.ref.npy"
-        if logits.exists() and refp.exists():
+        for precision in ("f32", "f16"):
+            logits = d / f"ours_{arch}_{precision}_logits.json"
+            if not (logits.exists() and refp.exists()):
+                continue
             got = np.array(json.loads(logits.read_text().splitlines()[0])["logits"], dtype=np.float64)
             want = np.load(refp)
             err = np.abs(got - want).max()
-            print(f"\nlogits against a float64 PyTorch forward pass: max|Δ| {err:.3g}, relative to max|ref| {err / np.abs(want).max():.3g}; "
-                  f"top-5 {'same' if list(np.argsort(-got)[:5]) == list(np.argsort(-want)[:5]) else 'DIFFERENT'}")
+            same = list(np.argsort(-got)[:5]) == list(np.argsort(-want)[:5])
+            print(f"\nours ({precision}) logits against a float64 PyTorch forward pass: max|Δ| {err:.3g}, "
+                  f"relative to max|ref| {err / np.abs(want).max():.3g}; top-5 {'same' if same else 'DIFFERENT'}")
         print()
 
 
