@@ -174,11 +174,11 @@ export class ResNet {
   static async load(source, options = {}) {
     const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32' } = options;
     if (mode !== 'fast' && mode !== 'inspect') throw new Error(`unknown mode '${mode}': use 'fast' or 'inspect'`);
+    if (precision !== 'f32' && precision !== 'f16') throw new Error(`unknown precision '${precision}': use 'f32' or 'f16'`);
     const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
     if (!(h >= 32 && w >= 32)) throw new Error(`input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
     if (!globalThis.navigator?.gpu) throw new Error((await webgpuSupport()).message);
     const [bytes] = await Promise.all([toBytes(source, options), boot()]);
-    if (precision !== 'f32' && precision !== 'f16') throw new Error(`unknown precision '${precision}': use 'f32' or 'f16'`);
     const wasm = await WasmResNet.load(bytes, mode, h, w, precision);
     // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
     if (!stats) wasm.set_stats(false);

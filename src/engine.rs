@@ -213,6 +213,8 @@ pub struct Engine {
     stats: FrameStats,
     /// Whether frames compute channel means and residual norms.
     with_stats: bool,
+    /// Whether the frame last submitted computed them (what `output` reads).
+    submitted_stats: std::cell::Cell<bool>,
     conv: ConvKernels,
     /// The last frame's readback and output, kept so a frame allocates nothing.
     readback: Vec<u8>,
@@ -258,6 +260,7 @@ impl Engine {
             disabled: Default::default(),
             stats: Default::default(),
             with_stats: true,
+            submitted_stats: std::cell::Cell::new(false),
             conv,
             readback: Vec::new(),
             out: Output::default(),
@@ -446,6 +449,7 @@ impl Engine {
                 }
             }
         }
+        self.submitted_stats.set(self.with_stats);
         if self.with_stats {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stats"), timestamp_writes: None });
             f.stats.iter().for_each(|d| d.record(&mut pass));
@@ -490,10 +494,10 @@ impl Engine {
         for (i, b) in blocks.iter().enumerate() {
             let means = &mut st.channel_means[i];
             means.clear();
-            if let (true, Some((at, c))) = (self.with_stats, l.means[i]) {
+            if let (true, Some((at, c))) = (self.submitted_stats.get(), l.means[i]) {
                 means.extend((at..at + c).map(float));
             }
-            st.norms[i] = match (self.with_stats, b.shortcut) {
+            st.norms[i] = match (self.submitted_stats.get(), b.shortcut) {
                 (true, Some(_)) => Some((float(l.norms_at + 2 * i).max(0.0).sqrt(), float(l.norms_at + 2 * i + 1).max(0.0).sqrt())),
                 _ => None,
             };
@@ -529,9 +533,23 @@ impl Engine {
         }
         let device = &self.gpu.device;
         let f = &mut self.frame;
-        let count = 2 * f.dispatches.len() as u32;
+        // The frame's dispatches, skipped blocks replaced as in `submit`.
+        let order: Vec<&Dispatch> = f
+            .plan
+            .blocks
+            .iter()
+            .zip(&f.bypass)
+            .flat_map(|(b, bypass)| match bypass {
+                Some(d) if self.disabled.contains(&b.name) => vec![d],
+                _ => f.dispatches[b.ops.clone()].iter().collect(),
+            })
+            .collect();
+        let count = 2 * order.len() as u32;
         if count > wgpu::QUERY_SET_MAX_QUERIES {
-            bail!("{} ops are more than one query set can time", f.dispatches.len());
+            bail!("{} ops are more than one query set can time", order.len());
+        }
+        if f.layer_timer.as_ref().is_some_and(|(set, _, _)| set.count() < count) {
+            f.layer_timer = None;
         }
         let (set, resolve, staging) = f.layer_timer.get_or_insert_with(|| {
             let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("layer timer"), ty: wgpu::QueryType::Timestamp, count });
@@ -539,7 +557,7 @@ impl Engine {
             (set, buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC), buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST))
         });
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
-        for (i, d) in f.dispatches.iter().enumerate() {
+        for (i, d) in order.iter().enumerate() {
             let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
                 query_set: set,
                 beginning_of_pass_write_index: Some(2 * i as u32),
@@ -554,7 +572,7 @@ impl Engine {
         let bytes = map_bytes(&self.gpu, staging, count as u64 * 8).await?;
         let period = self.gpu.queue.get_timestamp_period() as f64;
         let ticks: Vec<u64> = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
-        Ok(f.dispatches.iter().enumerate().map(|(i, d)| (d.label.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6)).collect())
+        Ok(order.iter().enumerate().map(|(i, d)| (d.label.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6)).collect())
     }
 
     /// Switches an identity block's main path off (its output becomes its
@@ -663,12 +681,25 @@ impl Frame {
     fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, model: &Model, plan: Plan, conv: ConvKernels) -> Result<Frame> {
         let device = &gpu.device;
         let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
-        let slots: Vec<wgpu::Buffer> = plan
-            .slot_len
+        let f32_tensors: std::collections::HashSet<usize> = plan
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::GlobalAvgPool { output, .. } | Op::Dense { output, .. } | Op::Softmax { output, .. } => Some(*output),
+                _ => None,
+            })
+            .collect();
+        // Each slot holds the largest of its tensors, at that tensor's value size.
+        let mut slot_bytes = vec![0usize; plan.slot_len.len()];
+        for (t, tensor) in plan.tensors.iter().enumerate() {
+            let vb = if f32_tensors.contains(&t) { 4 } else { k.precision().bytes() };
+            let b = &mut slot_bytes[plan.slot_of[t]];
+            *b = (*b).max((tensor.shape.len() * vb).div_ceil(4) * 4);
+        }
+        let slots: Vec<wgpu::Buffer> = slot_bytes
             .iter()
             .enumerate()
-            .map(|(i, &len)| {
-                let bytes = len * 4;
+            .map(|(i, &bytes)| {
                 if bytes > max_binding {
                     bail!("an activation of {bytes} bytes exceeds this GPU's largest storage binding ({max_binding} bytes): use a smaller input");
                 }
@@ -785,14 +816,6 @@ impl Frame {
             };
             dispatches.push(d);
         }
-        let f32_tensors = plan
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::GlobalAvgPool { output, .. } | Op::Dense { output, .. } | Op::Softmax { output, .. } => Some(*output),
-                _ => None,
-            })
-            .collect();
         // Skipping an identity block: relu(0 + x) = x, recorded in its place.
         let bypass = plan
             .blocks

@@ -455,7 +455,10 @@ impl Kernels {
         let splits = p.k().div_ceil(p.k_split).max(1);
         let wg = [n.div_ceil(64), p.out_c.div_ceil(64), splits];
         let scratch = match scratch {
-            Some(s) if splits > 1 => s,
+            Some(s) if splits > 1 => {
+                assert!(s.size() >= (splits * p.out_c * n) as u64 * 4, "split-K scratch buffer too small for {label}");
+                s
+            }
             _ => {
                 p.k_split = p.k().max(1);
                 return self.bind(device, label, pipeline, &self.conv_bindings(b), bytemuck::bytes_of(&p), [wg[0], wg[1], 1]);

@@ -65,7 +65,8 @@ for arch in resnet18 resnet50; do
             >"$out/ours_${arch}_${precision}_logits.json" || exit 1
         for variant in ${VARIANTS:--}; do
             for conv in ${CONVS:-splitk:256 gemm direct}; do
-                [ "$precision" = f32 ] || [ "$conv" = splitk:256 ] || continue
+                # f16 only for the built-in shaders and the default kernels.
+                [ "$precision" = f32 ] || { [ "$conv" = splitk:256 ] && [ "$variant" = - ]; } || continue
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
                 RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" \
                     --precision "$precision" --layers 0 --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" || exit 1
