@@ -7,9 +7,12 @@
 #   bash tools/bench_gpu.sh [results-dir]
 #
 # The machine needs python3 with torch, torchvision, safetensors and numpy.
-# A GPU machine may lack the Vulkan loader: if `libvulkan.so.1` is missing,
-# the Debian packages in .gl/ (libvulkan1, libglvnd0, libglx0; fetched with
-# `apt-get download` on a machine with apt) are unpacked into / first.
+# A GPU machine may lack the Vulkan loader: the Debian packages in .gl/, if
+# any, are unpacked into / first: libvulkan1 and the
+# glvnd libraries NVIDIA's Vulkan driver loads through (libglvnd0, libglx0,
+# libegl1, libgl1, libgles2, libopengl0; with only the first three its ICD
+# failed to create an instance). Fetch them on a machine with apt:
+#   mkdir -p .gl && (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench_gpu}
