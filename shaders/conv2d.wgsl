@@ -25,10 +25,7 @@ struct Params {
     co_groups: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
-const HAS_BIAS: u32 = 1u;
-const HAS_RESIDUAL: u32 = 2u;
-const RELU: u32 = 4u;
-const WRITE_MAIN: u32 = 8u;
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
 @group(0) @binding(1) var<storage, read> weight: array<wt>;
@@ -87,20 +84,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (co >= p.out_c) {
             break;
         }
-        var v = acc[j];
-        if ((p.flags & HAS_BIAS) != 0u) {
-            v += bias[co];
-        }
         let o = co * pixels + pix;
-        if ((p.flags & WRITE_MAIN) != 0u) {
-            main_out[o] = act(v);
-        }
-        if ((p.flags & HAS_RESIDUAL) != 0u) {
-            v += f32(residual[o]);
-        }
-        if ((p.flags & RELU) != 0u) {
-            v = max(v, 0.0);
-        }
-        output[o] = act(v);
+        output[o] = act(conv_epilogue(acc[j], co, o));
     }
 }

@@ -38,10 +38,7 @@ struct Params {
     co_groups: u32, k_split: u32, _p1: u32, _p2: u32,
 }
 
-const HAS_BIAS: u32 = 1u;
-const HAS_RESIDUAL: u32 = 2u;
-const RELU: u32 = 4u;
-const WRITE_MAIN: u32 = 8u;
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
 const SPLIT: u32 = 16u;
 
 // A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.
@@ -200,24 +197,11 @@ fn store_row(co: u32, pix: u32, acc: vec4<f32>, M: u32, N: u32, split: bool, sli
         if (pix + j >= N) {
             return;
         }
-        var v = acc[j];
         let o = co * N + pix + j;
         if (split) {
-            output[slice * M * N + o] = out_t(v);
-            continue;
+            output[slice * M * N + o] = out_t(acc[j]);
+        } else {
+            output[o] = out_t(conv_epilogue(acc[j], co, o));
         }
-        if ((p.flags & HAS_BIAS) != 0u) {
-            v += bias[co];
-        }
-        if ((p.flags & WRITE_MAIN) != 0u) {
-            main_out[o] = act(v);
-        }
-        if ((p.flags & HAS_RESIDUAL) != 0u) {
-            v += f32(residual[o]);
-        }
-        if ((p.flags & RELU) != 0u) {
-            v = max(v, 0.0);
-        }
-        output[o] = out_t(v);
     }
 }

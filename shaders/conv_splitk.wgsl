@@ -12,10 +12,7 @@ struct Params {
     flags: u32,
 }
 
-const HAS_BIAS: u32 = 1u;
-const HAS_RESIDUAL: u32 = 2u;
-const RELU: u32 = 4u;
-const WRITE_MAIN: u32 = 8u;
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
 
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read> bias: array<f32>;
@@ -34,17 +31,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var s = 0u; s < p.splits; s++) {
         v += partial[s * p.len + o];
     }
-    if ((p.flags & HAS_BIAS) != 0u) {
-        v += bias[o / p.plane];
-    }
-    if ((p.flags & WRITE_MAIN) != 0u) {
-        main_out[o] = act(v);
-    }
-    if ((p.flags & HAS_RESIDUAL) != 0u) {
-        v += f32(residual[o]);
-    }
-    if ((p.flags & RELU) != 0u) {
-        v = max(v, 0.0);
-    }
-    output[o] = act(v);
+    output[o] = act(conv_epilogue(v, o / p.plane, o));
 }

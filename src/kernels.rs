@@ -52,15 +52,28 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("sum_squares.wgsl", include_str!("../shaders/sum_squares.wgsl")),
 ];
 
-/// A shader's WGSL. Natively, `RESNET_SHADER_DIR` may name a folder whose
-/// files replace the built-in ones of the same name: kernel variants can then
-/// be timed with one `resnet bench` binary (tools/bench_gpu.sh does).
+/// The conv epilogue (bias, F(x) copy, residual, ReLU), appended to the
+/// shaders that use it: WGSL has no includes.
+pub const CONV_EPILOGUE: (&str, &str) = ("conv_epilogue.wgsl", include_str!("../shaders/conv_epilogue.wgsl"));
+const USES_EPILOGUE: &[&str] = &["conv2d.wgsl", "conv2d_gemm.wgsl", "conv_splitk.wgsl"];
+
+/// A shader's WGSL, with the shared epilogue where it uses it. Natively,
+/// `RESNET_SHADER_DIR` may name a folder whose files replace the built-in
+/// ones of the same name: kernel variants can then be timed with one
+/// `resnet bench` binary (tools/bench_gpu.sh does).
 fn source(name: &str) -> std::borrow::Cow<'static, str> {
-    #[cfg(not(target_arch = "wasm32"))]
-    if let Some(text) = std::env::var_os("RESNET_SHADER_DIR").and_then(|d| std::fs::read_to_string(std::path::Path::new(&d).join(name)).ok()) {
-        return text.into();
+    let file = |name: &str| -> std::borrow::Cow<'static, str> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(text) = std::env::var_os("RESNET_SHADER_DIR").and_then(|d| std::fs::read_to_string(std::path::Path::new(&d).join(name)).ok()) {
+            return text.into();
+        }
+        SHADERS.iter().chain([&CONV_EPILOGUE]).find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader").into()
+    };
+    if USES_EPILOGUE.contains(&name) {
+        format!("{}\n{}", file(name), file(CONV_EPILOGUE.0)).into()
+    } else {
+        file(name)
     }
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).expect("known shader").into()
 }
 
 /// How activations and conv weights are stored in fast mode. Arithmetic is
