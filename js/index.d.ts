@@ -111,6 +111,9 @@ export declare class ResNet {
 /** Seeded, untrained demo weights (ResNet-18 layout at quarter width, 1000 classes). */
 export declare function demoWeights(): Promise<Uint8Array>;
 
+/** Indices of the `k` largest values, largest first (ties: lower index first). */
+export declare function topIndices(values: ArrayLike<number>, k: number): number[];
+
 /** Whether this browser can run the engine, and if not, why. */
 export declare function webgpuSupport(): Promise<{ ok: boolean; message: string }>;
 

@@ -21,6 +21,27 @@ function boot() {
 }
 
 /** Seeded, untrained demo weights (ResNet-18 layout, quarter width, 1000 classes). */
+/**
+ * Indices of the `k` largest values, largest first (ties: lower index first).
+ * One pass keeping the best k, not a sort of every index: it runs every frame
+ * on the 1000 logits and on each panel's channel means.
+ */
+export function topIndices(values, k) {
+  const best = [];
+  const n = Math.min(k, values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (best.length === n && !(v > values[best[n - 1]])) continue;
+    let j = best.length === n ? n - 1 : best.length;
+    while (j > 0 && v > values[best[j - 1]]) {
+      best[j] = best[j - 1];
+      j--;
+    }
+    best[j] = i;
+  }
+  return best;
+}
+
 export async function demoWeights() {
   await boot();
   return wasmDemoWeights();
@@ -233,8 +254,7 @@ export class ResNet {
   }
 
   #top(logits, probs, k) {
-    const idx = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
-    return idx.slice(0, Math.min(k, idx.length)).map((index) => ({
+    return topIndices(logits, k).map((index) => ({
       index,
       label: this.#labels ? this.#labels[index] : `class ${index}`,
       probability: probs[index],

@@ -12,6 +12,7 @@
 let ResNet;
 let demoWeights;
 let webgpuSupport;
+let topIndices;
 
 const $ = (sel) => document.querySelector(sel);
 const HUB = (name) => `https://huggingface.co/timm/${name}.tv_in1k/resolve/main/model.safetensors`;
@@ -1113,13 +1114,6 @@ function sizePanelCanvas(p) {
   p.canvas.height = Math.round(h * dpr);
 }
 
-/** The indices of the n largest values. */
-function topIndices(values, n) {
-  const idx = Array.from(values.keys());
-  idx.sort((a, b) => values[b] - values[a] || a - b);
-  return idx.slice(0, n);
-}
-
 async function refreshPanel(m, name) {
   const p = panels.get(name);
   if (!p) return;
@@ -1258,7 +1252,7 @@ async function main() {
   const labelsReady = loadLabels();
   setStatus('Loading the engine…', true);
   try {
-    ({ ResNet, demoWeights, webgpuSupport } = await import('../js/index.js'));
+    ({ ResNet, demoWeights, webgpuSupport, topIndices } = await import('../js/index.js'));
   } catch (e) {
     setStatus('The engine did not load.');
     showError(`Could not load the WebAssembly engine (../js/index.js, ../pkg/): ${messageOf(e)}. Build it with tools/build_wasm.sh.`);
