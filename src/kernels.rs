@@ -461,35 +461,29 @@ impl Kernels {
     pub fn conv2d_gemm_split(&self, device: &wgpu::Device, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: Option<&wgpu::Buffer>) -> Dispatch {
         p.flags = Self::epilogue_flags(p.flags, b);
         let n = p.out_h * p.out_w;
-        let pipeline = if p.pointwise() { &self.conv2d_gemm_pw } else { &self.conv2d_gemm };
-        let splits = splits.max(1);
-        p.k_split = k_slice(p.k(), splits);
+        let tiles = [n.div_ceil(64), p.out_c.div_ceil(64)];
+        p.k_split = k_slice(p.k(), splits.max(1));
         // Rounding the slice up to 16 can leave fewer non-empty slices.
         let splits = p.k().div_ceil(p.k_split).max(1);
-        let wg = [n.div_ceil(64), p.out_c.div_ceil(64), splits];
-        let scratch = match scratch {
-            Some(s) if splits > 1 => {
-                assert!(s.size() >= (splits * p.out_c * n) as u64 * 4, "split-K scratch buffer too small for {label}");
-                s
-            }
-            _ => {
-                p.k_split = p.k().max(1);
-                return self.bind(device, label, pipeline, &self.conv_bindings(b), bytemuck::bytes_of(&p), [wg[0], wg[1], 1]);
-            }
+        let Some(scratch) = scratch.filter(|_| splits > 1) else {
+            p.k_split = p.k().max(1);
+            let pipeline = if p.pointwise() { &self.conv2d_gemm_pw } else { &self.conv2d_gemm };
+            return self.bind(device, label, pipeline, &self.conv_bindings(b), bytemuck::bytes_of(&p), [tiles[0], tiles[1], 1]);
         };
+        let len = p.out_c * n;
+        assert!(scratch.size() >= (splits * len) as u64 * 4, "split-K scratch buffer too small for {label}");
+        // First the raw partial sums of each K slice, then their sum with the epilogue.
         let epilogue = p.flags;
         p.flags = ConvParams::SPLIT;
         let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
         let pipeline = if p.pointwise() { &self.conv2d_gemm_split_pw } else { &self.conv2d_gemm_split };
-        let mut first = self.bind(device, label, pipeline, &self.conv_bindings(&partial), bytemuck::bytes_of(&p), wg);
-        let len = p.out_c * n;
-        let rp = [len, n, splits, epilogue];
+        let mut first = self.bind(device, label, pipeline, &self.conv_bindings(&partial), bytemuck::bytes_of(&p), [tiles[0], tiles[1], splits]);
         let reduce = self.bind(
             device,
             &format!("{label} (sum of {splits} K slices)"),
             &self.conv_splitk,
             &[scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)],
-            bytemuck::cast_slice(&rp),
+            bytemuck::cast_slice(&[len, n, splits, epilogue]),
             grid_for(len as usize),
         );
         first.then = Some(Box::new(reduce));
