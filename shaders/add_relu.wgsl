@@ -1,5 +1,7 @@
 // The end of a residual block: relu(main path + shortcut).
 
+// #include lib/flat_index.wgsl
+
 struct Params {
     len: u32, _p0: u32, _p1: u32, _p2: u32,
 }
@@ -11,7 +13,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_index(gid, nwg);
     if (i >= p.len) {
         return;
     }

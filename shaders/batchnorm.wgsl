@@ -2,6 +2,8 @@
 //   y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta
 // `bn` holds one vec4 (gamma, beta, mean, var) per channel.
 
+// #include lib/flat_index.wgsl
+
 struct Params {
     channels: u32, plane: u32, eps: f32, _p: u32,
 }
@@ -13,7 +15,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_index(gid, nwg);
     if (i >= p.channels * p.plane) {
         return;
     }

@@ -12,8 +12,10 @@
 // then ReLU. Inspect mode uses none of it (bias only when the source conv has
 // one); fast mode folds batchnorm into weights + bias and fuses the rest.
 
+// #include lib/flat_index.wgsl
+
 // Storage types: `act` for activations, `wt` for weights. The f16 path
-// (kernels.rs, Precision::F16) compiles this file with both set to f16 and
+// (kernels/source.rs, Precision::F16) compiles this file with both set to f16 and
 // `enable f16;`; arithmetic stays f32 either way.
 alias act = f32;
 alias wt = f32;
@@ -22,10 +24,11 @@ struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
     out_h: u32, out_w: u32, k_h: u32, k_w: u32,
     stride: u32, pad_y: u32, pad_x: u32, flags: u32,
-    co_groups: u32, _p0: u32, _p1: u32, _p2: u32,
+    co_groups: u32, k_split: u32, _p0: u32, _p1: u32,
 }
 
-// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
+// #include lib/conv_epilogue.wgsl
 
 @group(0) @binding(0) var<storage, read> input: array<act>;
 @group(0) @binding(1) var<storage, read> weight: array<wt>;
@@ -39,7 +42,7 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     // 2-D grid so large maps stay under the 65535-workgroups-per-axis limit.
-    let idx = gid.x + gid.y * nwg.x * 64u;
+    let idx = flat_index(gid, nwg);
     let pixels = p.out_h * p.out_w;
     if (idx >= pixels * p.co_groups) {
         return;

@@ -24,7 +24,7 @@
 // main_out), + residual, ReLU.
 
 // Storage types: `act` for activations, `wt` for weights. The f16 path
-// (kernels.rs, Precision::F16) compiles this file with both set to f16 and
+// (kernels/source.rs, Precision::F16) compiles this file with both set to f16 and
 // `enable f16;`; arithmetic stays f32 either way. `out_t` is `act`, or f32
 // in the pipelines that write split-K partial sums.
 alias act = f32;
@@ -35,10 +35,11 @@ struct Params {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
     out_h: u32, out_w: u32, k_h: u32, k_w: u32,
     stride: u32, pad_y: u32, pad_x: u32, flags: u32,
-    co_groups: u32, k_split: u32, _p1: u32, _p2: u32,
+    co_groups: u32, k_split: u32, _p0: u32, _p1: u32,
 }
 
-// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
+// #include lib/conv_epilogue.wgsl
 const SPLIT: u32 = 16u;
 
 // A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.

@@ -2,7 +2,9 @@
 // sums the `splits` partial results of each output and applies the conv
 // epilogue: + bias[co], (copy of F(x) to main_out), + residual, ReLU.
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+// #include lib/flat_index.wgsl
+
+// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
 alias act = f32;
 
 struct Params {
@@ -12,7 +14,8 @@ struct Params {
     flags: u32,
 }
 
-// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue(): conv_epilogue.wgsl.
+// Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
+// #include lib/conv_epilogue.wgsl
 
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read> bias: array<f32>;
@@ -23,7 +26,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * 64u;
+    let o = flat_index(gid, nwg);
     if (o >= p.len) {
         return;
     }

@@ -11,7 +11,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 64>;
+const RED_N: u32 = 64u;
+// #include lib/reduce.wgsl
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -20,19 +21,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var s = 0.0;
     if (o < p.out_features) {
         let row = o * p.in_features;
-        for (var i = li; i < p.in_features; i += 64u) {
+        for (var i = li; i < p.in_features; i += RED_N) {
             s += weight[row + i] * input[i];
         }
     }
-    partial[li] = s;
-    workgroupBarrier();
-    for (var step = 32u; step > 0u; step >>= 1u) {
-        if (li < step) {
-            partial[li] += partial[li + step];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(li, s);
     if (li == 0u && o < p.out_features) {
-        output[o] = partial[0] + bias[o];
+        output[o] = total + bias[o];
     }
 }

@@ -2,7 +2,7 @@
 // One workgroup per channel; 64 invocations stride over the map and reduce in
 // workgroup memory, so large final maps stay cheap.
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
 alias act = f32;
 
 struct Params {
@@ -13,7 +13,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 64>;
+const RED_N: u32 = 64u;
+// #include lib/reduce.wgsl
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -21,19 +22,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let c = wg.x + wg.y * nwg.x;
     var s = 0.0;
     if (c < p.channels) {
-        for (var i = li; i < p.plane; i += 64u) {
+        for (var i = li; i < p.plane; i += RED_N) {
             s += f32(input[c * p.plane + i]);
         }
     }
-    partial[li] = s;
-    workgroupBarrier();
-    for (var step = 32u; step > 0u; step >>= 1u) {
-        if (li < step) {
-            partial[li] += partial[li + step];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(li, s);
     if (li == 0u && c < p.channels) {
-        output[c] = partial[0] / f32(p.plane);
+        output[c] = total / f32(p.plane);
     }
 }

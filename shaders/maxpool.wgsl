@@ -1,7 +1,9 @@
 // Max pooling, NCHW. Padding never wins: taps outside the input are skipped
 // (as with -inf padding in PyTorch and ONNX).
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+// #include lib/flat_index.wgsl
+
+// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
 alias act = f32;
 
 struct Params {
@@ -15,7 +17,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_index(gid, nwg);
     let plane = p.out_h * p.out_w;
     if (i >= p.channels * plane) {
         return;

@@ -7,7 +7,9 @@
 // with PIL's antialiased bilinear filter (a triangle whose support widens
 // with the downscale factor), the filter torchvision applies.
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+// #include lib/flat_index.wgsl
+
+// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
 alias act = f32;
 
 struct Params {
@@ -44,7 +46,7 @@ fn tri(w: Window, i: i32) -> f32 {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_index(gid, nwg);
     let plane = p.out_w * p.out_h;
     if (i >= plane) {
         return;

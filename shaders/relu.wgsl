@@ -1,6 +1,8 @@
 // max(x, 0), elementwise.
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels.rs).
+// #include lib/flat_index.wgsl
+
+// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
 alias act = f32;
 
 struct Params {
@@ -13,7 +15,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_index(gid, nwg);
     if (i >= p.len) {
         return;
     }

@@ -9,40 +9,22 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-const N: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
+const RED_N: u32 = 256u;
+// #include lib/reduce.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
     var m = -3.402823e38;
-    for (var i = li; i < p.len; i += N) {
+    for (var i = li; i < p.len; i += RED_N) {
         m = max(m, input[i]);
     }
-    red[li] = m;
-    workgroupBarrier();
-    for (var step = N / 2u; step > 0u; step >>= 1u) {
-        if (li < step) {
-            red[li] = max(red[li], red[li + step]);
-        }
-        workgroupBarrier();
-    }
-    let mx = red[0];
-    workgroupBarrier();
-
+    let mx = workgroup_max(li, m);
     var s = 0.0;
-    for (var i = li; i < p.len; i += N) {
+    for (var i = li; i < p.len; i += RED_N) {
         s += exp(input[i] - mx);
     }
-    red[li] = s;
-    workgroupBarrier();
-    for (var step = N / 2u; step > 0u; step >>= 1u) {
-        if (li < step) {
-            red[li] += red[li + step];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    for (var i = li; i < p.len; i += N) {
+    let total = workgroup_sum(li, s);
+    for (var i = li; i < p.len; i += RED_N) {
         output[i] = exp(input[i] - mx) / total;
     }
 }

@@ -2,13 +2,14 @@
 //! public `ResNet` class: it turns frames into RGBA pixels, downloads and
 //! caches weights, serialises calls and adds class names.
 //!
-//! Every fallible call returns a JS `Error` with the engine's message. The
-//! engine sits in a `RefCell`: async methods hold the borrow across their
-//! awaits, and a second async call arriving meanwhile gets a "busy" error
-//! instead of a panic (the JS wrapper queues them, so it never happens
-//! there). The synchronous calls (block list, last frame's statistics, block
-//! switches) never touch that borrow: they read copies kept beside it, and
-//! block switches are applied at the next frame.
+//! Every fallible call rejects with a JS `Error` named `ResNetError` whose
+//! `code` is the engine's [`crate::ErrorKind::code`] (`BAD_WEIGHTS`,
+//! `DEVICE_LOST`, …). The engine sits in a `RefCell`: async methods hold the
+//! borrow across their awaits, and a second async call arriving meanwhile
+//! gets a `BUSY` error instead of a panic (the JS wrapper queues them, so it
+//! never happens there). The synchronous calls (block list, last frame's
+//! statistics, block switches) never touch that borrow: they read copies
+//! kept beside it, and block switches are applied at the next frame.
 
 // Holding the borrow across awaits is the point: see the module comment.
 #![allow(clippy::await_holding_refcell_ref)]
@@ -21,14 +22,23 @@ use js_sys::{Array, Float32Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use crate::demo::{self, DemoSpec};
-use crate::{Engine, FrameStats, Gpu, Mode, Weights};
+use crate::plan::BlockRole;
+use crate::{BlockStats, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Weights};
 
-fn err(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
+/// A JS `Error` named `ResNetError` with the kind's stable `code`.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("ResNetError");
+    let _ = Reflect::set(&e, &"code".into(), &code.into());
+    e.into()
 }
 
-fn busy() -> JsError {
-    JsError::new("the model is busy with another call (await each call before the next)")
+fn err(e: Error) -> JsValue {
+    js_error(e.kind().code(), e.message())
+}
+
+fn busy() -> JsValue {
+    js_error("BUSY", "the model is busy with another call (await each call before the next)")
 }
 
 fn obj(fields: &[(&str, JsValue)]) -> JsValue {
@@ -50,11 +60,13 @@ pub fn demo_weights() -> Vec<u8> {
     demo::weights(&DemoSpec::default())
 }
 
-/// What the synchronous calls read, refreshed after each frame / re-plan.
+/// What the synchronous calls read, refreshed after each re-plan.
 struct Meta {
     info: JsValue,
-    /// (name, stage, kind, [C, H, W]) of each block.
-    blocks: Vec<(String, usize, &'static str, [usize; 3])>,
+    /// The planned input size (h, w).
+    size: (usize, usize),
+    /// (name, stage, role, [C, H, W]) of each block.
+    blocks: Vec<(String, usize, BlockRole, [usize; 3])>,
 }
 
 impl Meta {
@@ -74,11 +86,11 @@ impl Meta {
             .blocks
             .iter()
             .map(|b| {
-                let s = plan.tensors[b.tensor].shape;
-                (b.name.clone(), b.stage, b.kind, [s.c, s.h, s.w])
+                let s = plan.shape(b.tensor);
+                (b.name.clone(), b.stage, b.role, [s.c, s.h, s.w])
             })
             .collect();
-        Meta { info, blocks }
+        Meta { info, size: (h, w), blocks }
     }
 }
 
@@ -86,7 +98,8 @@ impl Meta {
 pub struct WasmResNet {
     engine: RefCell<Engine>,
     meta: RefCell<Meta>,
-    stats: RefCell<FrameStats>,
+    stats: RefCell<BlockStats>,
+    stage_ms: RefCell<Option<Vec<(String, f64)>>>,
     /// Identity block → enabled, applied to the engine at the next frame.
     enabled: RefCell<HashMap<String, bool>>,
     /// RGBA8 pixels of the next frame, written by JS through `pixel_view`;
@@ -95,12 +108,14 @@ pub struct WasmResNet {
 }
 
 impl WasmResNet {
-    fn block_index(&self, name: &str) -> Result<usize, JsError> {
-        self.meta.borrow().blocks.iter().position(|b| b.0 == name).ok_or_else(|| err(format!("no block named `{name}`")))
+    fn block(&self, name: &str) -> Result<(usize, BlockRole), JsValue> {
+        let meta = self.meta.borrow();
+        let i = meta.blocks.iter().position(|b| b.0 == name).ok_or_else(|| js_error("BAD_INPUT", &format!("no block named `{name}`")))?;
+        Ok((i, meta.blocks[i].2))
     }
 
     /// Applies pending block switches; called with the engine borrowed for a frame.
-    fn apply_switches(&self, e: &mut Engine) -> Result<(), JsError> {
+    fn apply_switches(&self, e: &mut Engine) -> Result<(), JsValue> {
         for (name, on) in self.enabled.borrow().iter() {
             e.set_block_enabled(name, *on).map_err(err)?;
         }
@@ -111,32 +126,42 @@ impl WasmResNet {
 #[wasm_bindgen]
 impl WasmResNet {
     /// Parses `.safetensors` bytes, opens the GPU and plans for `height`×`width`.
-    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32, precision: String) -> Result<WasmResNet, JsError> {
+    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32, precision: String, stats: bool) -> Result<WasmResNet, JsValue> {
         console_error_panic_hook::set_once();
-        let mode = Mode::parse(&mode).ok_or_else(|| err(format!("unknown mode `{mode}`: use 'fast' or 'inspect'")))?;
-        let precision = crate::Precision::parse(&precision).ok_or_else(|| err(format!("unknown precision `{precision}`: use 'f32' or 'f16'")))?;
+        let mode: Mode = mode.parse().map_err(err)?;
+        let precision: Precision = precision.parse().map_err(err)?;
         let weights = Weights::from_safetensors(&bytes).map_err(err)?;
         drop(bytes);
         let gpu = Rc::new(Gpu::new().await.map_err(err)?);
-        let engine = Engine::with_precision(gpu, &weights, mode, precision, height as usize, width as usize).await.map_err(err)?;
+        let config = EngineConfig { mode, precision, conv: None, stats };
+        let engine = Engine::new(gpu, &weights, config, height as usize, width as usize).await.map_err(err)?;
         Ok(WasmResNet {
             meta: RefCell::new(Meta::of(&engine)),
             engine: RefCell::new(engine),
-            stats: RefCell::new(FrameStats::default()),
+            stats: RefCell::new(BlockStats::default()),
+            stage_ms: RefCell::new(None),
             enabled: RefCell::new(HashMap::new()),
             pixels: RefCell::new(Vec::new()),
         })
     }
 
-    /// `{ description, classes, inputSize: [h, w], mode, adapter, timestampQuery }`.
+    /// `{ description, classes, inputSize: [h, w], mode, precision, adapter, timestampQuery }`.
     pub fn info(&self) -> JsValue {
         self.meta.borrow().info.clone()
+    }
+
+    /// The part of a `width`×`height` frame the network sees, in the frame's
+    /// pixels: `{ x, y, width, height }` (torchvision's resize and centre crop).
+    pub fn crop(&self, width: u32, height: u32) -> Result<JsValue, JsValue> {
+        let (h, w) = self.meta.borrow().size;
+        let r = Preprocess::imagenet(h, w).source_rect(width as usize, height as usize).map_err(err)?;
+        Ok(obj(&[("x", r[0].into()), ("y", r[1].into()), ("width", r[2].into()), ("height", r[3].into())]))
     }
 
     /// A view of `len` bytes of wasm memory for the next frame's RGBA8
     /// pixels: fill it at once (any allocation in wasm may move it), then
     /// call `submit_pixels`. The memory is reused across frames.
-    pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsError> {
+    pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
         let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
         let len = len as usize;
         if px.len() < len {
@@ -149,51 +174,43 @@ impl WasmResNet {
 
     /// Queues one frame from the pixels written through `pixel_view`:
     /// `width`×`height` RGBA8, preprocessed on the GPU. Read the result with `output()`.
-    pub fn submit_pixels(&self, width: u32, height: u32) -> Result<(), JsError> {
+    pub fn submit_pixels(&self, width: u32, height: u32) -> Result<(), JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         self.apply_switches(&mut e)?;
         let (h, w) = e.input_size();
         let px = self.pixels.borrow();
         let len = (width as usize) * (height as usize) * 4;
         if len > px.len() {
-            return Err(err(format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
+            return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
         }
-        e.run_rgba(&px[..len], width as usize, height as usize, &crate::Preprocess::imagenet(h, w)).map_err(err)
-    }
-
-    /// Per-frame statistics (channel means, residual norms) on or off; off,
-    /// a frame runs the network alone.
-    pub fn set_stats(&self, on: bool) -> Result<(), JsError> {
-        self.engine.try_borrow_mut().map_err(|_| busy())?.set_stats(on);
-        Ok(())
+        e.run_rgba(&px[..len], width as usize, height as usize, &Preprocess::imagenet(h, w)).map_err(err)
     }
 
     /// Queues one raw `3×H×W` NCHW tensor at the planned size.
-    pub fn submit_tensor(&self, data: &[f32]) -> Result<(), JsError> {
+    pub fn submit_tensor(&self, data: &[f32]) -> Result<(), JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         self.apply_switches(&mut e)?;
         e.run_tensor(data).map_err(err)
     }
 
     /// `{ logits: Float32Array, probs: Float32Array }` of the last frame.
-    pub async fn output(&self) -> Result<JsValue, JsError> {
+    pub async fn output(&self) -> Result<JsValue, JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         let out = e.output().await.map_err(err)?;
-        let result = obj(&[
-            ("logits", Float32Array::from(&out.logits[..]).into()),
-            ("probs", Float32Array::from(&out.probs[..]).into()),
-        ]);
+        let result = obj(&[("logits", Float32Array::from(&out.logits[..]).into()), ("probs", Float32Array::from(&out.probs[..]).into())]);
         // clone_from reuses the vectors of the last frame.
-        self.stats.borrow_mut().clone_from(e.stats());
+        self.stats.borrow_mut().clone_from(e.block_stats());
+        self.stage_ms.borrow_mut().clone_from(&e.stage_times().map(<[_]>::to_vec));
         Ok(result)
     }
 
     /// Re-plans for another input size (weights stay on the GPU).
-    pub async fn set_input_size(&self, height: u32, width: u32) -> Result<(), JsError> {
+    pub async fn set_input_size(&self, height: u32, width: u32) -> Result<(), JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         e.set_input_size(height as usize, width as usize).await.map_err(err)?;
         *self.meta.borrow_mut() = Meta::of(&e);
-        *self.stats.borrow_mut() = FrameStats::default();
+        *self.stats.borrow_mut() = BlockStats::default();
+        *self.stage_ms.borrow_mut() = None;
         Ok(())
     }
 
@@ -203,20 +220,15 @@ impl WasmResNet {
             .borrow()
             .blocks
             .iter()
-            .map(|(name, stage, kind, [c, h, w])| {
-                obj(&[
-                    ("name", name.clone().into()),
-                    ("stage", (*stage as u32).into()),
-                    ("kind", (*kind).into()),
-                    ("shape", shape_array(*c, *h, *w)),
-                ])
+            .map(|(name, stage, role, [c, h, w])| {
+                obj(&[("name", name.clone().into()), ("stage", (*stage as u32).into()), ("kind", role.as_str().into()), ("shape", shape_array(*c, *h, *w))])
             })
             .collect()
     }
 
     /// `{ shape, data }` of a block (or, in inspect mode, any intermediate)
     /// of the last frame; with `channels`, only those channels are read back.
-    pub async fn activation(&self, name: String, channels: Option<Vec<u32>>) -> Result<JsValue, JsError> {
+    pub async fn activation(&self, name: String, channels: Option<Vec<u32>>) -> Result<JsValue, JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         let (s, data) = match channels {
             Some(ch) => {
@@ -230,10 +242,10 @@ impl WasmResNet {
 
     /// Per-channel means of a block's output in the last frame (the pooled
     /// vector for the head).
-    pub fn channel_means(&self, name: &str) -> Result<Float32Array, JsError> {
-        let i = self.block_index(name)?;
+    pub fn channel_means(&self, name: &str) -> Result<Float32Array, JsValue> {
+        let (i, _) = self.block(name)?;
         let stats = self.stats.borrow();
-        let m = stats.channel_means.get(i).ok_or_else(|| err("no frame has been classified yet"))?;
+        let m = stats.channel_means.get(i).ok_or_else(|| js_error("NO_FRAME", "no frame has been classified yet"))?;
         Ok(Float32Array::from(&m[..]))
     }
 
@@ -254,32 +266,31 @@ impl WasmResNet {
     }
 
     /// Switches an identity block's main path off or on, from the next frame.
-    pub fn set_block_enabled(&self, name: &str, enabled: bool) -> Result<(), JsError> {
-        let i = self.block_index(name)?;
-        let kind = self.meta.borrow().blocks[i].2;
-        if kind != "identity" {
-            return Err(err(format!("only identity blocks can be skipped; `{name}` is a {kind} block")));
+    pub fn set_block_enabled(&self, name: &str, enabled: bool) -> Result<(), JsValue> {
+        let (_, role) = self.block(name)?;
+        if role != BlockRole::Identity {
+            return Err(js_error(ErrorKind::BadInput.code(), &format!("only identity blocks can be skipped; `{name}` is a {role} block")));
         }
         self.enabled.borrow_mut().insert(name.to_string(), enabled);
         Ok(())
     }
 
-    pub fn block_enabled(&self, name: &str) -> Result<bool, JsError> {
-        self.block_index(name)?;
+    pub fn block_enabled(&self, name: &str) -> Result<bool, JsValue> {
+        self.block(name)?;
         Ok(self.enabled.borrow().get(name).copied().unwrap_or(true))
     }
 
     /// `[{ name, ms }]` GPU time per stage of the last frame, or `null`
     /// where the adapter has no timestamp queries.
     pub fn stage_times(&self) -> JsValue {
-        match &self.stats.borrow().stage_ms {
+        match &*self.stage_ms.borrow() {
             Some(st) => st.iter().map(|(n, ms)| obj(&[("name", n.clone().into()), ("ms", (*ms).into())])).collect::<Array>().into(),
             None => JsValue::NULL,
         }
     }
 
     /// `{ width, height, data }`: the class activation map of class `index`.
-    pub async fn class_activation_map(&self, index: u32) -> Result<JsValue, JsError> {
+    pub async fn class_activation_map(&self, index: u32) -> Result<JsValue, JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         let (h, w, cam) = e.class_activation_map(index as usize).await.map_err(err)?;
         Ok(obj(&[("width", (w as u32).into()), ("height", (h as u32).into()), ("data", Float32Array::from(&cam[..]).into())]))

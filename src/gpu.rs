@@ -7,13 +7,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::{Error, Result};
+use crate::error::ErrorKind;
+use crate::{bail, Error, Result};
 
 pub struct Gpu {
     pub device: wgpu::Device,
     /// Validation and out-of-memory errors nobody caught: reported by the next
     /// readback as an `Err` instead of wgpu's default panic.
-    errors: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<Error>>>,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
@@ -31,15 +32,16 @@ impl Gpu {
             })
             .await
             .map_err(|e| {
-                Error::new(format!(
-                    "no GPU adapter available ({e}); natively this needs Vulkan, Metal or DX12 (on Linux e.g. Mesa's lavapipe: apt install mesa-vulkan-drivers), in a browser WebGPU"
-                ))
+                Error::of(
+                    ErrorKind::Unsupported,
+                    format!("no GPU adapter available ({e}); natively this needs Vulkan, Metal or DX12 (on Linux e.g. Mesa's lavapipe: apt install mesa-vulkan-drivers), in a browser WebGPU"),
+                )
             })?;
         let limits = adapter.limits();
         // The shaders use 64- and 256-wide workgroups and at most 6 storage buffers.
         let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 6, ..wgpu::Limits::downlevel_defaults() };
         if let Some(fail) = limits_below(&limits, &needed) {
-            return Err(Error::new(format!("the GPU adapter is below the needed limits: {fail}")));
+            bail!(Unsupported, "the GPU adapter is below the needed limits: {fail}");
         }
         let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
@@ -50,18 +52,18 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::new(format!("could not open the GPU device: {e}")))?;
+            .map_err(|e| Error::of(ErrorKind::Unsupported, format!("could not open the GPU device: {e}")))?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let lost = errors.clone();
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut v) = lost.lock() {
-                v.push(format!("the GPU device was lost ({reason:?}: {message})"));
+                v.push(Error::of(ErrorKind::DeviceLost, format!("the GPU device was lost ({reason:?}: {message})")));
             }
         });
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
+                v.push(Error::of(ErrorKind::Gpu, format!("GPU error: {e}")));
             }
         }));
         Ok(Gpu { device, errors, queue, adapter_info: adapter.get_info(), limits, features })
@@ -70,7 +72,8 @@ impl Gpu {
     /// The first GPU error raised since the last call, if any.
     pub fn take_error(&self) -> Option<Error> {
         let mut v = self.errors.lock().ok()?;
-        let first = v.first().map(|e| Error::new(format!("GPU error: {e}")));
+        // A lost device explains everything after it: report that first.
+        let first = v.iter().find(|e| e.kind() == ErrorKind::DeviceLost).or(v.first()).cloned();
         v.clear();
         first
     }
@@ -88,21 +91,32 @@ impl Gpu {
         }
     }
 
-    /// Copies `size` bytes of `src` (from `offset`) into `staging` and maps it;
-    /// resolves to the bytes as f32. `staging` must be MAP_READ | COPY_DST.
-    pub async fn read_f32(&self, src: &wgpu::Buffer, offset: u64, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let size = (len * 4) as u64;
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(src, offset, staging, 0, size);
-        self.queue.submit([enc.finish()]);
-        map_read(self, staging, size).await
+    /// Catches validation and out-of-memory errors of the GPU work that
+    /// follows, until [`ErrorScopes::check`].
+    pub fn error_scopes(&self) -> ErrorScopes {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        ErrorScopes { oom, validation }
     }
 }
 
-/// Maps `staging` for reading and returns its first `size` bytes as f32.
-pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer, size: u64) -> Result<Vec<f32>> {
-    let bytes = map_bytes(gpu, staging, size).await?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes))
+/// Error scopes opened by [`Gpu::error_scopes`].
+pub struct ErrorScopes {
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScopes {
+    /// Closes the scopes: the first error they caught, described as happening while `what`.
+    pub async fn check(self, what: &str) -> Result<()> {
+        if let Some(e) = self.oom.pop().await {
+            bail!(Gpu, "out of GPU memory while {what}: {e}");
+        }
+        if let Some(e) = self.validation.pop().await {
+            bail!(Gpu, "GPU validation error while {what}: {e}");
+        }
+        Ok(())
+    }
 }
 
 /// Maps `staging` for reading and returns a copy of its first `size` bytes.
@@ -122,10 +136,10 @@ pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Ve
     #[cfg(not(target_arch = "wasm32"))]
     gpu.device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::new(format!("GPU wait failed: {e}")))?;
+        .map_err(|e| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::Gpu, format!("GPU wait failed: {e}"))))?;
     rx.await
-        .map_err(|_| Error::new("GPU readback was cancelled (device lost?)"))?
-        .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
+        .map_err(|_| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::DeviceLost, "GPU readback was cancelled (the device was lost)")))?
+        .map_err(|e| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::Gpu, format!("GPU readback failed: {e}"))))?;
     if let Some(e) = gpu.take_error() {
         staging.unmap();
         return Err(e);
@@ -133,7 +147,7 @@ pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Ve
     {
         let view = staging
             .get_mapped_range(0..size)
-            .map_err(|e| Error::new(format!("GPU readback failed: {e}")))?;
+            .map_err(|e| Error::of(ErrorKind::Gpu, format!("GPU readback failed: {e}")))?;
         dst.clear();
         dst.extend_from_slice(&view);
     }

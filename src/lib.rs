@@ -5,16 +5,20 @@
 //! * [`model`]: the network in the classic lesson's terms (stem, identity and
 //!   convolutional blocks, head), plain data;
 //! * [`weights`]: `.safetensors` in torchvision/timm or Keras names → a model
-//!   and its parameters;
+//!   and its parameters; batchnorm folding;
 //! * [`plan`]: a model and an input size → operations on tensors, with
 //!   buffer slots (inspect mode: every intermediate; fast mode: fused);
 //! * [`kernels`]: the WGSL kernels in `shaders/` and their bindings;
 //! * [`gpu`] and [`engine`]: the device, and a plan instantiated on it;
-//! * [`preprocess`]: torchvision's eval transform geometry.
+//! * [`preprocess`]: torchvision's eval transform geometry;
+//! * [`demo`]: seeded, untrained demo weights.
+
+pub mod error;
+#[macro_use]
+pub mod names;
 
 pub mod demo;
 pub mod engine;
-pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
@@ -22,12 +26,12 @@ pub mod plan;
 pub mod preprocess;
 pub mod weights;
 
-pub use engine::{ConvKernels, Engine, FrameStats, Output};
-pub use error::{Error, Result};
+pub use engine::{BlockStats, Engine, EngineConfig, Output};
+pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;
-pub use kernels::Precision;
+pub use kernels::{ConvKernels, Precision};
 pub use model::{Model, Shape};
-pub use plan::{Mode, Plan};
+pub use plan::{BlockRole, Mode, Plan};
 pub use preprocess::Preprocess;
 pub use weights::Weights;
 

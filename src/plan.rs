@@ -1,5 +1,5 @@
 //! The execution plan: a [`Model`] and an input size turned into a flat list
-//! of operations on numbered tensors, with GPU buffer slots assigned.
+//! of operations on numbered tensors, with buffer slots assigned.
 //!
 //! Pure data, no GPU: the engine instantiates it once per (model, input size,
 //! mode) and replays it every frame.
@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Block, ConvBn, Model, PoolSpec, Shape};
+use crate::model::{BatchNormSpec, Block, BlockKind, ConvBn, ConvSpec, Model, PoolSpec, Shape};
 use crate::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,23 +21,18 @@ pub enum Mode {
     Fast,
 }
 
-impl Mode {
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "inspect" => Some(Mode::Inspect),
-            "fast" => Some(Mode::Fast),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Inspect => "inspect",
-            Mode::Fast => "fast",
-        }
-    }
-}
+crate::named_enum!(Mode { Inspect = "inspect", Fast = "fast" });
 
 pub type TensorId = usize;
+
+/// How a tensor is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// An activation: at the engine's precision (f32, or f16 on that path).
+    Activation,
+    /// Always f32: the pooled vector, logits and probabilities.
+    F32,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
@@ -45,16 +40,28 @@ pub struct TensorInfo {
     pub shape: Shape,
     /// Kept alive for the whole frame (readable afterwards).
     pub keep: bool,
+    pub storage: Storage,
+}
+
+/// One convolution with its fused epilogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvOp {
+    pub conv: ConvSpec,
+    /// Fast mode: the weights are the conv's with its batchnorm folded in.
+    pub folded: bool,
+    pub input: TensorId,
+    pub output: TensorId,
+    /// Added before the ReLU (fast mode, a block's last conv).
+    pub residual: Option<TensorId>,
+    pub relu: bool,
+    /// Also receives F(x), the conv + folded BN before the residual add.
+    pub main_out: Option<TensorId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// `conv` names a [`crate::model::ConvSpec`]; with `folded_bn` its weights
-    /// are the conv's with that batchnorm folded in (fast mode).
-    /// `main_out` (fast mode, a block's last conv) also receives F(x), the
-    /// conv + folded BN before the residual add.
-    Conv { conv: ConvBn, folded: bool, input: TensorId, output: TensorId, residual: Option<TensorId>, relu: bool, main_out: Option<TensorId> },
-    BatchNorm { conv: ConvBn, input: TensorId, output: TensorId },
+    Conv(ConvOp),
+    BatchNorm { bn: BatchNormSpec, input: TensorId, output: TensorId },
     Relu { input: TensorId, output: TensorId },
     AddRelu { main: TensorId, shortcut: TensorId, output: TensorId },
     MaxPool { pool: PoolSpec, input: TensorId, output: TensorId },
@@ -66,7 +73,7 @@ pub enum Op {
 impl Op {
     pub fn inputs(&self) -> Vec<TensorId> {
         match self {
-            Op::Conv { input, residual, .. } => std::iter::once(*input).chain(*residual).collect(),
+            Op::Conv(c) => std::iter::once(c.input).chain(c.residual).collect(),
             Op::AddRelu { main, shortcut, .. } => vec![*main, *shortcut],
             Op::BatchNorm { input, .. }
             | Op::Relu { input, .. }
@@ -79,14 +86,14 @@ impl Op {
     /// Every tensor the op writes.
     pub fn outputs(&self) -> Vec<TensorId> {
         match self {
-            Op::Conv { output, main_out, .. } => std::iter::once(*output).chain(*main_out).collect(),
+            Op::Conv(c) => std::iter::once(c.output).chain(c.main_out).collect(),
             _ => vec![self.output()],
         }
     }
     pub fn output(&self) -> TensorId {
         match self {
-            Op::Conv { output, .. }
-            | Op::BatchNorm { output, .. }
+            Op::Conv(c) => c.output,
+            Op::BatchNorm { output, .. }
             | Op::Relu { output, .. }
             | Op::AddRelu { output, .. }
             | Op::MaxPool { output, .. }
@@ -98,8 +105,8 @@ impl Op {
     /// A short label for timings and debugging.
     pub fn label(&self, tensors: &[TensorInfo]) -> String {
         let kind = match self {
-            Op::Conv { folded: true, .. } => "conv+bn",
-            Op::Conv { .. } => "conv",
+            Op::Conv(ConvOp { folded: true, .. }) => "conv+bn",
+            Op::Conv(_) => "conv",
             Op::BatchNorm { .. } => "batchnorm",
             Op::Relu { .. } => "relu",
             Op::AddRelu { .. } => "add+relu",
@@ -112,23 +119,62 @@ impl Op {
     }
 }
 
+/// What a block is, in the lesson's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockRole {
+    Stem,
+    /// The shortcut is the input itself.
+    Identity,
+    /// The shortcut is a strided 1×1 conv + BN that changes the shape.
+    Convolutional,
+    /// Global average pool, dense layer, softmax.
+    Head,
+}
+
+crate::named_enum!(BlockRole { Stem = "stem", Identity = "identity", Convolutional = "convolutional", Head = "head" });
+
+impl From<BlockKind> for BlockRole {
+    fn from(k: BlockKind) -> BlockRole {
+        match k {
+            BlockKind::Identity => BlockRole::Identity,
+            BlockKind::Convolutional => BlockRole::Convolutional,
+        }
+    }
+}
+
+/// The two paths a residual block adds: `relu(main + shortcut)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Residual {
+    /// F(x): the main path's output before the add.
+    pub main: TensorId,
+    /// The input itself (identity block) or the shortcut conv's output.
+    pub shortcut: TensorId,
+}
+
 /// Where a block sits, for the blocks list of the bindings and the CLI.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockInfo {
     pub name: String,
     pub stage: usize,
-    /// `stem`, `convolutional`, `identity` or `head`.
-    pub kind: &'static str,
+    pub role: BlockRole,
     /// The block's output.
     pub tensor: TensorId,
     /// Its input (the previous block's output); `None` for the stem.
     pub input: Option<TensorId>,
     /// The ops that compute it: `plan.ops[ops]`.
     pub ops: std::ops::Range<usize>,
-    /// Residual blocks: the main path's output F(x) (inspect mode only; fast
-    /// mode fuses it into the block output) and the shortcut.
-    pub main: Option<TensorId>,
-    pub shortcut: Option<TensorId>,
+    /// Residual blocks: the two tensors they add (both kept).
+    pub residual: Option<Residual>,
+}
+
+impl BlockInfo {
+    /// The timing group the block belongs to: `stem`, `stage1`…, `head`.
+    pub fn stage_name(&self) -> String {
+        match self.role {
+            BlockRole::Stem | BlockRole::Head => self.role.to_string(),
+            _ => format!("stage{}", self.stage),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +189,7 @@ pub struct Plan {
     pub blocks: Vec<BlockInfo>,
     /// Tensor names (and aliases such as `layer1.0.main`) → ids.
     pub names: HashMap<String, TensorId>,
-    /// Buffer slot of each tensor, and each slot's size in f32s.
+    /// Buffer slot of each tensor, and each slot's size in values.
     pub slot_of: Vec<usize>,
     pub slot_len: Vec<usize>,
 }
@@ -158,9 +204,17 @@ struct Builder {
 impl Builder {
     fn tensor(&mut self, name: &str, shape: Shape) -> TensorId {
         let keep = self.mode == Mode::Inspect;
-        self.tensors.push(TensorInfo { name: name.to_string(), shape, keep });
+        self.tensors.push(TensorInfo { name: name.to_string(), shape, keep, storage: Storage::Activation });
         let id = self.tensors.len() - 1;
         self.names.insert(name.to_string(), id);
+        id
+    }
+
+    /// A kept f32 tensor of the head.
+    fn head_tensor(&mut self, name: &str, len: usize) -> TensorId {
+        let id = self.tensor(name, Shape::new(len, 1, 1));
+        self.tensors[id].storage = Storage::F32;
+        self.keep(id);
         id
     }
 
@@ -169,62 +223,65 @@ impl Builder {
     }
 
     /// conv → BN (→ ReLU), separately in inspect mode, fused in fast mode.
-    /// `residual` (fast mode only) is added before the ReLU. `out_name`
-    /// names the final tensor in fast mode.
-    fn conv_bn(&mut self, cb: &ConvBn, x: TensorId, relu: bool, residual: Option<TensorId>, out_name: &str) -> Result<TensorId> {
+    /// `residual` (fast mode only) is added before the ReLU, and F(x) is then
+    /// kept as `<out_name>.main` too. `out_name` names the result in fast mode.
+    fn conv_bn(&mut self, cb: &ConvBn, x: TensorId, relu: bool, residual: Option<TensorId>, out_name: &str) -> (TensorId, Option<TensorId>) {
         let shape = cb.conv.output_shape(self.tensors[x].shape).expect("shapes checked by Model::block_shapes");
         match self.mode {
             Mode::Fast => {
                 let y = self.tensor(out_name, shape);
-                // With a residual this is a block's last conv: keep F(x) as `<block>.main` too.
                 let main_out = residual.map(|_| {
                     let m = self.tensor(&format!("{out_name}.main"), shape);
                     self.keep(m);
                     m
                 });
-                self.ops.push(Op::Conv { conv: cb.clone(), folded: true, input: x, output: y, residual, relu, main_out });
-                Ok(y)
+                self.ops.push(Op::Conv(ConvOp { conv: cb.conv.clone(), folded: true, input: x, output: y, residual, relu, main_out }));
+                (y, main_out)
             }
             Mode::Inspect => {
                 let c = self.tensor(&cb.conv.name, shape);
-                self.ops.push(Op::Conv { conv: cb.clone(), folded: false, input: x, output: c, residual: None, relu: false, main_out: None });
+                self.ops.push(Op::Conv(ConvOp { conv: cb.conv.clone(), folded: false, input: x, output: c, residual: None, relu: false, main_out: None }));
                 let b = self.tensor(&cb.bn.name, shape);
-                self.ops.push(Op::BatchNorm { conv: cb.clone(), input: c, output: b });
+                self.ops.push(Op::BatchNorm { bn: cb.bn.clone(), input: c, output: b });
                 if !relu {
-                    return Ok(b);
+                    return (b, None);
                 }
                 let r = self.tensor(&format!("{}.relu", cb.bn.name), shape);
                 self.ops.push(Op::Relu { input: b, output: r });
-                Ok(r)
+                (r, None)
             }
         }
     }
 
-    fn block(&mut self, b: &Block, x: TensorId) -> Result<TensorId> {
+    /// A residual block on `x`: its output and the two tensors it adds.
+    fn block(&mut self, b: &Block, x: TensorId) -> (TensorId, Residual) {
         let shortcut = match &b.shortcut {
-            Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name))?,
+            Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name)).0,
             None => x,
         };
         // Kept: the per-frame residual statistics read it after the block.
         self.keep(shortcut);
         self.names.insert(format!("{}.shortcut", b.name), shortcut);
+        let (last, first) = b.main.split_last().expect("a block has a main path");
         let mut y = x;
-        let last = b.main.len() - 1;
-        for (i, cb) in b.main.iter().enumerate() {
-            if i < last {
-                y = self.conv_bn(cb, y, true, None, &cb.conv.name)?;
-            } else if self.mode == Mode::Fast {
-                y = self.conv_bn(cb, y, true, Some(shortcut), &b.name)?;
-            } else {
-                let main = self.conv_bn(cb, y, false, None, &cb.conv.name)?;
-                self.names.insert(format!("{}.main", b.name), main);
-                let shape = self.tensors[main].shape;
-                y = self.tensor(&b.name, shape);
-                self.ops.push(Op::AddRelu { main, shortcut, output: y });
-            }
+        for cb in first {
+            y = self.conv_bn(cb, y, true, None, &cb.conv.name).0;
         }
-        self.keep(y);
-        Ok(y)
+        let (out, main) = match self.mode {
+            Mode::Fast => {
+                let (out, main) = self.conv_bn(last, y, true, Some(shortcut), &b.name);
+                (out, main.expect("a fused residual conv writes F(x)"))
+            }
+            Mode::Inspect => {
+                let main = self.conv_bn(last, y, false, None, &last.conv.name).0;
+                let out = self.tensor(&b.name, self.tensors[main].shape);
+                self.ops.push(Op::AddRelu { main, shortcut, output: out });
+                (out, main)
+            }
+        };
+        self.names.insert(format!("{}.main", b.name), main);
+        self.keep(out);
+        (out, Residual { main, shortcut })
     }
 }
 
@@ -236,45 +293,30 @@ impl Plan {
         b.keep(input);
         let mut blocks = Vec::new();
 
-        let s = b.conv_bn(&model.stem.conv, input, true, None, "stem.conv")?;
+        let (s, _) = b.conv_bn(&model.stem.conv, input, true, None, "stem.conv");
         let pooled = model.stem.pool.output_shape(b.tensors[s].shape).expect("checked");
         let mut x = b.tensor("stem", pooled);
         b.ops.push(Op::MaxPool { pool: model.stem.pool.clone(), input: s, output: x });
         b.keep(x);
-        let stem_ops = 0..b.ops.len();
-        blocks.push(BlockInfo { name: "stem".into(), stage: 0, kind: "stem", tensor: x, input: None, ops: stem_ops, main: None, shortcut: None });
+        blocks.push(BlockInfo { name: "stem".into(), stage: 0, role: BlockRole::Stem, tensor: x, input: None, ops: 0..b.ops.len(), residual: None });
 
         for blk in &model.blocks {
             let (input, first) = (x, b.ops.len());
-            x = b.block(blk, x)?;
-            let main = b.names.get(&format!("{}.main", blk.name)).copied();
-            let shortcut = b.names.get(&format!("{}.shortcut", blk.name)).copied();
-            blocks.push(BlockInfo {
-                name: blk.name.clone(),
-                stage: blk.stage,
-                kind: blk.kind.as_str(),
-                tensor: x,
-                input: Some(input),
-                ops: first..b.ops.len(),
-                main,
-                shortcut,
-            });
+            let (out, residual) = b.block(blk, x);
+            x = out;
+            let ops = first..b.ops.len();
+            blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, role: blk.kind.into(), tensor: x, input: Some(input), ops, residual: Some(residual) });
         }
-        let head_first = b.ops.len();
 
-        let c = b.tensors[x].shape.c;
-        let pool = b.tensor("pool", Shape::new(c, 1, 1));
+        let head_first = b.ops.len();
+        let pool = b.head_tensor("pool", b.tensors[x].shape.c);
         b.ops.push(Op::GlobalAvgPool { input: x, output: pool });
-        b.keep(pool);
-        let head_stage = model.blocks.last().map_or(0, |b| b.stage) + 1;
-        let logits = b.tensor("logits", Shape::new(model.head.classes, 1, 1));
+        let logits = b.head_tensor("logits", model.head.classes);
         b.ops.push(Op::Dense { input: pool, output: logits });
-        b.keep(logits);
-        let probs = b.tensor("probs", Shape::new(model.head.classes, 1, 1));
+        let probs = b.head_tensor("probs", model.head.classes);
         b.ops.push(Op::Softmax { input: logits, output: probs });
-        b.keep(probs);
-        let head_ops = head_first..b.ops.len();
-        blocks.push(BlockInfo { name: "pool".into(), stage: head_stage, kind: "head", tensor: pool, input: Some(x), ops: head_ops, main: None, shortcut: None });
+        let stage = model.blocks.last().map_or(0, |b| b.stage) + 1;
+        blocks.push(BlockInfo { name: "pool".into(), stage, role: BlockRole::Head, tensor: pool, input: Some(x), ops: head_first..b.ops.len(), residual: None });
 
         let (slot_of, slot_len) = assign_slots(&b.tensors, &b.ops);
         Ok(Plan { mode, tensors: b.tensors, ops: b.ops, input, logits, probs, blocks, names: b.names, slot_of, slot_len })
@@ -282,6 +324,19 @@ impl Plan {
 
     pub fn tensor(&self, name: &str) -> Option<TensorId> {
         self.names.get(name).copied()
+    }
+
+    pub fn shape(&self, t: TensorId) -> Shape {
+        self.tensors[t].shape
+    }
+
+    pub fn block(&self, name: &str) -> Option<&BlockInfo> {
+        self.blocks.iter().find(|b| b.name == name)
+    }
+
+    /// The last residual block (what the class activation map weighs).
+    pub fn last_features(&self) -> &BlockInfo {
+        self.blocks.iter().rev().find(|b| b.role != BlockRole::Head).expect("a plan has a stem")
     }
 }
 
@@ -369,8 +424,13 @@ mod tests {
                 assert!(p.slot_len[p.slot_of[t]] >= p.tensors[t].shape.len());
             }
             assert_eq!(p.blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["stem", "b0", "b1", "pool"]);
-            assert!(p.tensor("b1.main").is_some());
-            assert!(p.tensor("b1.shortcut").is_some());
+            assert_eq!(p.blocks.iter().map(|b| b.role).collect::<Vec<_>>(), [BlockRole::Stem, BlockRole::Identity, BlockRole::Convolutional, BlockRole::Head]);
+            let r = p.blocks[2].residual.unwrap();
+            assert_eq!(p.tensor("b1.main"), Some(r.main));
+            assert_eq!(p.tensor("b1.shortcut"), Some(r.shortcut));
+            assert!(p.tensors[r.main].keep && p.tensors[r.shortcut].keep);
+            assert_eq!(p.tensors[p.logits].storage, Storage::F32);
+            assert_eq!(p.tensors[p.blocks[1].tensor].storage, Storage::Activation);
         }
         assert!(Plan::new(&model, 31, 64, Mode::Fast).unwrap_err().message().contains("smaller"));
     }

@@ -54,7 +54,7 @@ fn resized(src_w: usize, src_h: usize, short: usize) -> (usize, usize) {
 impl Preprocess {
     pub fn geometry(&self, src_w: usize, src_h: usize) -> Result<Geometry> {
         if src_w == 0 || src_h == 0 {
-            bail!("the image is empty ({src_w}×{src_h})");
+            bail!(BadInput, "the image is empty ({src_w}×{src_h})");
         }
         if self.crop_h == 0 || self.crop_w == 0 || self.resize == 0 {
             bail!("preprocessing sizes must be positive");
@@ -73,6 +73,14 @@ impl Preprocess {
             crop_x: round_half_even((w - self.crop_w) as f64 / 2.0),
             crop_y: round_half_even((h - self.crop_h) as f64 / 2.0),
         })
+    }
+
+    /// The part of a `src_w`×`src_h` image the network sees, in the image's
+    /// own pixels: `[x, y, width, height]` (what a page draws as "the view").
+    pub fn source_rect(&self, src_w: usize, src_h: usize) -> Result<[f64; 4]> {
+        let g = self.geometry(src_w, src_h)?;
+        let (sx, sy) = (src_w as f64 / g.resized_w as f64, src_h as f64 / g.resized_h as f64);
+        Ok([g.crop_x as f64 * sx, g.crop_y as f64 * sy, self.crop_w as f64 * sx, self.crop_h as f64 * sy])
     }
 
     /// The uniform block of `preprocess.wgsl` for one source size.

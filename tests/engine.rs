@@ -9,13 +9,16 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{ConvKernels, Engine, Gpu, Mode, Precision, Weights};
+use resnet::{BlockRole, ConvKernels, Engine, EngineConfig, Gpu, Mode, Precision, Weights};
+
+fn small_spec() -> DemoSpec {
+    DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 }
+}
 
 fn engine(mode: Mode, h: usize, w: usize) -> Engine {
-    let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
-    let w8 = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let w8 = Weights::from_safetensors(&weights(&small_spec())).unwrap();
     let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
-    pollster::block_on(Engine::new(gpu, &w8, mode, h, w)).unwrap()
+    pollster::block_on(Engine::new(gpu, &w8, EngineConfig::mode(mode), h, w)).unwrap()
 }
 
 fn norm(v: &[f32]) -> f32 {
@@ -29,12 +32,12 @@ fn stats_match_the_tensors_they_summarise() {
         let mut e = engine(mode, 41, 53);
         e.run_tensor(&Rng::new(1).vec(3 * 41 * 53)).unwrap();
         pollster::block_on(e.output()).unwrap();
-        let stats = e.stats().clone();
+        let stats = e.block_stats().clone();
         let blocks = e.blocks().to_vec();
         assert_eq!(stats.channel_means.len(), blocks.len());
         for (i, b) in blocks.iter().enumerate() {
             let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
-            if b.kind == "head" {
+            if b.role == BlockRole::Head {
                 assert_eq!(stats.channel_means[i], data, "the head's means are the pooled vector");
                 continue;
             }
@@ -108,15 +111,14 @@ fn partial_reads_cams_and_stage_timings() {
     let bias_free = out.logits[top] - bias_of(top);
     assert!((mean - bias_free).abs() < 1e-3 * bias_free.abs().max(1.0), "{mean} vs {bias_free}");
 
-    let stages = e.stats().stage_ms.clone().expect("lavapipe has timestamp queries");
+    let stages = e.stage_times().expect("lavapipe has timestamp queries").to_vec();
     let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["stem", "stage1", "stage2", "stage3", "stage4", "head"]);
     assert!(stages.iter().all(|(_, ms)| *ms >= 0.0) && stages.iter().map(|s| s.1).sum::<f64>() > 0.0);
 }
 
 fn bias_of(class: usize) -> f32 {
-    let spec = DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 };
-    Weights::from_safetensors(&weights(&spec)).unwrap().dense.bias[class]
+    Weights::from_safetensors(&weights(&small_spec())).unwrap().dense.bias[class]
 }
 
 #[test]
@@ -127,12 +129,13 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let spec = DemoSpec { seed: 9, stem: 16, stages: vec![(64, 1), (72, 2), (96, 1), (130, 2)], classes: 11 };
     let w = Weights::from_safetensors(&weights(&spec)).unwrap();
     let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
-    let mut e = pollster::block_on(Engine::new(gpu, &w, Mode::Fast, 45, 51)).unwrap();
     let x = Rng::new(4).vec(3 * 45 * 51);
-    let names: Vec<String> = e.blocks().iter().filter(|b| b.kind != "head").map(|b| b.name.clone()).collect();
+    let mut names: Vec<String> = Vec::new();
     let mut runs = Vec::new();
     for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16"] {
-        pollster::block_on(e.set_conv_kernels(ConvKernels::parse(conv).unwrap())).unwrap();
+        let config = EngineConfig { conv: Some(conv.parse().unwrap()), ..EngineConfig::mode(Mode::Fast) };
+        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, config, 45, 51)).unwrap();
+        names = e.blocks().iter().filter(|b| b.role != BlockRole::Head).map(|b| b.name.clone()).collect();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
         let blocks: Vec<Vec<f32>> = names.iter().map(|n| pollster::block_on(e.read(n)).unwrap().1).collect();
@@ -153,17 +156,16 @@ fn statistics_can_be_switched_off_without_changing_the_output() {
     let x = Rng::new(6).vec(3 * 48 * 40);
     e.run_tensor(&x).unwrap();
     let with = pollster::block_on(e.output()).unwrap().clone();
-    assert!(e.stats().channel_means.iter().all(|m| !m.is_empty()));
-    e.set_stats(false);
+    assert!(e.block_stats().channel_means.iter().all(|m| !m.is_empty()));
+    let w8 = Weights::from_safetensors(&weights(&small_spec())).unwrap();
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let mut e = pollster::block_on(Engine::new(gpu, &w8, EngineConfig { stats: false, ..EngineConfig::mode(Mode::Fast) }, 48, 40)).unwrap();
     e.run_tensor(&x).unwrap();
     let without = pollster::block_on(e.output()).unwrap().clone();
     assert_eq!(with.logits, without.logits);
-    assert!(e.stats().channel_means.iter().all(|m| m.is_empty()));
-    assert!(e.stats().norms.iter().all(|n| n.is_none()));
-    e.set_stats(true);
-    e.run_tensor(&x).unwrap();
-    pollster::block_on(e.output()).unwrap();
-    assert!(e.stats().norms.iter().any(|n| n.is_some()));
+    assert!(e.block_stats().channel_means.iter().all(|m| m.is_empty()));
+    assert!(e.block_stats().norms.iter().all(|n| n.is_none()));
+    assert!(e.dispatches_per_frame() < engine(Mode::Fast, 48, 40).dispatches_per_frame(), "statistics off: fewer dispatches");
 }
 
 #[test]
@@ -174,16 +176,16 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     let w = Weights::from_safetensors(&weights(&spec)).unwrap();
     let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
     if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        let e = pollster::block_on(Engine::with_precision(gpu, &w, Mode::Fast, Precision::F16, 57, 57)).err().unwrap();
+        let e = pollster::block_on(Engine::new(gpu, &w, EngineConfig { precision: Precision::F16, ..Default::default() }, 57, 57)).err().unwrap();
         assert!(e.to_string().contains("shader-f16"), "{e}");
         return;
     }
-    assert!(pollster::block_on(Engine::with_precision(gpu.clone(), &w, Mode::Inspect, Precision::F16, 57, 57)).is_err());
+    assert!(pollster::block_on(Engine::new(gpu.clone(), &w, EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Inspect) }, 57, 57)).is_err());
     let x = Rng::new(8).vec(3 * 57 * 57);
     let mut results = Vec::new();
     for precision in [Precision::F32, Precision::F16] {
-        let mut e = pollster::block_on(Engine::with_precision(gpu.clone(), &w, Mode::Fast, precision, 57, 57)).unwrap();
-        pollster::block_on(e.set_conv_kernels(ConvKernels::parse("splitk:256:16").unwrap())).unwrap();
+        let config = EngineConfig { precision, conv: Some("splitk:256:16".parse::<ConvKernels>().unwrap()), ..Default::default() };
+        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, config, 57, 57)).unwrap();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
         let (s, full) = pollster::block_on(e.read("layer1.0")).unwrap();

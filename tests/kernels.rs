@@ -5,23 +5,61 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, specialised_sources, ConvBuffers, ConvParams, PoolParams, SHADERS};
+use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, ConvBuffers, ConvParams, PoolParams};
+use resnet::kernels::source;
 use resnet::Preprocess;
 
 #[test]
 fn every_shader_parses_and_validates_with_naga() {
-    // Each in f32 and f16, and as the GEMM writing f32 partial sums.
-    for (name, src) in specialised_sources() {
-        let src = &src;
-        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    // Each in f32 and f16, and the GEMM writing f32 partial sums.
+    let all = source::all_specialisations().unwrap();
+    assert_eq!(all.len(), 2 * source::SHADERS.len() + 1);
+    for (name, src) in all {
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
-    // And the shaders folder holds nothing the crate does not ship (the
-    // shared conv epilogue is appended to the conv shaders).
-    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap().count();
-    assert_eq!(on_disk, SHADERS.len() + 1);
+    // The shaders folder holds nothing the crate does not ship.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    let count = |d: &str| std::fs::read_dir(d).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
+    assert_eq!(count(dir), source::SHADERS.len());
+    assert_eq!(count(&format!("{dir}/lib")), source::SNIPPETS.len());
+}
+
+#[test]
+fn specialisation_fails_loudly_when_an_alias_is_missing() {
+    let broken = source::Shader { file: "relu.wgsl", source: "", aliases: &["act", "nope"] };
+    let e = source::specialised(&broken, resnet::Precision::F16, false).unwrap_err().to_string();
+    assert!(e.contains("alias nope = f32;"), "{e}");
+    assert!(source::specialised(&broken, resnet::Precision::F32, false).is_ok(), "f32 changes nothing");
+}
+
+/// Every uniform block the host writes has the layout its WGSL struct has:
+/// the same named fields at the same byte offsets, and the same size.
+#[test]
+fn uniform_blocks_match_their_wgsl_structs() {
+    let layouts = resnet::kernels::uniform_layouts();
+    let mut covered = std::collections::HashSet::new();
+    for u in &layouts {
+        for file in u.shaders {
+            covered.insert(*file);
+            let src = source::expanded(file).unwrap();
+            let module = naga::front::wgsl::parse_str(&src).unwrap();
+            // The struct behind the shader's one uniform binding.
+            let (_, var) = module.global_variables.iter().find(|(_, v)| v.space == naga::AddressSpace::Uniform).unwrap_or_else(|| panic!("{file}: no uniform"));
+            let naga::TypeInner::Struct { members, span } = &module.types[var.ty].inner else { panic!("{file}: uniform is not a struct") };
+            let wgsl: Vec<(String, usize)> =
+                members.iter().filter(|m| !m.name.as_deref().unwrap_or("_").starts_with('_')).map(|m| (m.name.clone().unwrap(), m.offset as usize)).collect();
+            let rust: Vec<(String, usize)> = u.fields.iter().filter(|(n, _)| !n.starts_with('_')).map(|(n, o)| (n.to_string(), *o)).collect();
+            assert_eq!(wgsl, rust, "{file}: WGSL Params vs Rust {}", u.rust_name);
+            assert_eq!(*span as usize, u.size, "{file}: size of Params vs Rust {}", u.rust_name);
+        }
+    }
+    // Every shader with a uniform block is covered.
+    for s in source::SHADERS {
+        assert!(covered.contains(s.file), "{} has no Rust uniform declared", s.file);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -118,9 +156,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             pad_y: c.pad as u32,
             pad_x: c.pad as u32,
             flags: if c.relu { ConvParams::RELU } else { 0 },
-            co_groups: 0,
-            k_split: 0,
-            _pad: [0; 2],
+            ..Default::default()
         };
         // F(x) alone: conv + bias, before the residual and the ReLU.
         let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
@@ -138,9 +174,9 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
                 main_out: Some(&mb),
             };
             let d = match splits {
-                0 => cx.k.conv2d(&cx.gpu.device, "conv", p, &bufs),
-                1 => cx.k.conv2d_gemm(&cx.gpu.device, "conv", p, &bufs),
-                s => cx.k.conv2d_gemm_split(&cx.gpu.device, "conv", p, &bufs, s, Some(&scratch)),
+                0 => cx.k.conv2d("conv", p, &bufs).unwrap(),
+                1 => cx.k.conv2d_gemm("conv", p, &bufs).unwrap(),
+                s => cx.k.conv2d_gemm_split("conv", p, &bufs, s, &scratch).unwrap(),
             };
             cx.run(&[&d]);
             let what = format!("conv case {n} ({kernel}, {splits} K slices)");
@@ -180,7 +216,7 @@ fn batchnorm_matches_cpu() {
         })
         .collect();
     let (xb, bnb, ob) = (cx.upload(&x), cx.upload(&pack_batchnorm(&gamma, &beta, &mean, &var)), cx.zeros(want.len()));
-    let d = cx.k.batchnorm(&cx.gpu.device, "bn", c, h * w, eps, &xb, &bnb, &ob);
+    let d = cx.k.batchnorm("bn", c, h * w, eps, &xb, &bnb, &ob).unwrap();
     cx.run(&[&d]);
     assert_close("batchnorm", &cx.read(&ob, want.len()), &want, 1e-6, 1e-6);
 }
@@ -194,8 +230,8 @@ fn relu_and_add_relu_match_cpu_past_the_workgroup_limit() {
     let a = rng.vec(n);
     let b = rng.vec(n);
     let (ab, bb, ob, rb) = (cx.upload(&a), cx.upload(&b), cx.zeros(n), cx.zeros(n));
-    let add = cx.k.add_relu(&cx.gpu.device, "add", n, &ab, &bb, &ob);
-    let relu = cx.k.relu(&cx.gpu.device, "relu", n, &ab, &rb);
+    let add = cx.k.add_relu("add", n, &ab, &bb, &ob).unwrap();
+    let relu = cx.k.relu("relu", n, &ab, &rb).unwrap();
     cx.run(&[&add, &relu]);
     let want_add: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
     let want_relu: Vec<f32> = a.iter().map(|x| x.max(0.0)).collect();
@@ -231,7 +267,7 @@ fn maxpool_matches_cpu_with_and_without_padding() {
         }
         let (xb, ob) = (cx.upload(&x), cx.zeros(want.len()));
         let p = PoolParams { channels: c as u32, in_h: h as u32, in_w: w as u32, out_h: oh as u32, out_w: ow as u32, kernel: k as u32, stride: s as u32, pad: pad as u32 };
-        let d = cx.k.maxpool(&cx.gpu.device, "pool", p, &xb, &ob);
+        let d = cx.k.maxpool("pool", p, &xb, &ob).unwrap();
         cx.run(&[&d]);
         assert_eq!(cx.read(&ob, want.len()), want, "maxpool {c}×{h}×{w} k{k} s{s} p{pad}");
     }
@@ -245,7 +281,7 @@ fn global_avg_pool_matches_cpu() {
         let x = rng.vec(c * h * w);
         let want: Vec<f32> = (0..c).map(|ch| x[ch * h * w..(ch + 1) * h * w].iter().map(|v| *v as f64).sum::<f64>() as f32 / (h * w) as f32).collect();
         let (xb, ob) = (cx.upload(&x), cx.zeros(c));
-        let d = cx.k.global_avg_pool(&cx.gpu.device, "gap", c, h * w, &xb, &ob);
+        let d = cx.k.global_avg_pool("gap", c, h * w, &xb, &ob).unwrap();
         cx.run(&[&d]);
         assert_close(&format!("gap {c}×{h}×{w}"), &cx.read(&ob, c), &want, 1e-5, 1e-6);
     }
@@ -261,7 +297,7 @@ fn dense_matches_cpu() {
         let b = rng.vec(outf);
         let want: Vec<f32> = (0..outf).map(|o| b[o] + (0..inf).map(|i| wt[o * inf + i] as f64 * x[i] as f64).sum::<f64>() as f32).collect();
         let (xb, wb, bb, ob) = (cx.upload(&x), cx.upload(&wt), cx.upload(&b), cx.zeros(outf));
-        let d = cx.k.dense(&cx.gpu.device, "fc", inf, outf, &xb, &wb, &bb, &ob);
+        let d = cx.k.dense("fc", inf, outf, &xb, &wb, &bb, &ob).unwrap();
         cx.run(&[&d]);
         assert_close(&format!("dense {inf}→{outf}"), &cx.read(&ob, outf), &want, 1e-5, 1e-5);
     }
@@ -277,7 +313,7 @@ fn softmax_matches_cpu_and_is_stable() {
         let z: f64 = x.iter().map(|v| (*v as f64 - m).exp()).sum();
         let want: Vec<f32> = x.iter().map(|v| ((*v as f64 - m).exp() / z) as f32).collect();
         let (xb, ob) = (cx.upload(&x), cx.zeros(n));
-        let d = cx.k.softmax(&cx.gpu.device, "softmax", n, &xb, &ob);
+        let d = cx.k.softmax("softmax", n, &xb, &ob).unwrap();
         cx.run(&[&d]);
         let got = cx.read(&ob, n);
         assert!(got.iter().all(|v| v.is_finite()));
@@ -345,7 +381,7 @@ fn preprocess_matches_cpu_resize_crop_normalise() {
         });
         cx.gpu.queue.write_buffer(&src, 0, &rgba);
         let ob = cx.zeros(want.len());
-        let d = cx.k.preprocess(&cx.gpu.device, "pre", p.params(w, h).unwrap(), &src, &ob);
+        let d = cx.k.preprocess("pre", p.params(w, h).unwrap(), &src, &ob).unwrap();
         cx.run(&[&d]);
         assert_close(&format!("preprocess {w}×{h} → {crop_h}×{crop_w}"), &cx.read(&ob, want.len()), &want, 0.0, 1e-4);
     }

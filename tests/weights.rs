@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use common::{ctx, Rng};
 use resnet::model::BlockKind;
-use resnet::{Engine, Gpu, Mode, Preprocess, Weights};
+use resnet::{Engine, EngineConfig, Gpu, Mode, Preprocess, Weights};
 use safetensors::Dtype;
 
 type Raw = resnet::demo::RawTensor;
@@ -159,7 +159,7 @@ fn fast_and_inspect_agree_and_images_run() {
     let input = Rng::new(9).vec(3 * h * wd);
     let mut outs = Vec::new();
     for mode in [Mode::Fast, Mode::Inspect] {
-        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, mode, h, wd)).unwrap();
+        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, EngineConfig::mode(mode), h, wd)).unwrap();
         e.run_tensor(&input).unwrap();
         let out = pollster::block_on(e.output()).unwrap().clone();
         let sum: f32 = out.probs.iter().sum();

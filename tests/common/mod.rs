@@ -16,32 +16,12 @@ pub fn ctx() -> &'static Ctx {
     static CTX: OnceLock<Ctx> = OnceLock::new();
     CTX.get_or_init(|| {
         let gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (lavapipe: apt install mesa-vulkan-drivers)");
-        let k = Kernels::new(&gpu.device);
+        let k = Kernels::new(&gpu.device, resnet::Precision::F32);
         Ctx { gpu, k }
     })
 }
 
-/// xorshift64*: deterministic data without a dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    pub fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-}
+pub use resnet::demo::Rng;
 
 impl Ctx {
     pub fn upload(&self, data: &[f32]) -> wgpu::Buffer {
@@ -67,7 +47,11 @@ impl Ctx {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        pollster::block_on(self.gpu.read_f32(buf, 0, &staging, n)).expect("readback")
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, (n * 4) as u64);
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = pollster::block_on(resnet::gpu::map_bytes(&self.gpu, &staging, (n * 4) as u64)).expect("readback");
+        bytemuck::pod_collect_to_vec(&bytes)
     }
 }
 

@@ -1,7 +1,8 @@
 // The conv epilogue, shared by conv2d.wgsl, conv2d_gemm.wgsl and
-// conv_splitk.wgsl: kernels.rs appends this file to each of them (WGSL has
-// no includes), which declare `bias`, `residual`, `main_out` and a uniform
-// `p` with a `flags` field.
+// conv_splitk.wgsl (each has `// #include lib/conv_epilogue.wgsl`, expanded
+// by kernels/source.rs: WGSL has no includes). They declare `bias`,
+// `residual`, `main_out`, the storage alias `act` and a uniform `p` with a
+// `flags` field.
 //
 // v is conv(x) for output channel `co` at flat index `o`; the result is what
 // the layer stores: + bias[co] (the folded batchnorm), a copy of F(x) to

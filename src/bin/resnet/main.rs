@@ -1,0 +1,261 @@
+//! `resnet`: the native command line. Classifies images or raw tensors and
+//! dumps every block's output, on whatever GPU wgpu finds (Vulkan here).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use resnet::{bail, BlockRole, ConvKernels, Engine, EngineConfig, Error, Gpu, Mode, Precision, Preprocess, Result, Weights};
+
+mod bench;
+mod io;
+
+use io::{read_image, read_labels, read_tensor, read_weights, write_npy, Input};
+
+#[derive(Parser)]
+#[command(name = "resnet", version, about = "ResNet inference on WGSL compute shaders (wgpu)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the top-5 classes of each image (or raw tensor).
+    Classify(Classify),
+    /// Write every block's output as `1×C×H×W` float32 .npy files, and logits.npy.
+    Dump(Dump),
+    /// Time the network on a seeded input: latency, GPU time per stage and per layer.
+    Bench(Bench),
+    /// Print the GPU adapter the other commands would use, or why there is none.
+    Adapter,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Weights: `.safetensors` with torchvision/timm or Keras names.
+    #[arg(long)]
+    weights: PathBuf,
+    /// `inspect` (separate conv, batchnorm and add dispatches) or `fast` (folded and fused).
+    #[arg(long, value_enum, default_value_t = Mode::Fast)]
+    mode: Mode,
+    /// Network input size for images (the centre crop); `--height`/`--width` override it.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    #[arg(long)]
+    height: Option<usize>,
+    #[arg(long)]
+    width: Option<usize>,
+    /// Fast mode's conv kernels: `direct`, `gemm`, or `splitk[:N]` (split K
+    /// until a layer has about N workgroups); by default split-K on GPUs, plain GEMM on CPU adapters.
+    #[arg(long, value_parser = parse_conv)]
+    conv: Option<ConvKernels>,
+    /// How fast mode stores activations and conv weights: `f32` (default) or
+    /// `f16` (needs the adapter's shader-f16; arithmetic stays f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+}
+
+#[derive(Args)]
+struct Classify {
+    #[command(flatten)]
+    common: Common,
+    /// Class names: a text file with one per line, or a JSON array of strings.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// One JSON object per input and line: logits, top5, adapter, time.
+    #[arg(long)]
+    json: bool,
+    /// A raw `1×3×H×W` float32 NCHW input (no preprocessing); may repeat.
+    #[arg(long)]
+    tensor: Vec<PathBuf>,
+    /// Images (PNG, JPEG, WebP, BMP, GIF).
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct Dump {
+    #[command(flatten)]
+    common: Common,
+    /// A raw `1×3×H×W` float32 NCHW input instead of an image.
+    #[arg(long)]
+    tensor: Option<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write every intermediate tensor the mode keeps (all of them in inspect mode).
+    #[arg(long)]
+    all: bool,
+    image: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Bench {
+    #[command(flatten)]
+    common: Common,
+    /// Timed runs, after 2 warm-ups.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// How many of the slowest layers to list (per-layer GPU times).
+    #[arg(long, default_value_t = 10)]
+    layers: usize,
+    /// Also write every figure (each run, each layer) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_conv(s: &str) -> std::result::Result<ConvKernels, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = pollster::block_on(async {
+        match cli.command {
+            Command::Classify(c) => classify(c).await,
+            Command::Dump(d) => dump(d).await,
+            Command::Bench(b) => bench::bench(b).await,
+            Command::Adapter => adapter().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+
+/// Engines by input size, sharing one device and one configuration.
+struct Engines {
+    gpu: Rc<Gpu>,
+    weights: Weights,
+    config: EngineConfig,
+    image_size: (usize, usize),
+    by_size: HashMap<(usize, usize), Engine>,
+}
+
+impl Engines {
+    async fn new(c: &Common) -> Result<Engines> {
+        let weights = read_weights(&c.weights)?;
+        let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
+        let gpu = Rc::new(Gpu::new().await?);
+        // The command line reads logits only: no per-frame statistics.
+        let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats: false };
+        Ok(Engines { gpu, weights, config, image_size, by_size: HashMap::new() })
+    }
+
+    /// The engine for `size`, made on first use.
+    async fn get(&mut self, size: (usize, usize)) -> Result<&mut Engine> {
+        if !self.by_size.contains_key(&size) {
+            let e = Engine::new(self.gpu.clone(), &self.weights, self.config, size.0, size.1).await?;
+            self.by_size.insert(size, e);
+        }
+        Ok(self.by_size.get_mut(&size).expect("inserted above"))
+    }
+
+    async fn run(&mut self, input: &Input) -> Result<&mut Engine> {
+        let size = match input {
+            Input::Tensor { h, w, .. } => (*h, *w),
+            Input::Image { .. } => self.image_size,
+        };
+        let engine = self.get(size).await?;
+        match input {
+            Input::Tensor { data, .. } => engine.run_tensor(data)?,
+            Input::Image { w, h, rgba } => engine.run_rgba(rgba, *w, *h, &Preprocess::imagenet(size.0, size.1))?,
+        }
+        Ok(engine)
+    }
+}
+
+async fn classify(c: Classify) -> Result<()> {
+    if c.tensor.is_empty() && c.images.is_empty() {
+        bail!("nothing to classify: give image paths or --tensor X.npy");
+    }
+    let mut engines = Engines::new(&c.common).await?;
+    let labels = match &c.labels {
+        Some(p) => Some(read_labels(p, engines.weights.model.classes())?),
+        None => None,
+    };
+    let inputs = c.tensor.iter().map(|p| (p, true)).chain(c.images.iter().map(|p| (p, false)));
+    for (path, is_tensor) in inputs {
+        let input = if is_tensor { read_tensor(path)? } else { read_image(path)? };
+        let t0 = Instant::now();
+        let engine = engines.run(&input).await?;
+        let out = engine.output().await?.clone();
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let top = out.top(5);
+        let label = |i: usize| labels.as_ref().map_or_else(|| format!("class {i}"), |l| l[i].clone());
+        if c.json {
+            let top5: Vec<_> = top
+                .iter()
+                .map(|&(i, p)| {
+                    let mut o = serde_json::json!({ "index": i, "probability": p });
+                    if let Some(l) = &labels {
+                        o["label"] = l[i].clone().into();
+                    }
+                    o
+                })
+                .collect();
+            let line = serde_json::json!({
+                "input": path.display().to_string(),
+                "model": engine.model().description,
+                "mode": engine.mode().as_str(),
+                "precision": engine.precision().as_str(),
+                "adapter": engine.gpu().adapter_name(),
+                "input_size": [engine.input_size().0, engine.input_size().1],
+                "ms": ms,
+                "top5": top5,
+                "logits": out.logits,
+            });
+            println!("{line}");
+        } else {
+            let (h, w) = engine.input_size();
+            println!("{}  ({}, {h}×{w}, {} mode, {ms:.1} ms on {})", path.display(), engine.model().description, engine.mode().as_str(), engine.gpu().adapter_name());
+            for (rank, (i, p)) in top.iter().enumerate() {
+                println!("  {}. {:>5.1}%  {}", rank + 1, p * 100.0, label(*i));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn dump(d: Dump) -> Result<()> {
+    let input = match (&d.tensor, &d.image) {
+        (Some(t), None) => read_tensor(t)?,
+        (None, Some(i)) => read_image(i)?,
+        _ => bail!("give exactly one input: --tensor X.npy or an image path"),
+    };
+    let mut engines = Engines::new(&d.common).await?;
+    std::fs::create_dir_all(&d.out).map_err(|e| Error::new(format!("cannot create {}: {e}", d.out.display())))?;
+    let engine = engines.run(&input).await?;
+    let plan = engine.plan();
+    let mut names: Vec<String> = plan.blocks.iter().filter(|b| b.role != BlockRole::Head).map(|b| b.name.clone()).collect();
+    if d.all {
+        let extra: Vec<String> = plan.tensors.iter().filter(|t| t.keep && !names.contains(&t.name)).map(|t| t.name.clone()).collect();
+        names.extend(extra);
+    }
+    for name in &names {
+        let (s, data) = engine.read(name).await?;
+        write_npy(&d.out.join(format!("{name}.npy")), &[1, s.c as u64, s.h as u64, s.w as u64], &data)?;
+    }
+    let out = engine.output().await?.clone();
+    write_npy(&d.out.join("logits.npy"), &[1, out.logits.len() as u64], &out.logits)?;
+    eprintln!("wrote {} tensors and logits.npy to {}", names.len(), d.out.display());
+    Ok(())
+}
+
+async fn adapter() -> Result<()> {
+    let gpu = Gpu::new().await?;
+    let i = &gpu.adapter_info;
+    println!("{} · {:?} · driver {} {}", gpu.adapter_name(), i.device_type, i.driver, i.driver_info);
+    println!("features used: {:?}", gpu.features);
+    println!("largest storage binding: {} bytes", gpu.limits.max_storage_buffer_binding_size);
+    Ok(())
+}
+

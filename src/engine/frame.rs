@@ -1,0 +1,129 @@
+//! One frame on the GPU: the input written (a tensor, or RGBA pixels that the
+//! preprocessing kernel turns into one), then a single command buffer with a
+//! compute pass per stage, the statistics, and the copies to the staging
+//! buffer.
+
+use std::collections::HashSet;
+
+use crate::gpu::Gpu;
+use crate::kernels::{Dispatch, Kernels, Precision, PreprocessParams};
+use crate::Result;
+use crate::{bail, plan::Plan};
+
+use super::network::Network;
+use super::readback::{FrameStaging, StagingLayout, TensorReader};
+use super::stats::StatsPass;
+use super::timing::{LayerProfiler, StageTimer};
+use super::params::GpuParams;
+use crate::kernels::ConvKernels;
+
+/// Everything the engine keeps for one input size.
+pub(super) struct PerSize {
+    pub net: Network,
+    pub stats: StatsPass,
+    pub timer: StageTimer,
+    pub staging: FrameStaging,
+    /// RGBA8 source pixels and the preprocessing dispatch, made on first use
+    /// and remade only when a larger image arrives.
+    image: Option<ImageInput>,
+    pub reader: TensorReader,
+    pub profiler: LayerProfiler,
+    /// The input converted to f16 (the f16 path), kept across frames.
+    upload: Vec<u8>,
+}
+
+struct ImageInput {
+    pixels: wgpu::Buffer,
+    /// Pixels the buffer holds.
+    capacity: usize,
+    dispatch: Dispatch,
+}
+
+impl PerSize {
+    pub fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, plan: Plan, conv: ConvKernels) -> Result<PerSize> {
+        let classes = plan.shape(plan.logits).len();
+        let net = Network::new(gpu, k, params, plan, conv)?;
+        let stats = StatsPass::new(k, &net.plan, &net.slots)?;
+        let timer = StageTimer::new(gpu, &net.plan);
+        let staging = FrameStaging::new(&gpu.device, StagingLayout::new(classes, stats.floats, timer.bytes()));
+        Ok(PerSize { net, stats, timer, staging, image: None, reader: Default::default(), profiler: Default::default(), upload: Vec::new() })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.net.plan
+    }
+
+    /// Writes a `3×H×W` tensor at the planned size as the input.
+    pub fn write_tensor(&mut self, gpu: &Gpu, precision: Precision, input: &[f32]) {
+        let buf = self.net.slots.of(self.net.plan.input);
+        match precision {
+            Precision::F32 => gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(input)),
+            Precision::F16 => {
+                self.upload.clear();
+                self.upload.extend(input.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()));
+                self.upload.resize(self.upload.len().div_ceil(4) * 4, 0);
+                gpu.queue.write_buffer(buf, 0, &self.upload);
+            }
+        }
+    }
+
+    /// Writes RGBA8 pixels and their preprocessing parameters; the frame's
+    /// first pass then turns them into the input tensor.
+    pub fn write_pixels(&mut self, gpu: &Gpu, k: &Kernels, pixels: &[u8], params: PreprocessParams) -> Result<()> {
+        let words = pixels.len() / 4;
+        let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
+        if pixels.len() > max_binding {
+            bail!(InputTooLarge, "the image ({}×{}) is larger than this GPU can take in one buffer ({max_binding} bytes)", params.src_w, params.src_h);
+        }
+        if self.image.as_ref().is_none_or(|i| i.capacity < words) {
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("pixels"),
+                size: (words.max(1) * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let dispatch = k.preprocess("preprocess", params, &buffer, self.net.slots.of(self.net.plan.input))?;
+            self.image = Some(ImageInput { pixels: buffer, capacity: words, dispatch });
+        }
+        let img = self.image.as_ref().expect("made above");
+        gpu.queue.write_buffer(&img.pixels, 0, pixels);
+        gpu.queue.write_buffer(img.dispatch.params(), 0, bytemuck::bytes_of(&params));
+        Ok(())
+    }
+
+    /// Records and submits one frame: preprocessing (after `write_pixels`),
+    /// every stage in its own (timed) pass with switched-off blocks
+    /// bypassed, the statistics if `with_stats`, and the staging copies.
+    pub fn submit(&self, gpu: &Gpu, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) {
+        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        for (si, (name, blocks)) in self.timer.stages.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: self.timer.pass_writes(si) });
+            if si == 0 && with_preprocess {
+                if let Some(img) = &self.image {
+                    img.dispatch.record(&mut pass);
+                }
+            }
+            for d in self.net.frame_dispatches(blocks.clone(), |name| disabled.contains(name)) {
+                d.record(&mut pass);
+            }
+        }
+        if with_stats {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stats"), timestamp_writes: None });
+            self.stats.record(&mut pass);
+        }
+        let (plan, slots, staging) = (&self.net.plan, &self.net.slots, &self.staging);
+        staging.copy_outputs(&mut enc, slots.of(plan.logits), slots.of(plan.probs));
+        if with_stats {
+            self.stats.copy_to(&mut enc, plan, slots, &staging.buffer, staging.layout.stats_at as u64);
+        }
+        self.timer.copy_to(&mut enc, &staging.buffer, staging.layout.times_at as u64);
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Compute dispatches one frame issues.
+    pub fn dispatches_per_frame(&self, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) -> usize {
+        let net: usize = self.net.frame_dispatches(0..self.net.plan.blocks.len(), |n| disabled.contains(n)).map(Dispatch::count).sum();
+        let pre = if with_preprocess { self.image.as_ref().map_or(0, |i| i.dispatch.count()) } else { 0 };
+        net + pre + if with_stats { self.stats.dispatch_count() } else { 0 }
+    }
+}

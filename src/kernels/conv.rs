@@ -1,0 +1,295 @@
+//! Convolutions: the direct kernel (`conv2d.wgsl`), the tiled implicit GEMM
+//! (`conv2d_gemm.wgsl`) and its split-K form (partial sums, then
+//! `conv_splitk.wgsl`), all with the fused epilogue; and, in one place,
+//! which of them each layer of a network gets.
+
+use super::{grid_for, Dispatch, Kernels, Variant};
+use crate::model::{ConvSpec, Shape};
+use crate::{bail, Error, Result};
+
+crate::uniform! {
+    /// The uniform block of the three conv shaders.
+    pub struct ConvParams for ["conv2d.wgsl", "conv2d_gemm.wgsl"] {
+        pub in_c: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub out_c: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub k_h: u32,
+        pub k_w: u32,
+        pub stride: u32,
+        pub pad_y: u32,
+        pub pad_x: u32,
+        pub flags: u32,
+        /// Direct kernel: groups of 4 output channels (set by the kernel functions).
+        pub co_groups: u32,
+        /// Split-K slice length (set by the kernel functions).
+        pub k_split: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+crate::uniform! {
+    /// The reduction of split-K partial sums.
+    pub struct SplitKParams for ["conv_splitk.wgsl"] {
+        /// M·N outputs.
+        pub len: u32,
+        /// N = out_h·out_w.
+        pub plane: u32,
+        pub splits: u32,
+        pub flags: u32,
+    }
+}
+
+impl ConvParams {
+    pub const HAS_BIAS: u32 = 1;
+    pub const HAS_RESIDUAL: u32 = 2;
+    pub const RELU: u32 = 4;
+    pub const WRITE_MAIN: u32 = 8;
+    const SPLIT: u32 = 16;
+
+    /// The parameters of layer `c` from `input` to `output`.
+    pub fn of(c: &ConvSpec, input: Shape, output: Shape, relu: bool) -> ConvParams {
+        ConvParams {
+            in_c: input.c as u32,
+            in_h: input.h as u32,
+            in_w: input.w as u32,
+            out_c: output.c as u32,
+            out_h: output.h as u32,
+            out_w: output.w as u32,
+            k_h: c.kernel.0 as u32,
+            k_w: c.kernel.1 as u32,
+            stride: c.stride as u32,
+            pad_y: c.padding.0 as u32,
+            pad_x: c.padding.1 as u32,
+            flags: if relu { ConvParams::RELU } else { 0 },
+            ..Default::default()
+        }
+    }
+
+    fn k(&self) -> u32 {
+        self.in_c * self.k_h * self.k_w
+    }
+    fn pointwise(&self) -> bool {
+        self.k_h == 1 && self.k_w == 1 && self.stride == 1 && self.pad_y == 0 && self.pad_x == 0
+    }
+}
+
+/// Which conv kernels fast mode runs (inspect mode always uses the direct one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernels {
+    /// The direct kernel everywhere (the reference point for benchmarks).
+    Direct,
+    /// The tiled implicit GEMM where its tiles fill, K never split.
+    Gemm,
+    /// The GEMM with K split so a layer has about `target` workgroups, in
+    /// slices of at least `min_slice` (see [`gemm_splits`]).
+    SplitK { target: usize, min_slice: usize },
+}
+
+impl ConvKernels {
+    /// The default for an adapter: split-K only pays on a GPU with many cores;
+    /// a CPU adapter (lavapipe, SwiftShader) runs the plain GEMM.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> ConvKernels {
+        match info.device_type {
+            wgpu::DeviceType::Cpu => ConvKernels::Gemm,
+            _ => ConvKernels::SplitK { target: 256, min_slice: 128 },
+        }
+    }
+
+    /// The kernel a fast-mode layer gets: the tiled implicit GEMM for 64+
+    /// output channels and 16+ output pixels (on lavapipe it halves
+    /// ResNet-18's 7×7 stage 4 against the direct kernel); narrower layers
+    /// waste most of a 64×64 tile and stay on the direct kernel.
+    pub fn for_layer(self, c: &ConvSpec, output: Shape) -> LayerKernel {
+        let pixels = output.h * output.w;
+        let k = c.in_channels * c.kernel.0 * c.kernel.1;
+        let tiled = c.out_channels >= 64 && pixels >= 16 && k >= 16;
+        match self {
+            _ if !tiled => LayerKernel::Direct,
+            ConvKernels::Direct => LayerKernel::Direct,
+            ConvKernels::Gemm => LayerKernel::Gemm,
+            ConvKernels::SplitK { target, min_slice } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
+                1 => LayerKernel::Gemm,
+                n => LayerKernel::SplitK(n),
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for ConvKernels {
+    type Err = Error;
+    /// `direct`, `gemm` (no split) or `splitk[:N[:S]]` (about N workgroups per
+    /// layer, 256 by default; K slices of at least S, 128 by default).
+    fn from_str(s: &str) -> Result<ConvKernels> {
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let mut num = |default: usize| -> Result<usize> {
+            match parts.next() {
+                None => Ok(default),
+                Some(n) => n.parse().map_err(|_| Error::new(format!("bad number `{n}` in conv kernels `{s}`"))),
+            }
+        };
+        let k = match kind {
+            "direct" => ConvKernels::Direct,
+            "gemm" => ConvKernels::Gemm,
+            "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)? },
+            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm or splitk[:N[:S]]"),
+        };
+        if parts.next().is_some() {
+            bail!(BadInput, "too many parts in conv kernels `{s}`");
+        }
+        Ok(k)
+    }
+}
+
+impl std::fmt::Display for ConvKernels {
+    /// The form `from_str` reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ConvKernels::Direct => f.write_str("direct"),
+            ConvKernels::Gemm => f.write_str("gemm"),
+            ConvKernels::SplitK { target, min_slice } => write!(f, "splitk:{target}:{min_slice}"),
+        }
+    }
+}
+
+/// The kernel one layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKernel {
+    Direct,
+    Gemm,
+    /// The GEMM with K cut into this many slices (2 or more).
+    SplitK(u32),
+}
+
+/// Output tiles of the implicit-GEMM conv (64 channels × 64 pixels each).
+pub fn gemm_tiles(out_c: usize, pixels: usize) -> usize {
+    out_c.div_ceil(64) * pixels.div_ceil(64)
+}
+
+/// How many slices of K a GEMM conv is split into: enough that the layer has
+/// about `target` workgroups, but no slice shorter than `min_slice` (128 = 8
+/// steps of 16 by default), where the extra pass over the partial sums would
+/// cost more than it frees. 1 means no split. At batch 1, ResNet's 14×14 and
+/// 7×7 stages have only 4–32 output tiles, a fraction of a large GPU's cores.
+pub fn gemm_splits(out_c: usize, pixels: usize, k: usize, target: usize, min_slice: usize) -> u32 {
+    let tiles = gemm_tiles(out_c, pixels);
+    if tiles >= target {
+        return 1;
+    }
+    let by_k = k / min_slice.max(16);
+    target.div_ceil(tiles).min(by_k).clamp(1, 64) as u32
+}
+
+/// K slice length for `splits` slices: a multiple of the 16-deep K step.
+fn k_slice(k: u32, splits: u32) -> u32 {
+    k.div_ceil(splits).div_ceil(16) * 16
+}
+
+/// OIHW conv kernel → the K×M matrix both conv kernels read: `[ci][ky][kx][co]`,
+/// output channels contiguous (`o` output channels, `k = I·kh·kw`).
+pub fn conv_weights_km(oihw: &[f32], o: usize) -> Vec<f32> {
+    let k = oihw.len() / o;
+    let mut out = vec![0.0; oihw.len()];
+    for co in 0..o {
+        for i in 0..k {
+            out[i * o + co] = oihw[co * k + i];
+        }
+    }
+    out
+}
+
+/// The buffers of one convolution. `main_out`, when given, receives F(x):
+/// the conv + bias before the residual add and ReLU.
+pub struct ConvBuffers<'a> {
+    pub input: &'a wgpu::Buffer,
+    pub weight: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub output: &'a wgpu::Buffer,
+    pub main_out: Option<&'a wgpu::Buffer>,
+}
+
+impl Kernels {
+    /// One conv layer on the kernel `kernel` chose; split-K needs `scratch`
+    /// (at least `splits·out_c·out_h·out_w` floats).
+    pub fn conv(&self, label: &str, p: ConvParams, b: &ConvBuffers, kernel: LayerKernel, scratch: Option<&wgpu::Buffer>) -> Result<Dispatch> {
+        match kernel {
+            LayerKernel::Direct => self.conv2d(label, p, b),
+            LayerKernel::Gemm => self.conv2d_gemm(label, p, b),
+            LayerKernel::SplitK(splits) => match scratch {
+                Some(scratch) => self.conv2d_gemm_split(label, p, b, splits, scratch),
+                None => bail!("{label}: split-K without a scratch buffer"),
+            },
+        }
+    }
+
+    /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` by [`conv_weights_km`].
+    pub fn conv2d(&self, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        p.co_groups = p.out_c.div_ceil(4);
+        p.flags = epilogue_flags(p.flags, b);
+        let n = (p.out_h * p.out_w) as usize * p.co_groups as usize;
+        self.bind(label, "conv2d.wgsl", Variant::Plain, &self.conv_bindings(b), &p, grid_for(n)?)
+    }
+
+    /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
+    pub fn conv2d_gemm(&self, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        p.flags = epilogue_flags(p.flags, b);
+        p.k_split = p.k().max(1);
+        let variant = if p.pointwise() { Variant::Pointwise } else { Variant::Plain };
+        self.bind(label, "conv2d_gemm.wgsl", variant, &self.conv_bindings(b), &p, gemm_grid(&p, 1)?)
+    }
+
+    /// The implicit-GEMM convolution with K cut into `splits` slices (see
+    /// [`gemm_splits`]): partial sums go to `scratch`, then a second kernel
+    /// adds them up and applies the epilogue.
+    pub fn conv2d_gemm_split(&self, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
+        p.k_split = k_slice(p.k(), splits.max(1));
+        // Rounding the slice up to 16 can leave fewer non-empty slices.
+        let splits = p.k().div_ceil(p.k_split).max(1);
+        if splits == 1 {
+            return self.conv2d_gemm(label, p, b);
+        }
+        let n = p.out_h * p.out_w;
+        let len = p.out_c * n;
+        if scratch.size() < (splits as u64) * (len as u64) * 4 {
+            bail!("{label}: the split-K scratch buffer is too small");
+        }
+        // First the raw partial sums of each K slice, then their sum with the epilogue.
+        let reduce = SplitKParams { len, plane: n, splits, flags: epilogue_flags(p.flags, b) };
+        p.flags = ConvParams::SPLIT;
+        let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
+        let variant = if p.pointwise() { Variant::PointwisePartials } else { Variant::Partials };
+        let mut first = self.bind(label, "conv2d_gemm.wgsl", variant, &self.conv_bindings(&partial), &p, gemm_grid(&p, splits)?)?;
+        let buffers = [scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
+        let label = format!("{label} (sum of {splits} K slices)");
+        first.then = Some(Box::new(self.bind(&label, "conv_splitk.wgsl", Variant::Plain, &buffers, &reduce, grid_for(len as usize)?)?));
+        Ok(first)
+    }
+
+    fn conv_bindings<'a>(&'a self, b: &ConvBuffers<'a>) -> [&'a wgpu::Buffer; 6] {
+        [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)]
+    }
+}
+
+/// Output tiles along x (pixels) and y (channels), K slices along z.
+fn gemm_grid(p: &ConvParams, splits: u32) -> Result<[u32; 3]> {
+    let grid = [(p.out_h * p.out_w).div_ceil(64), p.out_c.div_ceil(64), splits];
+    if grid.iter().any(|&n| n > 65535) {
+        bail!(InputTooLarge, "a {}×{} output map needs more than 65535 GEMM tiles along one axis", p.out_h, p.out_w);
+    }
+    Ok(grid)
+}
+
+/// Keeps the caller's RELU and sets the flags the bound buffers imply.
+fn epilogue_flags(flags: u32, b: &ConvBuffers) -> u32 {
+    let mut f = flags & ConvParams::RELU;
+    for (on, bit) in [(b.bias.is_some(), ConvParams::HAS_BIAS), (b.residual.is_some(), ConvParams::HAS_RESIDUAL), (b.main_out.is_some(), ConvParams::WRITE_MAIN)] {
+        if on {
+            f |= bit;
+        }
+    }
+    f
+}

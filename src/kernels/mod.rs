@@ -1,0 +1,251 @@
+//! The GPU kernels: one WGSL file each under `shaders/`, compiled once per
+//! device, and the code that binds buffers to them, one file per family:
+//!
+//! * [`conv`]: direct, implicit-GEMM and split-K convolutions, and which of
+//!   them a layer gets;
+//! * [`elementwise`]: batchnorm, ReLU, residual add + ReLU;
+//! * [`pool`]: max pool and global average pool;
+//! * [`head`]: dense layer and softmax;
+//! * [`preprocess`]: RGBA pixels → the normalised input tensor;
+//! * [`stats`]: sums of squares for ‖F(x)‖ and ‖x‖;
+//! * [`source`]: the WGSL files, their shared snippets and f16 variants.
+//!
+//! A [`Dispatch`] is a kernel with its buffers and parameters bound; the
+//! engine builds all of a network's dispatches once, and each frame only
+//! records them into compute passes. Each kernel's uniform block is declared
+//! once, with [`uniform!`], and a test checks it against the WGSL struct.
+
+use std::collections::HashMap;
+
+use wgpu::util::DeviceExt;
+
+use crate::{Error, Result};
+
+pub mod conv;
+pub mod elementwise;
+pub mod head;
+pub mod pool;
+pub mod preprocess;
+pub mod source;
+pub mod stats;
+
+pub use conv::{conv_weights_km, gemm_splits, ConvBuffers, ConvKernels, ConvParams, LayerKernel};
+pub use elementwise::pack_batchnorm;
+pub use pool::PoolParams;
+pub use preprocess::PreprocessParams;
+pub use source::Precision;
+
+/// Workgroup width of the elementwise and conv shaders.
+const WG: u32 = 64;
+
+/// A uniform block as the host writes it. Implemented by [`uniform!`].
+pub trait Uniform: bytemuck::Pod {
+    /// The shaders whose `Params` struct this is.
+    const SHADERS: &'static [&'static str];
+    /// Field names and byte offsets, padding (`_…`) included.
+    const FIELDS: &'static [(&'static str, usize)];
+}
+
+/// Declares a kernel's uniform block once: a `#[repr(C)]` struct for the
+/// host, tied to the WGSL files whose `Params` must match it field for field
+/// (`tests/kernels.rs` checks offsets and size through naga's layouter).
+#[macro_export]
+macro_rules! uniform {
+    ($(#[$m:meta])* pub struct $name:ident for [$($file:literal),+] { $($(#[$fm:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name { $($(#[$fm])* pub $field: $ty),* }
+        impl $crate::kernels::Uniform for $name {
+            const SHADERS: &'static [&'static str] = &[$($file),+];
+            const FIELDS: &'static [(&'static str, usize)] = &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
+        }
+    };
+}
+
+/// What the layout test needs of one uniform block.
+pub struct UniformLayout {
+    pub rust_name: &'static str,
+    pub shaders: &'static [&'static str],
+    pub fields: &'static [(&'static str, usize)],
+    pub size: usize,
+}
+
+fn layout<U: Uniform>() -> UniformLayout {
+    let name = std::any::type_name::<U>();
+    UniformLayout { rust_name: name.rsplit("::").next().unwrap_or(name), shaders: U::SHADERS, fields: U::FIELDS, size: std::mem::size_of::<U>() }
+}
+
+/// Every uniform block, for the layout test.
+pub fn uniform_layouts() -> Vec<UniformLayout> {
+    vec![
+        layout::<ConvParams>(),
+        layout::<conv::SplitKParams>(),
+        layout::<elementwise::BnParams>(),
+        layout::<elementwise::LenParams>(),
+        layout::<PoolParams>(),
+        layout::<pool::GapParams>(),
+        layout::<head::DenseParams>(),
+        layout::<head::SoftmaxParams>(),
+        layout::<PreprocessParams>(),
+        layout::<stats::SumSquaresParams>(),
+    ]
+}
+
+/// A kernel with everything bound: ready to be recorded, any number of times.
+pub struct Dispatch {
+    pub label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    /// The kernel's uniform block, rewritable per frame (`queue.write_buffer`).
+    params: wgpu::Buffer,
+    workgroups: [u32; 3],
+    /// A second kernel recorded right after this one (split-K's reduction).
+    then: Option<Box<Dispatch>>,
+}
+
+impl Dispatch {
+    pub fn params(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+        if let Some(next) = &self.then {
+            next.record(pass);
+        }
+    }
+
+    /// How many compute dispatches [`Dispatch::record`] issues.
+    pub fn count(&self) -> usize {
+        1 + self.then.as_ref().map_or(0, |d| d.count())
+    }
+}
+
+/// Spreads `n` workgroups over x and y so no axis exceeds 65535; the shaders
+/// rebuild the flat index (`shaders/lib/flat_index.wgsl`).
+fn grid(n: usize) -> Result<[u32; 3]> {
+    let n = n.max(1);
+    let x = n.min(65535);
+    let y = n.div_ceil(x);
+    if y > 65535 {
+        return Err(Error::of(crate::error::ErrorKind::InputTooLarge, format!("{n} workgroups are more than one dispatch can hold (65535²)")));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+/// The grid for one invocation per element, `WG` per workgroup.
+fn grid_for(invocations: usize) -> Result<[u32; 3]> {
+    grid(invocations.div_ceil(WG as usize))
+}
+
+/// `data` as a storage buffer of `precision` values (f16: rounded to nearest).
+pub fn storage_buffer_as(device: &wgpu::Device, label: &str, data: &[f32], precision: Precision) -> wgpu::Buffer {
+    match precision {
+        Precision::F32 => storage_buffer(device, label, data),
+        Precision::F16 => {
+            let mut bytes: Vec<u8> = data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+            // Bindings are sized in 4-byte words.
+            bytes.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: &bytes, usage: STORAGE })
+        }
+    }
+}
+
+pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    // Zero-length bindings are invalid: pad empty data to one element.
+    let one = [0.0f32];
+    let data = if data.is_empty() { &one[..] } else { data };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::cast_slice(data), usage: STORAGE })
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+
+/// The compiled kernels of one device, at one storage precision.
+pub struct Kernels {
+    device: wgpu::Device,
+    precision: Precision,
+    /// Pipelines by (file, specialisation), compiled on first use.
+    pipelines: std::sync::Mutex<HashMap<(&'static str, Variant), wgpu::ComputePipeline>>,
+    /// Bound where a kernel's optional input (bias, residual) is absent.
+    dummy: wgpu::Buffer,
+    /// The same for an optional output (a buffer cannot be bound both ways).
+    dummy_out: wgpu::Buffer,
+}
+
+/// A pipeline's specialisation beyond the precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Variant {
+    Plain,
+    /// `POINTWISE = true`: the GEMM for 1×1 stride-1 unpadded convs.
+    Pointwise,
+    /// The GEMM writing f32 split-K partial sums (f16 path only).
+    Partials,
+    PointwisePartials,
+}
+
+impl Kernels {
+    /// The kernels for `precision` (f16 needs the device's SHADER_F16).
+    /// Each shader is compiled on first use and kept.
+    pub fn new(device: &wgpu::Device, precision: Precision) -> Kernels {
+        Kernels {
+            device: device.clone(),
+            precision,
+            pipelines: Default::default(),
+            dummy: storage_buffer(device, "dummy", &[0.0; 4]),
+            dummy_out: storage_buffer(device, "dummy out", &[0.0; 4]),
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    fn pipeline(&self, file: &'static str, variant: Variant) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&(file, variant)) {
+            return Ok(p.clone());
+        }
+        let partials = matches!(variant, Variant::Partials | Variant::PointwisePartials);
+        let constants: &[(&str, f64)] = match variant {
+            Variant::Pointwise | Variant::PointwisePartials => &[("POINTWISE", 1.0)],
+            _ => &[],
+        };
+        // In f32 the partial sums already have the activations' type.
+        let wgsl = source::specialised(source::shader(file), self.precision, partials && self.precision != Precision::F32)?;
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(file),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            // Every shader writes its workgroup tiles before reading them.
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        self.pipelines.lock().expect("pipeline cache").insert((file, variant), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Binds `buffers` to bindings 0.. and `params` (a fresh uniform buffer)
+    /// to the next binding.
+    fn bind<U: Uniform>(&self, label: &str, file: &'static str, variant: Variant, buffers: &[&wgpu::Buffer], params: &U, workgroups: [u32; 3]) -> Result<Dispatch> {
+        debug_assert!(U::SHADERS.contains(&file), "{file} does not declare this uniform block");
+        let pipeline = self.pipeline(file, variant)?;
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> =
+            buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &pipeline.get_bind_group_layout(0), entries: &entries });
+        Ok(Dispatch { label: label.to_string(), pipeline, bind_group, params: uniform, workgroups, then: None })
+    }
+}

@@ -1,0 +1,142 @@
+//! WGSL sources: one file per kernel under `shaders/`, shared snippets under
+//! `shaders/lib/` pulled in by `// #include lib/NAME.wgsl` lines (WGSL has
+//! no includes), and the f16 specialisation of the storage aliases.
+
+use std::borrow::Cow;
+
+use crate::{bail, Result};
+
+/// How activations and conv weights are stored in fast mode. Arithmetic is
+/// f32 either way (products are summed in f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half the bytes; needs the adapter's `shader-f16`.
+    F16,
+}
+
+crate::named_enum!(Precision { F32 = "f32", F16 = "f16" });
+
+impl Precision {
+    /// Bytes per stored activation or weight.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+}
+
+/// A kernel's WGSL file and the storage aliases it declares as
+/// `alias NAME = f32;` (switched to f16 on the f16 path).
+pub struct Shader {
+    pub file: &'static str,
+    pub source: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+macro_rules! shader {
+    ($file:literal, [$($alias:literal),*]) => {
+        Shader { file: $file, source: include_str!(concat!("../../shaders/", $file)), aliases: &[$($alias),*] }
+    };
+}
+
+/// Every kernel (the tests validate them all, in every specialisation).
+pub const SHADERS: &[Shader] = &[
+    shader!("conv2d.wgsl", ["act", "wt"]),
+    shader!("conv2d_gemm.wgsl", ["act", "wt"]),
+    shader!("conv_splitk.wgsl", ["act"]),
+    shader!("batchnorm.wgsl", []),
+    shader!("add_relu.wgsl", []),
+    shader!("relu.wgsl", ["act"]),
+    shader!("maxpool.wgsl", ["act"]),
+    shader!("global_avg_pool.wgsl", ["act"]),
+    shader!("dense.wgsl", []),
+    shader!("softmax.wgsl", []),
+    shader!("preprocess.wgsl", ["act"]),
+    shader!("sum_squares.wgsl", ["act"]),
+];
+
+/// The snippets kernels include.
+pub const SNIPPETS: &[(&str, &str)] = &[
+    ("lib/conv_epilogue.wgsl", include_str!("../../shaders/lib/conv_epilogue.wgsl")),
+    ("lib/flat_index.wgsl", include_str!("../../shaders/lib/flat_index.wgsl")),
+    ("lib/reduce.wgsl", include_str!("../../shaders/lib/reduce.wgsl")),
+];
+
+const INCLUDE: &str = "// #include ";
+
+/// A file's text: built in, or natively from `RESNET_SHADER_DIR` when that
+/// folder has a file of the same name (so kernel variants can be timed with
+/// one `resnet bench` binary; tools/bench_gpu.sh does).
+fn file(name: &str) -> Result<Cow<'static, str>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(text) = std::env::var_os("RESNET_SHADER_DIR").and_then(|d| std::fs::read_to_string(std::path::Path::new(&d).join(name)).ok()) {
+        return Ok(text.into());
+    }
+    match SHADERS.iter().map(|s| (s.file, s.source)).chain(SNIPPETS.iter().copied()).find(|(n, _)| *n == name) {
+        Some((_, text)) => Ok(text.into()),
+        None => bail!("shader `{name}` does not exist"),
+    }
+}
+
+/// A kernel's WGSL with its `// #include` lines replaced by the snippets.
+pub fn expanded(name: &str) -> Result<String> {
+    let mut out = String::new();
+    for line in file(name)?.lines() {
+        match line.trim_start().strip_prefix(INCLUDE) {
+            Some(snippet) => {
+                out.push_str(&file(snippet.trim())?);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The WGSL a pipeline compiles: `precision` sets the storage aliases (f16
+/// adds `enable f16;`), and `partials` makes the GEMM write f32 split-K
+/// partial sums (`alias out_t = act;` → f32). Fails if an alias the shader
+/// is meant to declare is not there in exactly that form.
+pub fn specialised(shader: &Shader, precision: Precision, partials: bool) -> Result<String> {
+    let mut s = expanded(shader.file)?;
+    let mut set = |alias: &str, from: &str, to: &str| -> Result<()> {
+        let (old, new) = (format!("alias {alias} = {from};"), format!("alias {alias} = {to};"));
+        if !s.contains(&old) {
+            bail!("{}: expected the line `{old}` to specialise", shader.file);
+        }
+        s = s.replacen(&old, &new, 1);
+        Ok(())
+    };
+    if partials {
+        set("out_t", "act", "f32")?;
+    }
+    if precision == Precision::F16 {
+        for alias in shader.aliases {
+            set(alias, "f32", "f16")?;
+        }
+        s.insert_str(0, "enable f16;\n");
+    }
+    Ok(s)
+}
+
+/// Every specialisation of every shader: (description, WGSL). The tests
+/// parse and validate each with naga.
+pub fn all_specialisations() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for shader in SHADERS {
+        for precision in [Precision::F32, Precision::F16] {
+            out.push((format!("{} ({precision})", shader.file), specialised(shader, precision, false)?));
+        }
+        if shader.source.contains("alias out_t") {
+            out.push((format!("{} (f32 partial sums)", shader.file), specialised(shader, Precision::F16, true)?));
+        }
+    }
+    Ok(out)
+}
+
+pub fn shader(file: &str) -> &'static Shader {
+    SHADERS.iter().find(|s| s.file == file).expect("a shader listed in SHADERS")
+}

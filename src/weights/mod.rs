@@ -1,0 +1,163 @@
+//! Weight loading: a `.safetensors` file in, a [`Model`] plus its parameters out.
+//!
+//! The architecture (depth, widths, bottleneck or basic blocks, class count)
+//! and the naming scheme (torchvision/timm or the seed's Keras names) are
+//! inferred from tensor names and shapes ([`naming`]: one walk over the
+//! architecture, one small description per scheme). Everything is converted
+//! to one canonical layout here (conv kernels OIHW, dense `(classes, in)`,
+//! f32), so the planner never sees a source's quirks. [`fold`] folds each
+//! batchnorm into its conv for fast mode.
+
+use std::collections::{HashMap, HashSet};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::ErrorKind;
+use crate::model::Model;
+use crate::{bail, Error, Result};
+
+pub mod fold;
+mod naming;
+
+/// A conv's kernel in OIHW order and its bias, if the source has one.
+#[derive(Debug, Clone)]
+pub struct ConvWeights {
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchNormWeights {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DenseWeights {
+    /// Row-major `(classes, in_features)`.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A model and all its parameters, ready to be planned.
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub model: Model,
+    /// Keyed by [`crate::model::ConvSpec::name`].
+    pub convs: HashMap<String, ConvWeights>,
+    /// Keyed by [`crate::model::BatchNormSpec::name`].
+    pub bns: HashMap<String, BatchNormWeights>,
+    pub dense: DenseWeights,
+    /// Tensors of the file that the model does not use (worth a warning).
+    pub unused: Vec<String>,
+}
+
+impl Weights {
+    /// Parses `.safetensors` bytes. Never allocates more than the data's own
+    /// size on the word of a header: sizes are checked against `bytes` first.
+    /// Every failure is an [`ErrorKind::BadWeights`] error.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Weights> {
+        Self::parse(bytes).map_err(|e| e.or_kind(ErrorKind::BadWeights))
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Weights> {
+        check_container(bytes)?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("not a valid safetensors file: {e}")))?;
+        let mut r = Reader { st, used: HashSet::new() };
+        let names: HashSet<String> = r.st.names().into_iter().map(str::to_string).collect();
+        let Some(scheme) = naming::detect(&names) else {
+            bail!(
+                "these are not ResNet weights: missing tensor `conv1.weight` (torchvision/timm names) or `conv1.kernel` (Keras names); the file has {} tensors{}",
+                names.len(),
+                names.iter().min().map(|n| format!(", e.g. `{n}`")).unwrap_or_default()
+            );
+        };
+        let mut w = naming::walk(&mut r, scheme)?;
+        w.model.validate()?;
+        let mut unused: Vec<String> = names.into_iter().filter(|n| !r.used.contains(n) && !n.ends_with("num_batches_tracked")).collect();
+        unused.sort();
+        w.unused = unused;
+        Ok(w)
+    }
+}
+
+/// The safetensors container: 8-byte little-endian header length, JSON header, data.
+/// Checked by hand first so that every failure names what is wrong in plain words.
+fn check_container(bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        bail!("the weights file is empty (0 bytes)");
+    }
+    if bytes.len() < 8 {
+        bail!("the weights file is {} bytes long, too short to be a safetensors file", bytes.len());
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    if n > (bytes.len() - 8) as u64 {
+        bail!(
+            "not a valid safetensors file: its header claims {n} bytes but the file holds only {} after the length word (truncated, or not safetensors)",
+            bytes.len() - 8
+        );
+    }
+    if n < 2 || bytes[8] != b'{' {
+        bail!("not a valid safetensors file: the header does not start with a JSON object");
+    }
+    Ok(())
+}
+
+/// Reads tensors by name, widened to f32, and remembers which were used.
+struct Reader<'a> {
+    st: SafeTensors<'a>,
+    used: HashSet<String>,
+}
+
+/// `None` in an expected shape means "any size".
+type Pattern<'p> = &'p [Option<usize>];
+
+fn fmt_pattern(p: Pattern) -> String {
+    let parts: Vec<String> = p.iter().map(|d| d.map_or("*".to_string(), |v| v.to_string())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl Reader<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.st.names()
+    }
+
+    /// Reads a float tensor whose shape matches `expected`, widened to f32.
+    fn get(&mut self, name: &str, expected: Pattern) -> Result<(Vec<f32>, Vec<usize>)> {
+        let view = self.st.tensor(name).map_err(|_| Error::new(format!("missing tensor `{name}`")))?;
+        let shape = view.shape().to_vec();
+        let fits = shape.len() == expected.len() && shape.iter().zip(expected).all(|(s, e)| e.is_none_or(|e| e == *s));
+        if !fits || shape.contains(&0) {
+            bail!("tensor `{name}` has shape {shape:?}, expected {}", fmt_pattern(expected));
+        }
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32()).collect(),
+            other => bail!("tensor `{name}` has dtype {other:?}, expected F32, F16 or BF16"),
+        };
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!("tensor `{name}` contains NaN or infinite values (first at element {i}: {})", values[i]);
+        }
+        self.used.insert(name.to_string());
+        Ok((values, shape))
+    }
+
+    /// A batchnorm's four vectors, named `names` (gamma, beta, mean, var).
+    fn bn(&mut self, names: [String; 4], channels: usize) -> Result<BatchNormWeights> {
+        let shape = [Some(channels)];
+        let [g, b, m, v] = names;
+        let p = BatchNormWeights { gamma: self.get(&g, &shape)?.0, beta: self.get(&b, &shape)?.0, mean: self.get(&m, &shape)?.0, var: self.get(&v, &shape)?.0 };
+        if let Some(i) = p.var.iter().position(|v| *v < 0.0) {
+            bail!("tensor `{v}` holds a negative variance at channel {i}");
+        }
+        Ok(p)
+    }
+}
