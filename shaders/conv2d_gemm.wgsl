@@ -31,12 +31,7 @@ alias act = f32;
 alias wt = f32;
 alias out_t = act;
 
-struct Params {
-    in_c: u32, in_h: u32, in_w: u32, out_c: u32,
-    out_h: u32, out_w: u32, k_h: u32, k_w: u32,
-    stride: u32, pad_y: u32, pad_x: u32, flags: u32,
-    co_groups: u32, k_split: u32, _p0: u32, _p1: u32,
-}
+// #include lib/conv_params.wgsl
 
 // Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
 // #include lib/conv_epilogue.wgsl

@@ -245,7 +245,7 @@ impl WasmResNet {
     pub fn channel_means(&self, name: &str) -> Result<Float32Array, JsValue> {
         let (i, _) = self.block(name)?;
         let stats = self.stats.borrow();
-        let m = stats.channel_means.get(i).ok_or_else(|| js_error("NO_FRAME", "no frame has been classified yet"))?;
+        let m = stats.channel_means.get(i).ok_or_else(|| js_error(ErrorKind::NoFrame.code(), "no frame has been classified yet: classify one first"))?;
         Ok(Float32Array::from(&m[..]))
     }
 

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     DeviceLost,
     /// Another GPU failure (validation, out of memory).
     Gpu,
+    /// Results were asked for before any frame ran.
+    NoFrame,
     /// A file could not be read or written.
     Io,
     #[default]
@@ -41,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "UNSUPPORTED",
             ErrorKind::DeviceLost => "DEVICE_LOST",
             ErrorKind::Gpu => "GPU_ERROR",
+            ErrorKind::NoFrame => "NO_FRAME",
             ErrorKind::Io => "IO_ERROR",
             ErrorKind::Other => "ERROR",
         }

@@ -141,6 +141,10 @@ impl Shape {
     pub fn new(c: usize, h: usize, w: usize) -> Self {
         Shape { c, h, w }
     }
+    /// Values in the tensor, or `None` when that overflows.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.c.checked_mul(self.h)?.checked_mul(self.w)
+    }
     pub fn len(&self) -> usize {
         self.c * self.h * self.w
     }
@@ -149,15 +153,41 @@ impl Shape {
     }
 }
 
+impl std::fmt::Display for Shape {
+    /// `64×56×56`: channels × height × width.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}×{}", self.c, self.h, self.w)
+    }
+}
+
 /// The smallest input side we promise to handle. Smaller inputs may still
 /// produce maps of at least 1×1, but the last stages then see nothing but
 /// padding: refuse them with a clear message instead.
 pub const MIN_INPUT_SIDE: usize = 32;
 
+/// The largest input side we take (a 4096×4096 input already needs gigabytes
+/// of activations; ImageNet models are trained at 224). Larger sizes are
+/// refused before anything is allocated.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
+/// The largest tensor we plan, in values: indices are 32-bit in the shaders.
+pub const MAX_TENSOR_VALUES: usize = u32::MAX as usize;
+
+/// Checks an input size against [`MIN_INPUT_SIDE`] and [`MAX_INPUT_SIDE`].
+pub fn check_input_size(height: usize, width: usize) -> Result<()> {
+    if height > MAX_INPUT_SIDE || width > MAX_INPUT_SIDE {
+        bail!(InputTooLarge, "input {height}×{width} is larger than this engine takes (at most {MAX_INPUT_SIDE} pixels on a side)");
+    }
+    if height < MIN_INPUT_SIDE || width < MIN_INPUT_SIDE {
+        bail!(BadInput, "input {height}×{width} is smaller than the network allows (at least {MIN_INPUT_SIDE}×{MIN_INPUT_SIDE})");
+    }
+    Ok(())
+}
+
 /// Output size of a conv or pool along one axis, or `None` when the window
 /// does not fit even once.
 pub fn out_size(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
+    let padded = input.checked_add(padding.checked_mul(2)?)?;
     if padded < kernel || stride == 0 {
         return None;
     }
@@ -196,32 +226,33 @@ impl Model {
     /// Every block's output shape for an input of `height`×`width`, stem first.
     /// Fails with a clear message for inputs the network cannot take.
     pub fn block_shapes(&self, height: usize, width: usize) -> Result<Vec<(String, Shape)>> {
-        if height < MIN_INPUT_SIDE || width < MIN_INPUT_SIDE {
-            bail!(
-                "input {height}×{width} is smaller than the network allows (at least {MIN_INPUT_SIDE}×{MIN_INPUT_SIDE})"
-            );
-        }
+        check_input_size(height, width)?;
         let too_small = |at: &str| {
-            crate::Error::new(format!(
-                "input {height}×{width} is smaller than the network allows: the feature map vanishes at {at}"
-            ))
+            crate::Error::of(crate::ErrorKind::BadInput, format!("input {height}×{width} is smaller than the network allows: the feature map vanishes at {at}"))
+        };
+        // Every tensor must be addressable with the shaders' 32-bit indices.
+        let fits = |s: Shape, at: &str| -> Result<Shape> {
+            match s.checked_len() {
+                Some(n) if n <= MAX_TENSOR_VALUES => Ok(s),
+                _ => bail!(InputTooLarge, "input {height}×{width} is too large for this network: {at} would be {s}, over 2³² values"),
+            }
         };
         let input = Shape::new(self.stem.conv.conv.in_channels, height, width);
-        let s = self.stem.conv.conv.output_shape(input).ok_or_else(|| too_small(&self.stem.conv.conv.name))?;
+        let s = fits(self.stem.conv.conv.output_shape(input).ok_or_else(|| too_small(&self.stem.conv.conv.name))?, &self.stem.conv.conv.name)?;
         let mut x = self.stem.pool.output_shape(s).ok_or_else(|| too_small("the stem's max pool"))?;
         let mut shapes = vec![("stem".to_string(), x)];
         for b in &self.blocks {
             let mut y = x;
             for cb in &b.main {
-                y = cb.conv.output_shape(y).ok_or_else(|| too_small(&cb.conv.name))?;
+                y = fits(cb.conv.output_shape(y).ok_or_else(|| too_small(&cb.conv.name))?, &cb.conv.name)?;
             }
             if let Some(sc) = &b.shortcut {
                 let z = sc.conv.output_shape(x).ok_or_else(|| too_small(&sc.conv.name))?;
                 if z != y {
-                    bail!("block {}: main path gives {:?} but shortcut gives {:?}", b.name, y, z);
+                    bail!("block {}: the main path gives {y} but the shortcut gives {z}", b.name);
                 }
             } else if y != x {
-                bail!("identity block {} changes the shape from {:?} to {:?}", b.name, x, y);
+                bail!("identity block {} changes the shape from {x} to {y}", b.name);
             }
             shapes.push((b.name.clone(), y));
             x = y;

@@ -21,7 +21,7 @@ impl Preprocess {
     /// torchvision's ImageNet eval transform for a `crop_h`×`crop_w` input:
     /// the shorter side goes to `crop · 256/224` (256 for the usual 224).
     pub fn imagenet(crop_h: usize, crop_w: usize) -> Preprocess {
-        let resize = (crop_h.max(crop_w) * 256).div_ceil(224);
+        let resize = crop_h.max(crop_w).saturating_mul(256).div_ceil(224);
         Preprocess { resize, crop_h, crop_w, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
     }
 }
@@ -42,6 +42,10 @@ fn round_half_even(x: f64) -> usize {
     r.max(0.0) as usize
 }
 
+/// The largest image side preprocessing takes (the browser package scales
+/// larger frames down before they reach the engine).
+pub const MAX_SOURCE_SIDE: usize = 1 << 16;
+
 /// torchvision `Resize(short)`: the short side becomes `short`, the long one `int(short·long/short_src)`.
 fn resized(src_w: usize, src_h: usize, short: usize) -> (usize, usize) {
     if src_w <= src_h {
@@ -56,8 +60,15 @@ impl Preprocess {
         if src_w == 0 || src_h == 0 {
             bail!(BadInput, "the image is empty ({src_w}×{src_h})");
         }
-        if self.crop_h == 0 || self.crop_w == 0 || self.resize == 0 {
-            bail!("preprocessing sizes must be positive");
+        if src_w > MAX_SOURCE_SIDE || src_h > MAX_SOURCE_SIDE {
+            bail!(InputTooLarge, "the image ({src_w}×{src_h}) is larger than {MAX_SOURCE_SIDE} pixels on a side: scale it down first");
+        }
+        let max = crate::model::MAX_INPUT_SIDE;
+        if self.crop_h == 0 || self.crop_w == 0 || self.crop_h > max || self.crop_w > max {
+            bail!(BadInput, "a {}×{} crop is outside 1…{max} pixels on a side", self.crop_h, self.crop_w);
+        }
+        if self.resize == 0 || self.resize > 2 * max {
+            bail!(BadInput, "cannot resize the shorter side to {} pixels", self.resize);
         }
         // A non-square crop may not fit the torchvision resize of a squarish
         // image; grow the short side until it does.

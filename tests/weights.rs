@@ -257,3 +257,39 @@ fn npy_bytes(shape: &str, data: &[f32]) -> Vec<u8> {
     bytes.extend_from_slice(bytemuck::cast_slice(data));
     bytes
 }
+
+#[test]
+fn cli_refuses_absurd_sizes_and_reads_only_the_header_of_huge_files() {
+    let dir = std::env::temp_dir().join(format!("resnet-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = dir.join("good.safetensors");
+    std::fs::write(&w, serialize(&tiny_torchvision())).unwrap();
+    let w = w.to_str().unwrap();
+    let png = dir.join("img.png");
+    image::RgbaImage::from_fn(50, 40, |x, y| image::Rgba([x as u8, y as u8, 9, 255])).save(&png).unwrap();
+    let png = png.to_str().unwrap();
+    for (size, want) in [("1099511627776", "at most 4096"), ("4097", "at most 4096"), ("18446744073709551615", "at most 4096"), ("4611686018427387904", "at most 4096")] {
+        let (ok, err) = cli(&["classify", "--weights", w, "--size", size, png]);
+        assert!(!ok && err.contains(want) && !err.contains("panicked"), "--size {size}: {err}");
+    }
+    let (ok, err) = cli(&["classify", "--weights", w, "--height", "64", "--width", "5000", png]);
+    assert!(!ok && err.contains("64×5000") && err.contains("at most 4096"), "{err}");
+    // A 3 GiB file of zeros (sparse: no disk used) is refused from its header at once.
+    let zeros = dir.join("zeros.safetensors");
+    std::fs::File::create(&zeros).unwrap().set_len(3 << 30).unwrap();
+    let t0 = std::time::Instant::now();
+    let (ok, err) = cli(&["classify", "--weights", zeros.to_str().unwrap(), png]);
+    assert!(!ok && err.contains("does not start with a JSON object"), "{err}");
+    assert!(t0.elapsed().as_secs_f64() < 3.0, "rejecting took {:?}", t0.elapsed());
+    // .npy errors in plain words: a float64 file, and a shape whose byte count wraps.
+    let mut f8 = npy_bytes("(1, 3, 40, 40)", &[0.5; 3 * 40 * 40]);
+    let at = f8.windows(3).position(|w| w == b"<f4").unwrap();
+    f8[at + 2] = b'8';
+    std::fs::write(dir.join("f8.npy"), &f8).unwrap();
+    let (ok, err) = cli(&["classify", "--weights", w, "--tensor", dir.join("f8.npy").to_str().unwrap()]);
+    assert!(!ok && err.contains("float32") && err.contains("'<f8'") && !err.contains("TypeStr"), "{err}");
+    std::fs::write(dir.join("wrap.npy"), npy_bytes("(1, 3, 1537228672809129301, 2)", &[0.5; 16])).unwrap();
+    let (ok, err) = cli(&["classify", "--weights", w, "--tensor", dir.join("wrap.npy").to_str().unwrap()]);
+    assert!(!ok && err.contains("more data than the file holds") && !err.contains("fill whole buffer"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

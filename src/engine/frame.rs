@@ -71,9 +71,9 @@ impl PerSize {
     /// first pass then turns them into the input tensor.
     pub fn write_pixels(&mut self, gpu: &Gpu, k: &Kernels, pixels: &[u8], params: PreprocessParams) -> Result<()> {
         let words = pixels.len() / 4;
-        let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
-        if pixels.len() > max_binding {
-            bail!(InputTooLarge, "the image ({}×{}) is larger than this GPU can take in one buffer ({max_binding} bytes)", params.src_w, params.src_h);
+        let max = (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+        if pixels.len() as u64 > max {
+            bail!(InputTooLarge, "the image ({}×{}) is larger than this GPU can take in one buffer ({} MB): scale it down", params.src_w, params.src_h, max >> 20);
         }
         if self.image.as_ref().is_none_or(|i| i.capacity < words) {
             let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -89,6 +89,12 @@ impl PerSize {
         gpu.queue.write_buffer(&img.pixels, 0, pixels);
         gpu.queue.write_buffer(img.dispatch.params(), 0, bytemuck::bytes_of(&params));
         Ok(())
+    }
+
+    /// Forgets the pixel buffer, so the next image makes a fresh one: after a
+    /// failed frame it may be the buffer that failed.
+    pub fn drop_image(&mut self) {
+        self.image = None;
     }
 
     /// Records and submits one frame: preprocessing (after `write_pixels`),

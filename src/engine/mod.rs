@@ -86,6 +86,8 @@ pub struct Engine {
     disabled: HashSet<String>,
     /// Whether the frame last submitted computed statistics.
     submitted_stats: bool,
+    /// Whether a frame's results have been read (tensors hold a frame).
+    has_output: bool,
     /// The last frame's results, kept so a frame allocates nothing.
     out: Output,
     block_stats: BlockStats,
@@ -105,6 +107,7 @@ impl Engine {
         }
         let plan = Plan::new(&weights.model, height, width, config.mode)?;
         let conv = config.conv.unwrap_or_else(|| ConvKernels::for_adapter(&gpu.adapter_info));
+        network::check_fits(&gpu, &plan, config.precision, conv)?;
         let scopes = gpu.error_scopes();
         let kernels = Kernels::new(&gpu.device, config.precision);
         let params = params::GpuParams::upload(&gpu.device, weights, config.mode, config.precision);
@@ -121,6 +124,7 @@ impl Engine {
             dense_weight: weights.dense.weight.clone(),
             disabled: HashSet::new(),
             submitted_stats: false,
+            has_output: false,
             out: Output::default(),
             block_stats: BlockStats::default(),
             stage_ms: None,
@@ -130,10 +134,12 @@ impl Engine {
     /// Re-plans for another input size, keeping the uploaded weights.
     pub async fn set_input_size(&mut self, height: usize, width: usize) -> Result<()> {
         let plan = Plan::new(&self.model, height, width, self.config.mode)?;
+        network::check_fits(&self.gpu, &plan, self.config.precision, self.conv)?;
         let scopes = self.gpu.error_scopes();
         let sized = frame::PerSize::new(&self.gpu, &self.kernels, &self.params, plan, self.conv);
         scopes.check("setting up the network").await?;
         self.sized = sized?;
+        self.has_output = false;
         self.block_stats = BlockStats::default();
         self.stage_ms = None;
         Ok(())
@@ -216,7 +222,13 @@ impl Engine {
     /// this allocates nothing.
     pub async fn output(&mut self) -> Result<&Output> {
         let s = &mut self.sized;
-        s.staging.read(&self.gpu).await?;
+        if let Err(e) = s.staging.read(&self.gpu).await {
+            // Leave the engine usable: the next image gets a fresh pixel buffer.
+            s.drop_image();
+            self.has_output = false;
+            return Err(e);
+        }
+        self.has_output = true;
         let (n, layout, bytes) = (s.staging.layout.classes, s.staging.layout, &s.staging.bytes);
         s.staging.floats(0, n, &mut self.out.logits);
         s.staging.floats(n, n, &mut self.out.probs);
@@ -275,6 +287,9 @@ impl Engine {
 
     /// A kept tensor's id and shape, or a message saying why there is none.
     fn kept(&self, name: &str) -> Result<(usize, Shape)> {
+        if !self.has_output {
+            bail!(NoFrame, "no frame has been run yet: classify one first");
+        }
         let plan = self.plan();
         let Some(id) = plan.tensor(name) else {
             let hint = if self.config.mode == Mode::Fast { " (in fast mode only block outputs are kept; inspect mode keeps every intermediate)" } else { "" };

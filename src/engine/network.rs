@@ -17,29 +17,30 @@ pub(super) struct Slots {
 }
 
 impl Slots {
-    fn new(gpu: &Gpu, plan: &Plan, precision: Precision) -> Result<Slots> {
-        let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
-        let mut bytes = vec![0usize; plan.slot_len.len()];
+    /// Each slot's size in bytes: the largest of its tensors at its value size.
+    fn bytes(plan: &Plan, precision: Precision) -> Vec<u64> {
+        let mut bytes = vec![0u64; plan.slot_len.len()];
         for (t, tensor) in plan.tensors.iter().enumerate() {
             let b = &mut bytes[plan.slot_of[t]];
-            *b = (*b).max((tensor.shape.len() * value_bytes(tensor.storage, precision)).div_ceil(4) * 4);
+            *b = (*b).max((tensor.shape.len() as u64 * value_bytes(tensor.storage, precision) as u64).div_ceil(4) * 4);
         }
-        let buffers = bytes
+        bytes
+    }
+
+    fn new(gpu: &Gpu, plan: &Plan, precision: Precision) -> Slots {
+        let buffers = Self::bytes(plan, precision)
             .iter()
             .enumerate()
             .map(|(i, &bytes)| {
-                if bytes > max_binding {
-                    bail!(InputTooLarge, "an activation of {bytes} bytes exceeds this GPU's largest storage binding ({max_binding} bytes): use a smaller input");
-                }
-                Ok(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("slot {i}")),
-                    size: bytes.max(4) as u64,
+                    size: bytes.max(4),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
-                }))
+                })
             })
-            .collect::<Result<_>>()?;
-        Ok(Slots { buffers, slot_of: plan.slot_of.clone() })
+            .collect();
+        Slots { buffers, slot_of: plan.slot_of.clone() }
     }
 
     /// The buffer that holds tensor `t`.
@@ -99,8 +100,9 @@ fn kernel_of(c: &ConvOp, plan: &Plan, conv: ConvKernels) -> LayerKernel {
 
 impl Network {
     pub fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, plan: Plan, conv: ConvKernels) -> Result<Network> {
-        let slots = Slots::new(gpu, &plan, k.precision())?;
-        let scratch = split_k_scratch(gpu, &plan, conv)?;
+        check_fits(gpu, &plan, k.precision(), conv)?;
+        let slots = Slots::new(gpu, &plan, k.precision());
+        let scratch = split_k_scratch(gpu, &plan, conv);
         let cx = Ctx { k, params, plan: &plan, slots: &slots, conv, scratch: scratch.as_ref() };
         let dispatches = plan.ops.iter().map(|op| build_op(&cx, op)).collect::<Result<Vec<_>>>()?;
         // Skipping an identity block: relu(0 + x) = x, recorded in its place.
@@ -128,12 +130,9 @@ impl Network {
     }
 }
 
-/// The buffer every split-K conv writes its partial sums to: as large as the
-/// largest of them needs.
-fn split_k_scratch(gpu: &Gpu, plan: &Plan, conv: ConvKernels) -> Result<Option<wgpu::Buffer>> {
-    let max_binding = gpu.limits.max_storage_buffer_binding_size as u64;
-    let floats = plan
-        .ops
+/// Values of split-K partial sums the largest split-K conv writes.
+fn split_k_floats(plan: &Plan, conv: ConvKernels) -> Option<u64> {
+    plan.ops
         .iter()
         .filter_map(|op| match op {
             Op::Conv(c) => match kernel_of(c, plan, conv) {
@@ -142,17 +141,30 @@ fn split_k_scratch(gpu: &Gpu, plan: &Plan, conv: ConvKernels) -> Result<Option<w
             },
             _ => None,
         })
-        .max();
-    match floats {
-        None => Ok(None),
-        Some(n) if n * 4 > max_binding => bail!(InputTooLarge, "split-K partial sums of {} bytes exceed this GPU's largest storage binding", n * 4),
-        Some(n) => Ok(Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("split-K partial sums"),
-            size: n * 4,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        }))),
+        .max()
+}
+
+/// Refuses, before anything is allocated, a plan whose buffers exceed what
+/// this GPU can bind or allocate.
+pub(super) fn check_fits(gpu: &Gpu, plan: &Plan, precision: Precision, conv: ConvKernels) -> Result<()> {
+    let max = (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+    let (h, w) = (plan.shape(plan.input).h, plan.shape(plan.input).w);
+    let largest = Slots::bytes(plan, precision).into_iter().max().unwrap_or(0);
+    if largest > max {
+        bail!(InputTooLarge, "input {h}×{w} is too large for this GPU: an activation would take {} MB, more than the {} MB it can bind at once", largest >> 20, max >> 20);
     }
+    if let Some(n) = split_k_floats(plan, conv).filter(|n| n * 4 > max) {
+        bail!(InputTooLarge, "input {h}×{w} is too large for this GPU: split-K partial sums would take {} MB, more than the {} MB it can bind at once", (n * 4) >> 20, max >> 20);
+    }
+    Ok(())
+}
+
+/// The buffer every split-K conv writes its partial sums to: as large as the
+/// largest of them needs.
+fn split_k_scratch(gpu: &Gpu, plan: &Plan, conv: ConvKernels) -> Option<wgpu::Buffer> {
+    split_k_floats(plan, conv).map(|n| {
+        gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("split-K partial sums"), size: n * 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+    })
 }
 
 fn build_op(cx: &Ctx, op: &Op) -> Result<Dispatch> {

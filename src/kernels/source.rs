@@ -61,6 +61,7 @@ pub const SHADERS: &[Shader] = &[
 /// The snippets kernels include.
 pub const SNIPPETS: &[(&str, &str)] = &[
     ("lib/conv_epilogue.wgsl", include_str!("../../shaders/lib/conv_epilogue.wgsl")),
+    ("lib/conv_params.wgsl", include_str!("../../shaders/lib/conv_params.wgsl")),
     ("lib/flat_index.wgsl", include_str!("../../shaders/lib/flat_index.wgsl")),
     ("lib/reduce.wgsl", include_str!("../../shaders/lib/reduce.wgsl")),
 ];

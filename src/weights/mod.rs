@@ -102,6 +102,33 @@ fn check_container(bytes: &[u8]) -> Result<()> {
     if n < 2 || bytes[8] != b'{' {
         bail!("not a valid safetensors file: the header does not start with a JSON object");
     }
+    check_header(&bytes[8..8 + n as usize], bytes.len() as u64 - 8 - n)
+}
+
+/// Checks every tensor's declared size against the data before the
+/// safetensors crate sees it: shapes whose element count overflows, or
+/// claims more than the data holds, are refused here in checked arithmetic.
+fn check_header(header: &[u8], data_len: u64) -> Result<()> {
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| Error::new(format!("not a valid safetensors file: the header is not a JSON object ({e})")))?;
+    for (name, t) in header.iter().filter(|(name, _)| *name != "__metadata__") {
+        let bad = |what: &str| Error::new(format!("not a valid safetensors file: tensor `{name}` {what}"));
+        let shape = t.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad("has no shape"))?;
+        let mut count = 1u64;
+        for d in shape {
+            count = d.as_u64().and_then(|d| count.checked_mul(d)).ok_or_else(|| bad("declares a shape whose size overflows"))?;
+        }
+        let offsets: Vec<u64> = t.get("data_offsets").and_then(|o| o.as_array()).map(|o| o.iter().filter_map(|v| v.as_u64()).collect()).unwrap_or_default();
+        let [begin, end] = offsets[..] else { return Err(bad("has no data offsets")) };
+        if begin > end || end > data_len {
+            return Err(bad(&format!("lies outside the data (bytes {begin}..{end} of {data_len})")));
+        }
+        // Every dtype takes at least 4 bits a value: more values than that
+        // would fit is a lie, whatever the dtype.
+        if count > (end - begin).saturating_mul(2) {
+            return Err(bad(&format!("declares {count} values in {} bytes", end - begin)));
+        }
+    }
     Ok(())
 }
 

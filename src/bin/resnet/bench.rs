@@ -3,135 +3,153 @@
 
 use std::time::Instant;
 
-use resnet::{bail, Error, Mode, Result};
+use resnet::{bail, Engine, Error, Mode, Result};
 
 use crate::io::Input;
 use crate::{Bench, Engines};
 
+/// Everything one bench run measured (milliseconds).
+struct Figures {
+    /// Upload to logits on the CPU, per timed run.
+    wall: Vec<f64>,
+    /// Upload, recording and submission on the CPU, per timed run.
+    record: Vec<f64>,
+    /// GPU time per run (sum of the stage passes), and per stage.
+    gpu: Vec<f64>,
+    stages: Vec<(String, Vec<f64>)>,
+    /// Frames submitted back to back, per frame.
+    per_frame: f64,
+    dispatches: usize,
+    /// Each op in its own timed pass (median of a few runs), plan order.
+    layers: Vec<(String, f64)>,
+}
+
 pub async fn bench(b: Bench) -> Result<()> {
     if b.iters == 0 {
-        bail!("--iters must be at least 1");
+        bail!(BadInput, "--iters must be at least 1");
     }
     let mut engines = Engines::new(&b.common).await?;
     let (h, w) = engines.image_size;
     // A fixed pseudo-random input: the timing does not depend on the values.
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
     let input = Input::Tensor { h, w, data };
-    let mut wall = Vec::new();
-    let mut gpu = Vec::new();
-    let mut record = Vec::new();
-    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
-    for i in 0..b.iters + 2 {
+    let f = measure(&mut engines, &input, b.iters).await?;
+    let engine = engines.get((h, w)).await?;
+    let mut conv = match engine.mode() {
+        Mode::Inspect => "direct".to_string(),
+        Mode::Fast => engine.conv_kernels().to_string(),
+    };
+    // Kernel variants under test (see `RESNET_SHADER_DIR` in kernels/source.rs).
+    if let Some(dir) = std::env::var_os("RESNET_SHADER_DIR").filter(|d| !d.is_empty()) {
+        conv = format!("{conv} (shaders from {})", dir.to_string_lossy());
+    }
+    report(engine, &f, &conv, &b);
+    if let Some(path) = &b.json {
+        let json = to_json(engine, &f, &conv, b.iters);
+        std::fs::write(path, format!("{json:#}\n")).map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+async fn measure(engines: &mut Engines, input: &Input, iters: usize) -> Result<Figures> {
+    let Input::Tensor { h, w, data } = input else { unreachable!("bench runs a tensor") };
+    let mut f = Figures { wall: Vec::new(), record: Vec::new(), gpu: Vec::new(), stages: Vec::new(), per_frame: 0.0, dispatches: 0, layers: Vec::new() };
+    for i in 0..iters + 2 {
         let t0 = Instant::now();
-        let engine = engines.run(&input).await?;
+        let engine = engines.run(input).await?;
         let submitted = t0.elapsed().as_secs_f64() * 1e3;
         engine.output().await?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if i < 2 {
             continue;
         }
-        wall.push(ms);
-        record.push(submitted);
-        let st = engine.stage_times().map(<[_]>::to_vec).unwrap_or_default();
-        gpu.push(st.iter().map(|(_, t)| t).sum::<f64>());
-        for (k, (name, t)) in st.into_iter().enumerate() {
-            if stages.len() <= k {
-                stages.push((name, Vec::new()));
+        f.wall.push(ms);
+        f.record.push(submitted);
+        let st = engine.stage_times().unwrap_or_default();
+        f.gpu.push(st.iter().map(|(_, t)| t).sum::<f64>());
+        for (k, (name, t)) in st.iter().enumerate() {
+            if f.stages.len() <= k {
+                f.stages.push((name.clone(), Vec::new()));
             }
-            stages[k].1.push(t);
+            f.stages[k].1.push(*t);
         }
     }
     // Throughput: frames submitted back to back, one readback at the end (a
     // video loop that keeps the GPU fed), per frame.
-    let Input::Tensor { data, .. } = &input else { unreachable!() };
-    let engine = engines.get((h, w)).await?;
-    let dispatches = engine.dispatches_per_frame();
+    let engine = engines.get((*h, *w)).await?;
+    f.dispatches = engine.dispatches_per_frame();
     let t0 = Instant::now();
-    for _ in 0..b.iters {
+    for _ in 0..iters {
         engine.run_tensor(data)?;
     }
     engine.output().await?;
-    let per_frame = t0.elapsed().as_secs_f64() * 1e3 / b.iters as f64;
-
-    let mut layers = if engine.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+    f.per_frame = t0.elapsed().as_secs_f64() * 1e3 / iters as f64;
+    if engine.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
         // Median over a few profiled frames per layer.
         let mut runs = Vec::new();
-        for _ in 0..b.iters.clamp(1, 5) {
+        for _ in 0..iters.clamp(1, 5) {
             runs.push(engine.profile_layers().await?);
         }
-        (0..runs[0].len())
-            .map(|i| {
-                let mut t: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
-                (runs[0][i].0.clone(), median(&mut t))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-
-    let mut conv = match engine.mode() {
-        Mode::Inspect => "direct".to_string(),
-        Mode::Fast => engine.conv_kernels().to_string(),
-    };
-    // Kernel variants under test (see `RESNET_SHADER_DIR` in kernels.rs).
-    if let Some(dir) = std::env::var_os("RESNET_SHADER_DIR").filter(|d| !d.is_empty()) {
-        conv = format!("{conv} (shaders from {})", dir.to_string_lossy());
+        f.layers = (0..runs[0].len()).map(|i| (runs[0][i].0.clone(), median(runs.iter().map(|r| r[i].1).collect()))).collect();
     }
+    Ok(f)
+}
+
+fn report(engine: &Engine, f: &Figures, conv: &str, b: &Bench) {
+    let (h, w) = engine.input_size();
     println!(
         "{} · {h}×{w} · {} mode, {} · conv {conv} · {} · {} runs",
         engine.model().description,
-        engine.mode().as_str(),
-        engine.precision().as_str(),
+        engine.mode(),
+        engine.precision(),
         engine.gpu().adapter_name(),
         b.iters
     );
-    let (lo, hi) = (wall.iter().cloned().fold(f64::MAX, f64::min), wall.iter().cloned().fold(0.0, f64::max));
-    let wall_median = median(&mut wall.clone());
-    println!("latency (upload → logits on the CPU): median {wall_median:.3} ms, min {lo:.3}, max {hi:.3}");
-    println!("throughput (frames back to back): {per_frame:.3} ms per frame");
-    let record_median = median(&mut record.clone());
-    println!("CPU: upload + recording + submit, median {record_median:.3} ms; {dispatches} compute dispatches per frame");
-    if stages.is_empty() {
+    let (lo, hi) = (f.wall.iter().cloned().fold(f64::MAX, f64::min), f.wall.iter().cloned().fold(0.0, f64::max));
+    println!("latency (upload → logits on the CPU): median {:.3} ms, min {lo:.3}, max {hi:.3}", median(f.wall.clone()));
+    println!("throughput (frames back to back): {:.3} ms per frame", f.per_frame);
+    println!("CPU: upload + recording + submit, median {:.3} ms; {} compute dispatches per frame", median(f.record.clone()), f.dispatches);
+    if f.stages.is_empty() {
         println!("no GPU timestamps on this adapter");
     } else {
-        println!("GPU time per frame (sum of stage passes): median {:.3} ms", median(&mut gpu.clone()));
+        println!("GPU time per frame (sum of stage passes): median {:.3} ms", median(f.gpu.clone()));
     }
-    for (name, t) in &stages {
-        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(&mut t.clone()));
+    for (name, t) in &f.stages {
+        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(t.clone()));
     }
-    if !layers.is_empty() {
-        let total: f64 = layers.iter().map(|(_, t)| t).sum();
-        println!("per layer, each in its own timed pass: {} ops, {total:.3} ms in all; the {} slowest:", layers.len(), b.layers.min(layers.len()));
-        let mut slow = layers.clone();
+    if !f.layers.is_empty() {
+        let total: f64 = f.layers.iter().map(|(_, t)| t).sum();
+        println!("per layer, each in its own timed pass: {} ops, {total:.3} ms in all; the {} slowest:", f.layers.len(), b.layers.min(f.layers.len()));
+        let mut slow = f.layers.clone();
         slow.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (name, t) in slow.iter().take(b.layers) {
             println!("  {t:>9.3} ms  {:>5.1}%  {name}", 100.0 * t / total);
         }
     }
-    if let Some(path) = &b.json {
-        let json = serde_json::json!({
-            "model": engine.model().description,
-            "mode": engine.mode().as_str(),
-            "conv": conv,
-            "precision": engine.precision().as_str(),
-            "adapter": engine.gpu().adapter_name(),
-            "input_size": [h, w],
-            "iters": b.iters,
-            "wall_ms": wall,
-            "wall_median_ms": wall_median,
-            "throughput_ms_per_frame": per_frame,
-            "record_submit_ms": record_median,
-            "dispatches_per_frame": dispatches,
-            "gpu_frame_ms": gpu,
-            "stages": stages.iter().map(|(n, t)| serde_json::json!({"name": n, "median_ms": median(&mut t.clone())})).collect::<Vec<_>>(),
-            "layers": layers.drain(..).map(|(n, t)| serde_json::json!({"name": n, "ms": t})).collect::<Vec<_>>(),
-        });
-        std::fs::write(path, format!("{json:#}\n")).map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))?;
-    }
-    Ok(())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+fn to_json(engine: &Engine, f: &Figures, conv: &str, iters: usize) -> serde_json::Value {
+    let (h, w) = engine.input_size();
+    serde_json::json!({
+        "model": engine.model().description,
+        "mode": engine.mode().as_str(),
+        "conv": conv,
+        "precision": engine.precision().as_str(),
+        "adapter": engine.gpu().adapter_name(),
+        "input_size": [h, w],
+        "iters": iters,
+        "wall_ms": f.wall,
+        "wall_median_ms": median(f.wall.clone()),
+        "throughput_ms_per_frame": f.per_frame,
+        "record_submit_ms": median(f.record.clone()),
+        "dispatches_per_frame": f.dispatches,
+        "gpu_frame_ms": f.gpu,
+        "stages": f.stages.iter().map(|(n, t)| serde_json::json!({"name": n, "median_ms": median(t.clone())})).collect::<Vec<_>>(),
+        "layers": f.layers.iter().map(|(n, t)| serde_json::json!({"name": n, "ms": t})).collect::<Vec<_>>(),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use resnet::{bail, BlockRole, ConvKernels, Engine, EngineConfig, Error, Gpu, Mode, Precision, Preprocess, Result, Weights};
+use resnet::{bail, BlockRole, ConvKernels, ErrorKind, Engine, EngineConfig, Error, Gpu, Mode, Precision, Preprocess, Result, Weights};
 
 mod bench;
 mod io;
@@ -232,8 +232,9 @@ async fn dump(d: Dump) -> Result<()> {
         _ => bail!("give exactly one input: --tensor X.npy or an image path"),
     };
     let mut engines = Engines::new(&d.common).await?;
-    std::fs::create_dir_all(&d.out).map_err(|e| Error::new(format!("cannot create {}: {e}", d.out.display())))?;
+    std::fs::create_dir_all(&d.out).map_err(|e| Error::of(ErrorKind::Io, format!("cannot create {}: {e}", d.out.display())))?;
     let engine = engines.run(&input).await?;
+    let out = engine.output().await?.clone();
     let plan = engine.plan();
     let mut names: Vec<String> = plan.blocks.iter().filter(|b| b.role != BlockRole::Head).map(|b| b.name.clone()).collect();
     if d.all {
@@ -244,7 +245,6 @@ async fn dump(d: Dump) -> Result<()> {
         let (s, data) = engine.read(name).await?;
         write_npy(&d.out.join(format!("{name}.npy")), &[1, s.c as u64, s.h as u64, s.w as u64], &data)?;
     }
-    let out = engine.output().await?.clone();
     write_npy(&d.out.join("logits.npy"), &[1, out.logits.len() as u64], &out.logits)?;
     eprintln!("wrote {} tensors and logits.npy to {}", names.len(), d.out.display());
     Ok(())

@@ -12,8 +12,13 @@
 
 use std::collections::HashMap;
 
-use crate::model::{BatchNormSpec, Block, BlockKind, ConvBn, ConvSpec, Model, PoolSpec, Shape};
+use crate::model::{Block, BlockKind, ConvBn, Model, Shape};
 use crate::Result;
+
+mod ops;
+mod slots;
+
+pub use ops::{ConvOp, Op, Storage, TensorId, TensorInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -22,102 +27,6 @@ pub enum Mode {
 }
 
 crate::named_enum!(Mode { Inspect = "inspect", Fast = "fast" });
-
-pub type TensorId = usize;
-
-/// How a tensor is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// An activation: at the engine's precision (f32, or f16 on that path).
-    Activation,
-    /// Always f32: the pooled vector, logits and probabilities.
-    F32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorInfo {
-    pub name: String,
-    pub shape: Shape,
-    /// Kept alive for the whole frame (readable afterwards).
-    pub keep: bool,
-    pub storage: Storage,
-}
-
-/// One convolution with its fused epilogue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConvOp {
-    pub conv: ConvSpec,
-    /// Fast mode: the weights are the conv's with its batchnorm folded in.
-    pub folded: bool,
-    pub input: TensorId,
-    pub output: TensorId,
-    /// Added before the ReLU (fast mode, a block's last conv).
-    pub residual: Option<TensorId>,
-    pub relu: bool,
-    /// Also receives F(x), the conv + folded BN before the residual add.
-    pub main_out: Option<TensorId>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Conv(ConvOp),
-    BatchNorm { bn: BatchNormSpec, input: TensorId, output: TensorId },
-    Relu { input: TensorId, output: TensorId },
-    AddRelu { main: TensorId, shortcut: TensorId, output: TensorId },
-    MaxPool { pool: PoolSpec, input: TensorId, output: TensorId },
-    GlobalAvgPool { input: TensorId, output: TensorId },
-    Dense { input: TensorId, output: TensorId },
-    Softmax { input: TensorId, output: TensorId },
-}
-
-impl Op {
-    pub fn inputs(&self) -> Vec<TensorId> {
-        match self {
-            Op::Conv(c) => std::iter::once(c.input).chain(c.residual).collect(),
-            Op::AddRelu { main, shortcut, .. } => vec![*main, *shortcut],
-            Op::BatchNorm { input, .. }
-            | Op::Relu { input, .. }
-            | Op::MaxPool { input, .. }
-            | Op::GlobalAvgPool { input, .. }
-            | Op::Dense { input, .. }
-            | Op::Softmax { input, .. } => vec![*input],
-        }
-    }
-    /// Every tensor the op writes.
-    pub fn outputs(&self) -> Vec<TensorId> {
-        match self {
-            Op::Conv(c) => std::iter::once(c.output).chain(c.main_out).collect(),
-            _ => vec![self.output()],
-        }
-    }
-    pub fn output(&self) -> TensorId {
-        match self {
-            Op::Conv(c) => c.output,
-            Op::BatchNorm { output, .. }
-            | Op::Relu { output, .. }
-            | Op::AddRelu { output, .. }
-            | Op::MaxPool { output, .. }
-            | Op::GlobalAvgPool { output, .. }
-            | Op::Dense { output, .. }
-            | Op::Softmax { output, .. } => *output,
-        }
-    }
-    /// A short label for timings and debugging.
-    pub fn label(&self, tensors: &[TensorInfo]) -> String {
-        let kind = match self {
-            Op::Conv(ConvOp { folded: true, .. }) => "conv+bn",
-            Op::Conv(_) => "conv",
-            Op::BatchNorm { .. } => "batchnorm",
-            Op::Relu { .. } => "relu",
-            Op::AddRelu { .. } => "add+relu",
-            Op::MaxPool { .. } => "maxpool",
-            Op::GlobalAvgPool { .. } => "avgpool",
-            Op::Dense { .. } => "dense",
-            Op::Softmax { .. } => "softmax",
-        };
-        format!("{kind} -> {}", tensors[self.output()].name)
-    }
-}
 
 /// What a block is, in the lesson's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,7 +227,7 @@ impl Plan {
         let stage = model.blocks.last().map_or(0, |b| b.stage) + 1;
         blocks.push(BlockInfo { name: "pool".into(), stage, role: BlockRole::Head, tensor: pool, input: Some(x), ops: head_first..b.ops.len(), residual: None });
 
-        let (slot_of, slot_len) = assign_slots(&b.tensors, &b.ops);
+        let (slot_of, slot_len) = slots::assign_slots(&b.tensors, &b.ops);
         Ok(Plan { mode, tensors: b.tensors, ops: b.ops, input, logits, probs, blocks, names: b.names, slot_of, slot_len })
     }
 
@@ -338,54 +247,6 @@ impl Plan {
     pub fn last_features(&self) -> &BlockInfo {
         self.blocks.iter().rev().find(|b| b.role != BlockRole::Head).expect("a plan has a stem")
     }
-}
-
-/// Greedy buffer reuse: a tensor not kept gets its slot back after its last
-/// reader. An op's output never shares a slot with its inputs (a storage
-/// buffer cannot be read and written by the same dispatch).
-fn assign_slots(tensors: &[TensorInfo], ops: &[Op]) -> (Vec<usize>, Vec<usize>) {
-    let mut last_use = vec![0usize; tensors.len()];
-    for (i, op) in ops.iter().enumerate() {
-        for t in op.inputs() {
-            last_use[t] = i;
-        }
-    }
-    let mut slot_of = vec![usize::MAX; tensors.len()];
-    let mut slot_len: Vec<usize> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let take = |len: usize, slot_len: &mut Vec<usize>, free: &mut Vec<usize>| -> usize {
-        // The smallest free slot that fits, else grow the largest free one, else a new one.
-        let fit = free.iter().enumerate().filter(|(_, s)| slot_len[**s] >= len).min_by_key(|(_, s)| slot_len[**s]).map(|(i, _)| i);
-        let pick = fit.or_else(|| free.iter().enumerate().max_by_key(|(_, s)| slot_len[**s]).map(|(i, _)| i));
-        match pick {
-            Some(i) => {
-                let s = free.swap_remove(i);
-                slot_len[s] = slot_len[s].max(len);
-                s
-            }
-            None => {
-                slot_len.push(len);
-                slot_len.len() - 1
-            }
-        }
-    };
-    // The input is written before the first op.
-    if let Some(first) = ops.first() {
-        for t in first.inputs() {
-            slot_of[t] = take(tensors[t].shape.len(), &mut slot_len, &mut free);
-        }
-    }
-    for (i, op) in ops.iter().enumerate() {
-        for out in op.outputs() {
-            slot_of[out] = take(tensors[out].shape.len(), &mut slot_len, &mut free);
-        }
-        for t in op.inputs() {
-            if last_use[t] == i && !tensors[t].keep && !free.contains(&slot_of[t]) {
-                free.push(slot_of[t]);
-            }
-        }
-    }
-    (slot_of, slot_len)
 }
 
 #[cfg(test)]
