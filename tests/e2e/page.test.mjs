@@ -393,7 +393,7 @@ describe('the page', () => {
       const loads = await page.evaluate(() => window.__resnet.loads);
       await page.evaluate(() => {
         const m = window.__resnet.model;
-        m.classify = () => Promise.reject(new Error('the GPU device was lost (simulated)'));
+        m.classify = () => Promise.reject(Object.assign(new Error('the GPU device was lost (simulated)'), { name: 'ResNetError', code: 'DEVICE_LOST' }));
       });
       await page.click('.sample[data-src$="/chelsea.png"]');
       await page.waitForFunction((n) => window.__resnet.loads > n, loads, { timeout: 120000 });

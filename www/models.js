@@ -1,0 +1,235 @@
+// The model: the picker (demo weights, ImageNet from the Hugging Face hub, a
+// local file), loading and swapping models, the mode and input size, and
+// reloading after the GPU device is lost.
+
+import { page, state } from './state.js';
+import { clearError, endProgress, hideSpinner, messageOf, setStatus, showError, showProgress, startProgress } from './status.js';
+import { kick, pauseLoop } from './loop.js';
+import { buildPanels } from './panels.js';
+import { resetOverlay, resizeView } from './view.js';
+import { clearResiduals } from './results.js';
+
+const HUB = (name) => `https://huggingface.co/timm/${name}.tv_in1k/resolve/main/model.safetensors`;
+export const MODELS = {
+  resnet18: { label: 'ResNet-18', url: HUB('resnet18'), mb: 47 },
+  resnet34: { label: 'ResNet-34', url: HUB('resnet34'), mb: 87 },
+  resnet50: { label: 'ResNet-50', url: HUB('resnet50'), mb: 102 },
+  resnet101: { label: 'ResNet-101', url: HUB('resnet101'), mb: 178 },
+  resnet152: { label: 'ResNet-152', url: HUB('resnet152'), mb: 241 },
+};
+
+const $ = (sel) => document.querySelector(sel);
+const el = {
+  modelSelect: $('#model-select'),
+  weightsFile: $('#weights-file'),
+  weightsField: $('#weights-file-field'),
+  modelHint: $('#model-hint'),
+  loadModel: $('#load-model'),
+  modeSelect: $('#mode-select'),
+  sizeSelect: $('#size-select'),
+  modelInfo: $('#model-info'),
+  untrained: $('#untrained-note'),
+};
+
+let loadedSpec = null; // what the current model was loaded from, for reloads
+let lastLoss = -Infinity; // when the device was last lost
+
+function currentOptions() {
+  return { mode: el.modeSelect.value, inputSize: Number(el.sizeSelect.value) };
+}
+
+/** `{ kind: 'demo' }` | `{ kind: 'file', file }` | `{ kind: 'url', key, url, label }`; null: no file chosen yet. */
+export function specFromPicker() {
+  const v = el.modelSelect.value;
+  if (v === 'demo') return { kind: 'demo' };
+  if (v === 'file') {
+    const file = el.weightsFile.files?.[0];
+    if (!file) return null;
+    return { kind: 'file', file };
+  }
+  const m = MODELS[v];
+  return { kind: 'url', key: v, url: m.url, label: m.label };
+}
+
+function specLabel(spec) {
+  if (spec.kind === 'demo') return 'the demo weights';
+  if (spec.kind === 'file') return `“${spec.file.name}”`;
+  return spec.label;
+}
+
+function setLoadingUI(on) {
+  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.sizeSelect]) c.disabled = on;
+  el.loadModel.textContent = on ? 'Loading…' : 'Load model';
+}
+
+/** Shows the picked model's hint (and the file field for a local file). */
+export function onModelSelect() {
+  const v = el.modelSelect.value;
+  el.weightsField.hidden = v !== 'file';
+  if (v === 'demo') el.modelHint.textContent = 'Made in the page, no download. Untrained: the classes it predicts are meaningless.';
+  else if (v === 'file') el.modelHint.textContent = 'A ResNet .safetensors file with torchvision/timm or Keras names (f32, f16 or bf16).';
+  else el.modelHint.textContent = `${MODELS[v].label} trained on ImageNet (timm “tv_in1k”): downloads ${MODELS[v].mb} MB from huggingface.co once, then loads from the browser's cache.`;
+}
+
+/** Picks `value` in the model picker, as if the user had. */
+export function pickModel(value) {
+  el.modelSelect.value = value;
+  onModelSelect();
+}
+
+// ------------------------------------------------------------------ loading
+
+export async function loadModel(spec, { options = currentOptions(), recovering = false } = {}) {
+  if (!spec) {
+    showError('Choose a .safetensors file first (the “File” field), or pick another model.');
+    return;
+  }
+  if (page.loading) return;
+  page.loading = true;
+  setLoadingUI(true);
+  if (!recovering) clearError();
+  const what = specLabel(spec);
+  setStatus(spec.kind === 'url' ? `Downloading ${what} (once; cached afterwards)…` : `Loading ${what}…`, true);
+  startProgress(spec.kind !== 'demo');
+  try {
+    let source;
+    if (spec.kind === 'demo') source = page.lib.demoWeights();
+    else if (spec.kind === 'file') source = spec.file;
+    else source = spec.url;
+    const t0 = performance.now();
+    const model = await page.lib.ResNet.load(source, { ...options, onProgress: showProgress, cache: 'resnet-weights' });
+    // Swap once the running frame has finished with the old model.
+    await pauseLoop(() => install(model, spec));
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    if (recovering) {
+      clearError();
+      setStatus(`The GPU device was lost; ${model.info.description} was reloaded (${secs} s).`);
+    } else {
+      setStatus(`${model.info.description} ready (${secs} s). ${state.source ? '' : 'Now start the webcam, drop an image or pick a sample.'}`);
+    }
+  } catch (e) {
+    // A download that failed, or a file that is not ResNet weights: offer the demo or a local file.
+    const offer = spec.kind === 'url' || (spec.kind === 'file' && e?.code === 'BAD_WEIGHTS');
+    showError(`Could not load ${what}: ${messageOf(e)}`, { offer });
+    setStatus(state.model ? `Still using ${state.model.info.description}.` : 'No model loaded.');
+    kick();
+  } finally {
+    page.loading = false;
+    setLoadingUI(false);
+    endProgress();
+    hideSpinner();
+  }
+}
+
+/** With the loop stopped: the new model replaces the old, which is freed. */
+function install(model, spec) {
+  const old = state.model;
+  state.model = model;
+  try {
+    old?.dispose();
+  } catch (e) {
+    console.warn('dispose:', e);
+  }
+  loadedSpec = spec;
+  state.loads += 1;
+  showPlan(model);
+  kick({ classify: true, full: true });
+}
+
+/** After a load or a re-plan: fresh panels, no overlay, no ratios, and the model's line. */
+function showPlan(m) {
+  buildPanels(m);
+  resetOverlay();
+  clearResiduals();
+  showModelInfo(m, loadedSpec);
+}
+
+function showModelInfo(model, spec) {
+  const i = model.info;
+  const adapter = String(i.adapter || '').replace(/^[\s/]+/, '') || 'WebGPU';
+  el.modelInfo.textContent = `${i.description} · ${i.classes} classes · ${i.inputSize[0]}×${i.inputSize[1]} input · ${i.mode} mode · ${adapter}${i.timestampQuery ? ' · GPU timestamps' : ''}`;
+  el.untrained.hidden = spec.kind !== 'demo';
+  document.body.classList.toggle('demo-model', spec.kind === 'demo');
+  el.sizeSelect.value = String(i.inputSize[0]);
+  el.modeSelect.value = i.mode;
+  resizeView();
+}
+
+/** Weights dropped on the page: load them, and show them in the picker. */
+export function loadWeightsFile(file) {
+  const dt = new DataTransfer();
+  dt.items.add(file);
+  el.weightsFile.files = dt.files;
+  pickModel('file');
+  loadModel({ kind: 'file', file });
+}
+
+/** GPU device lost: reload the model (from the cache for URL sources). Returns true when handled. */
+export async function handleModelError(e, m) {
+  if (e?.code !== 'DEVICE_LOST' || m !== state.model || !loadedSpec) return false;
+  const msg = messageOf(e);
+  const now = performance.now();
+  if (now - lastLoss < 10000) {
+    showError(`The GPU device was lost again (${msg}). Reload the page, or try a smaller model or input size.`);
+    return true;
+  }
+  lastLoss = now;
+  showError(`The GPU device was lost (${msg}); reloading the model…`);
+  const info = m.info;
+  state.model = null;
+  try {
+    m.dispose();
+  } catch {}
+  // Reload once the caller (the loop, or a re-plan) has unwound.
+  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize }, recovering: true }), 0);
+  return true;
+}
+
+// ------------------------------------------------------------------ input size
+
+/** Re-plans the model for `size`×`size` with the loop stopped, so no frame reads panels of the old size. */
+async function changeInputSize(size) {
+  const m = state.model;
+  if (!m) return;
+  setStatus(`Re-planning for ${size}×${size}…`, true);
+  await pauseLoop(async () => {
+    try {
+      await m.setInputSize(size);
+    } catch (e) {
+      if (m !== state.model) return;
+      setStatus(`${m.info.description}.`);
+      if (!(await handleModelError(e, m))) showError(messageOf(e));
+      return;
+    }
+    if (m !== state.model) return; // swapped meanwhile: the new model has its own panels
+    showPlan(m);
+    setStatus(`${m.info.description} at ${size}×${size}.`);
+    kick({ classify: true, full: true });
+  });
+}
+
+// ------------------------------------------------------------------ controls
+
+el.modelSelect.addEventListener('change', onModelSelect);
+el.loadModel.addEventListener('click', () => loadModel(specFromPicker()));
+el.weightsFile.addEventListener('change', () => {
+  if (el.weightsFile.files?.length) {
+    pickModel('file');
+    loadModel(specFromPicker());
+  }
+});
+el.modeSelect.addEventListener('change', () => {
+  // The mode changes the plan: reload (URL weights come from the cache).
+  if (state.model && loadedSpec) loadModel(loadedSpec);
+});
+el.sizeSelect.addEventListener('change', () => changeInputSize(Number(el.sizeSelect.value)));
+
+// The error area's way out after a failed load.
+$('#error-use-demo').addEventListener('click', () => {
+  pickModel('demo');
+  loadModel({ kind: 'demo' });
+});
+$('#error-use-file').addEventListener('click', () => {
+  pickModel('file');
+  el.weightsFile.click();
+});
