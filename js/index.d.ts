@@ -27,6 +27,12 @@ export interface ResNetError extends Error {
 /** Makes an `Error` named 'ResNetError' with `code`. */
 export declare function resnetError(code: ErrorCode, message: string): ResNetError;
 
+/** Deletes the Cache API cache of downloaded weights (default 'resnet-weights'); true if it existed. */
+export declare function clearWeightsCache(name?: string): Promise<boolean>;
+
+/** Bytes of WebAssembly memory the engine holds (it only grows: the high-water mark); 0 before loading. */
+export declare function wasmMemoryBytes(): number;
+
 /** Anything `classify` accepts. */
 export type Frame = HTMLVideoElement | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData | VideoFrame;
 
@@ -40,9 +46,13 @@ export interface LoadOptions {
   mode?: 'fast' | 'inspect';
   /** Class names, one per class. */
   labels?: string[];
-  /** Network input (centre crop) size: 224 (default) or [height, width], at least 32. */
+  /** Network input (centre crop) size: 224 (default) or [height, width], whole numbers from 32 to 4096. */
   inputSize?: number | [number, number];
-  /** Cache API cache for URL sources (default 'resnet-weights'); false disables caching. */
+  /**
+   * Cache API cache for URL sources (default 'resnet-weights'); false disables caching. Only a
+   * download that parsed as weights of its announced length is cached; a cached copy that no
+   * longer parses is evicted and downloaded again.
+   */
   cache?: string | false;
   /**
    * Compute each block's channel means and ‖F(x)‖/‖x‖ every frame (default true, a few

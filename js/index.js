@@ -1,35 +1,38 @@
 // resnet-wgpu: ResNet inference on our own WGSL compute shaders, in the browser.
 //
-// This module wraps the wasm bindings (pkg/) into the public API: it loads
-// weights from URLs (with progress and the Cache API), files and buffers,
-// turns any frame into RGBA pixels, queues calls so a model only ever runs
-// one at a time, and adds class names. Works from a plain
+// This module wraps the wasm bindings (pkg/) into the public API: it queues
+// calls so a model only ever runs one at a time, checks every argument, and
+// adds class names. Beside it: sources.js loads weights from URLs (with
+// progress and the Cache API), files and buffers; frames.js turns any frame
+// into RGBA pixels; errors.js makes the errors a program can tell apart. Works from a plain
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
 import init, { WasmResNet, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
+import { expect, inputSizeOf, resnetError } from './errors.js';
+import { pixelsOf } from './frames.js';
+import { clearWeightsCache, openWeights } from './sources.js';
 
-/**
- * An error a program can tell apart: `name` is 'ResNetError' and `code` one
- * of the stable codes in index.d.ts (`DEVICE_LOST`, `BAD_WEIGHTS`, …). The
- * engine's own errors (from wasm) carry the same name and codes.
- */
-export function resnetError(code, message) {
-  const e = new Error(message);
-  e.name = 'ResNetError';
-  e.code = code;
-  return e;
-}
+export { clearWeightsCache, resnetError };
 
 // Fetches and compiles the .wasm once, next to pkg/resnet_wgpu.js, on first
 // use rather than at import: no top-level await, so bundlers' worker formats
 // and a Worker's first message are unaffected.
 let ready = null;
+let exports = null;
 function boot() {
-  ready ??= init().catch((e) => {
-    ready = null;
-    throw resnetError('UNSUPPORTED', `could not load the WebAssembly module: ${e.message || e}`);
-  });
+  ready ??= init().then(
+    (x) => void (exports = x),
+    (e) => {
+      ready = null;
+      throw resnetError('UNSUPPORTED', `could not load the WebAssembly module: ${e.message || e}`);
+    },
+  );
   return ready;
+}
+
+/** Bytes of WebAssembly memory the engine holds (0 before it is loaded): it only grows, so it shows the high-water mark. */
+export function wasmMemoryBytes() {
+  return exports ? exports.memory.buffer.byteLength : 0;
 }
 
 /**
@@ -96,96 +99,14 @@ export async function webgpuSupport() {
   return { ok: true, message: 'WebGPU is available.' };
 }
 
-// ---------------------------------------------------------------- sources
-
-async function readStream(stream, total, onProgress) {
-  const reader = stream.getReader();
-  const chunks = [];
-  let loaded = 0;
-  onProgress?.(0, total);
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress?.(loaded, total || loaded);
-  }
-  const out = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-async function fromUrl(url, { onProgress, cache = 'resnet-weights' } = {}) {
-  const store = cache && globalThis.caches ? await globalThis.caches.open(cache).catch(() => null) : null;
-  let response = store ? await store.match(url).catch(() => undefined) : undefined;
-  const cached = !!response;
-  if (!response) {
-    try {
-      response = await fetch(url);
-    } catch (e) {
-      throw resnetError('DOWNLOAD_FAILED', `could not download the weights from ${url}: ${e.message || e} (offline? try a local .safetensors file or the demo weights)`);
-    }
-    if (!response.ok) {
-      throw resnetError('DOWNLOAD_FAILED', `downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
-    }
-  }
-  const total = Number(response.headers.get('content-length')) || 0;
-  const bytes = response.body ? await readStream(response.body, total, onProgress) : new Uint8Array(await response.arrayBuffer());
-  if (store && !cached) {
-    await store.put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {});
-  }
-  return bytes;
-}
-
-async function toBytes(source, options) {
-  source = await source;
-  if (typeof source === 'string' || source instanceof URL) return fromUrl(String(source), options);
-  if (source instanceof Uint8Array) return source;
-  if (source instanceof ArrayBuffer) return new Uint8Array(source);
-  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-  if (typeof Blob !== 'undefined' && source instanceof Blob) {
-    return source.stream ? readStream(source.stream(), source.size, options?.onProgress) : new Uint8Array(await source.arrayBuffer());
-  }
-  throw resnetError('BAD_INPUT', 'ResNet.load: the source must be a URL string, an ArrayBuffer, a Uint8Array, or a File/Blob of .safetensors weights');
-}
-
-// ---------------------------------------------------------------- frames
-
-let canvas = null;
-let ctx = null;
-
-function frameSize(f) {
-  if (typeof HTMLVideoElement !== 'undefined' && f instanceof HTMLVideoElement) return [f.videoWidth, f.videoHeight];
-  if (typeof HTMLImageElement !== 'undefined' && f instanceof HTMLImageElement) return [f.naturalWidth, f.naturalHeight];
-  if (typeof VideoFrame !== 'undefined' && f instanceof VideoFrame) return [f.displayWidth, f.displayHeight];
-  return [f.width, f.height];
-}
-
-/** Any frame → { data: RGBA bytes, width, height }, through one reused 2D canvas. */
-function pixelsOf(frame) {
-  if (typeof ImageData !== 'undefined' && frame instanceof ImageData) return frame;
-  const [w, h] = frameSize(frame);
-  if (!w || !h) throw resnetError('BAD_INPUT', 'the frame has no pixels yet (video not playing, or image not loaded)');
-  if (!canvas) {
-    canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : document.createElement('canvas');
-  }
-  if (canvas.width !== w || canvas.height !== h) {
-    canvas.width = w;
-    canvas.height = h;
-    ctx = null;
-  }
-  ctx ??= canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(frame, 0, 0, w, h);
-  return ctx.getImageData(0, 0, w, h);
-}
+// ---------------------------------------------------------------- the model
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
+const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
 
-// ---------------------------------------------------------------- the model
+async function loadWasm(bytes, mode, [h, w], precision, stats) {
+  return WasmResNet.load(bytes, mode, h, w, precision, stats);
+}
 
 export class ResNet {
   #wasm;
@@ -206,14 +127,26 @@ export class ResNet {
    */
   static async load(source, options = {}) {
     const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32' } = options;
-    if (mode !== 'fast' && mode !== 'inspect') throw resnetError('BAD_INPUT', `unknown mode '${mode}': use 'fast' or 'inspect'`);
-    if (precision !== 'f32' && precision !== 'f16') throw resnetError('BAD_INPUT', `unknown precision '${precision}': use 'f32' or 'f16'`);
-    const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
-    if (!(h >= 32 && w >= 32)) throw resnetError('BAD_INPUT', `input size ${h}×${w} is smaller than the network allows (at least 32×32)`);
+    expect(mode === 'fast' || mode === 'inspect', `unknown mode '${mode}': use 'fast' or 'inspect'`);
+    expect(precision === 'f32' || precision === 'f16', `unknown precision '${precision}': use 'f32' or 'f16'`);
+    expect(labels === null || (Array.isArray(labels) && labels.every((l) => typeof l === 'string')), 'labels must be an array of strings');
+    const size = inputSizeOf(inputSize);
     if (!globalThis.navigator?.gpu) throw resnetError('UNSUPPORTED', (await webgpuSupport()).message);
-    const [bytes] = await Promise.all([toBytes(source, options), boot()]);
+    let [src] = await Promise.all([openWeights(source, options), boot()]);
     // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
-    const wasm = await WasmResNet.load(bytes, mode, h, w, precision, !!stats);
+    let wasm;
+    try {
+      wasm = await loadWasm(src.bytes, mode, size, precision, !!stats);
+    } catch (e) {
+      // A cached copy that does not parse (saved by an older version, or
+      // damaged): evict it and download once more.
+      if (!(src.fromCache && e.code === 'BAD_WEIGHTS')) throw e;
+      await src.drop();
+      src = await src.refetch();
+      wasm = await loadWasm(src.bytes, mode, size, precision, !!stats);
+    }
+    // Only weights that parsed are cached.
+    await src.keep();
     const info = wasm.info();
     if (labels && labels.length !== info.classes) {
       wasm.free();
@@ -222,12 +155,15 @@ export class ResNet {
     return new ResNet(wasm, labels);
   }
 
+  /** The wasm model, or a DISPOSED error. */
+  #live() {
+    if (!this.#wasm) throw disposed();
+    return this.#wasm;
+  }
+
   /** Runs `fn` after every earlier call on this model has finished. */
   #serial(fn) {
-    const run = this.#queue.then(() => {
-      if (!this.#wasm) throw resnetError('DISPOSED', 'this model has been disposed');
-      return fn(this.#wasm);
-    });
+    const run = this.#queue.then(() => fn(this.#live()));
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -242,95 +178,107 @@ export class ResNet {
    * resize and centre crop), in the frame's pixels: `{ x, y, width, height }`.
    */
   crop(width, height) {
-    return this.#wasm.crop(width, height);
+    expect(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0, `crop needs a frame size in whole pixels, got ${width}×${height}`);
+    return this.#live().crop(width, height);
   }
 
   /** Classifies one frame: `{ top: [{ index, label, probability }], logits, ms }`. */
   classify(frame, { topk = 5 } = {}) {
+    this.#checkTopk(topk);
     return this.#serial(async (m) => {
       const t0 = now();
-      const px = pixelsOf(frame);
+      const px = await pixelsOf(frame, this.#info.inputSize);
       // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
       m.pixel_view(px.data.byteLength).set(px.data);
       m.submit_pixels(px.width, px.height);
-      const { logits, probs } = await m.output();
-      const ms = now() - t0;
-      this.#lastMs = ms;
-      return { top: this.#top(logits, probs, topk), logits, ms };
+      return this.#result(m, t0, topk);
     });
   }
 
   /** Runs a raw `3×H×W` NCHW Float32Array at the planned size (no preprocessing). */
   classifyTensor(data, { topk = 5 } = {}) {
+    this.#checkTopk(topk);
+    const [h, w] = this.#info.inputSize;
+    expect(data instanceof Float32Array && data.length === 3 * h * w, `classifyTensor needs a Float32Array of 3×${h}×${w} = ${3 * h * w} values`);
     return this.#serial(async (m) => {
       const t0 = now();
       m.submit_tensor(data);
-      const { logits, probs } = await m.output();
-      const ms = now() - t0;
-      this.#lastMs = ms;
-      return { top: this.#top(logits, probs, topk), logits, ms };
+      return this.#result(m, t0, topk);
     });
   }
 
-  #top(logits, probs, k) {
-    return topIndices(logits, k).map((index) => ({
-      index,
-      label: this.#labels ? this.#labels[index] : `class ${index}`,
-      probability: probs[index],
-    }));
+  #checkTopk(k) {
+    expect(Number.isInteger(k) && k >= 1, `topk must be a whole number of at least 1, got ${k}`);
+  }
+
+  async #result(m, t0, topk) {
+    const { logits, probs } = await m.output();
+    const ms = now() - t0;
+    this.#lastMs = ms;
+    const top = topIndices(logits, topk).map((index) => ({ index, label: this.#labels ? this.#labels[index] : `class ${index}`, probability: probs[index] }));
+    return { top, logits, ms };
   }
 
   /** `[{ name, stage, kind: 'stem'|'convolutional'|'identity'|'head', shape: [C, H, W] }]` */
   blocks() {
-    return this.#wasm.blocks();
+    return this.#live().blocks();
   }
 
   /** A block's output of the last frame: `{ shape, data }`; `channels` limits the readback. */
   activation(name, { channels } = {}) {
+    expect(typeof name === 'string', `activation needs a block or tensor name, got ${name}`);
+    const ok = channels === undefined || ((Array.isArray(channels) || ArrayBuffer.isView(channels)) && Array.from(channels).every((c) => Number.isInteger(c) && c >= 0));
+    expect(ok, `channels must be an array of channel indices, got ${JSON.stringify(channels)}`);
     return this.#serial((m) => m.activation(name, channels ? Uint32Array.from(channels) : undefined));
   }
 
   /** Per-channel means of a block's output, last frame (no GPU readback). */
   channelMeans(name) {
-    return this.#wasm.channel_means(name);
+    expect(typeof name === 'string', `channelMeans needs a block name, got ${name}`);
+    return this.#live().channel_means(name);
   }
 
   /** `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and ‖F(x)‖/‖x‖ per residual block, last frame. */
   residuals() {
-    return this.#wasm.residuals();
+    return this.#live().residuals();
   }
 
   /** Disabled identity blocks pass their shortcut through unchanged. */
   setBlockEnabled(name, enabled) {
-    this.#wasm.set_block_enabled(name, !!enabled);
+    expect(typeof name === 'string', `setBlockEnabled needs a block name, got ${name}`);
+    expect(typeof enabled === 'boolean', `setBlockEnabled needs true or false, got ${enabled}`);
+    this.#live().set_block_enabled(name, enabled);
   }
 
   blockEnabled(name) {
-    return this.#wasm.block_enabled(name);
+    expect(typeof name === 'string', `blockEnabled needs a block name, got ${name}`);
+    return this.#live().block_enabled(name);
   }
 
   /** GPU time per stage of the last frame (timestamp queries), else wall time. */
   timings() {
-    const stages = this.#wasm.stage_times();
+    const stages = this.#live().stage_times();
     if (stages) return { source: 'gpu', stages, totalMs: stages.reduce((s, x) => s + x.ms, 0) };
     return { source: 'wall', stages: [], totalMs: this.#lastMs };
   }
 
   /** `{ width, height, data }`: last block's features weighted by class `index`'s dense weights. */
   classActivationMap(index) {
+    const n = this.#info.classes;
+    expect(Number.isInteger(index) && index >= 0 && index < n, `classActivationMap needs a class index from 0 to ${n - 1}, got ${index}`);
     return this.#serial((m) => m.class_activation_map(index));
   }
 
   /** Changes the network's input size (weights stay on the GPU). */
   setInputSize(inputSize) {
-    const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
+    const [h, w] = inputSizeOf(inputSize);
     return this.#serial(async (m) => {
       await m.set_input_size(h, w);
       this.#info = m.info();
     });
   }
 
-  /** Frees the GPU buffers and the wasm memory of this model. */
+  /** Frees the GPU buffers and the wasm memory of this model; later calls throw DISPOSED. */
   dispose() {
     const m = this.#wasm;
     this.#wasm = null;

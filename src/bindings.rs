@@ -251,10 +251,14 @@ impl WasmResNet {
 
     /// `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and their ratio per
     /// residual block in the last frame.
-    pub fn residuals(&self) -> Array {
+    pub fn residuals(&self) -> Result<Array, JsValue> {
         let meta = self.meta.borrow();
         let stats = self.stats.borrow();
-        meta.blocks
+        if stats.norms.is_empty() {
+            return Err(js_error(ErrorKind::NoFrame.code(), "no frame has been classified yet: classify one first"));
+        }
+        Ok(meta
+            .blocks
             .iter()
             .zip(&stats.norms)
             .filter_map(|(b, n)| n.map(|(m, s)| (b, m, s)))
@@ -262,7 +266,7 @@ impl WasmResNet {
                 let ratio = if s > 0.0 { m / s } else { 0.0 };
                 obj(&[("name", b.0.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into())])
             })
-            .collect()
+            .collect())
     }
 
     /// Switches an identity block's main path off or on, from the next frame.

@@ -55,7 +55,8 @@ const stats = (t) => {
   return { median: q(0.5), min: s[0], max: s[s.length - 1], p10: q(0.1), p90: q(0.9) };
 };
 
-const server = await startServer({ root: ROOT });
+// The page's folders and the benchmark's (onnxruntime-web and its fixtures).
+const server = await startServer({ root: ROOT, args: ['--allow', 'www,js,pkg,data,target/bench'] });
 const browser = await launch();
 const results = [];
 try {
@@ -63,7 +64,7 @@ try {
     for (const runtime of ['ours', 'ort-webgpu', 'ort-wasm']) {
       const page = await browser.newPage();
       page.setDefaultTimeout(0);
-      await page.goto(`${server.url}/README.md`); // any page of the origin: modules load from it
+      await page.goto(`${server.url}/js/index.d.ts`); // any page of the origin: modules load from it
       process.stderr.write(`bench: ${net} ${runtime} … `);
       try {
         const r = await page.evaluate(benchInPage, { runtime, net, runs: RUNS, ort: ORT });

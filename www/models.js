@@ -223,6 +223,12 @@ el.modeSelect.addEventListener('change', () => {
   if (state.model && loadedSpec) loadModel(loadedSpec);
 });
 el.sizeSelect.addEventListener('change', () => changeInputSize(Number(el.sizeSelect.value)));
+// Downloaded weights stay in the browser's Cache API until deleted here.
+$('#clear-cache').addEventListener('click', async () => {
+  if (!page.lib) return;
+  const had = await page.lib.clearWeightsCache().catch(() => false);
+  setStatus(had ? 'The cached weights were deleted: the next ImageNet model downloads again.' : 'No weights were cached.');
+});
 
 // The error area's way out after a failed load.
 $('#error-use-demo').addEventListener('click', () => {

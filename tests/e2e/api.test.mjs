@@ -43,6 +43,8 @@ async function exercise() {
   rec('function', 'topIndices', api.topIndices([3, 1, 4, 1, 5], 2));
   rec('function', 'webgpuSupport', await api.webgpuSupport());
   const labels = rec('function', 'imagenetClasses', await api.imagenetClasses());
+  rec('function', 'clearWeightsCache', await api.clearWeightsCache('resnet-api-test'));
+  rec('function', 'wasmMemoryBytes', api.wasmMemoryBytes());
   const m = rec('static', 'load', await api.ResNet.load(bytes, { inputSize: [64, 72], labels, mode: 'inspect' }));
   rec('method', 'info', m.info);
   rec('method', 'crop', m.crop(640, 480));

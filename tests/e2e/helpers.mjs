@@ -23,9 +23,9 @@ export function tmpDir(prefix = 'resnet-e2e-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts tools/serve.mjs on a free port. Returns { url, stop() }. */
-export async function startServer({ root = ROOT } = {}) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '0', '--root', root], {
+/** Starts tools/serve.mjs on a free port (`args`: more of its flags). Returns { url, stop() }. */
+export async function startServer({ root = ROOT, args = [] } = {}) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '0', '--root', root, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

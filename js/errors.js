@@ -1,0 +1,31 @@
+// Errors a program can tell apart: `name` is 'ResNetError' and `code` one of
+// the stable codes listed in index.d.ts. The engine's own errors (thrown by
+// the wasm bindings) carry the same name and codes.
+
+export function resnetError(code, message) {
+  const e = new Error(message);
+  e.name = 'ResNetError';
+  e.code = code;
+  return e;
+}
+
+/** Throws BAD_INPUT with `message` unless `ok`. */
+export function expect(ok, message) {
+  if (!ok) throw resnetError('BAD_INPUT', message);
+}
+
+/** The largest input side the engine takes (src/model.rs MAX_INPUT_SIDE). */
+export const MAX_INPUT_SIDE = 4096;
+const MIN_INPUT_SIDE = 32;
+
+/** `224` or `[h, w]` → `[h, w]`, checked: integers within 32…4096. */
+export function inputSizeOf(inputSize) {
+  const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
+  const ok = (v) => Number.isInteger(v);
+  expect(ok(h) && ok(w) && (!Array.isArray(inputSize) || inputSize.length === 2), `input size must be an integer or [height, width] of integers, got ${JSON.stringify(inputSize)}`);
+  if (h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE) {
+    throw resnetError('INPUT_TOO_LARGE', `input size ${h}×${w} is larger than the engine takes (at most ${MAX_INPUT_SIDE} on a side)`);
+  }
+  expect(h >= MIN_INPUT_SIDE && w >= MIN_INPUT_SIDE, `input size ${h}×${w} is smaller than the network allows (at least ${MIN_INPUT_SIDE}×${MIN_INPUT_SIDE})`);
+  return [h, w];
+}

@@ -1,0 +1,63 @@
+// Frames → RGBA pixels for the engine, through one reused 2D canvas. Frames
+// much larger than the network needs are scaled down here, before they reach
+// wasm memory (which never shrinks): the engine only needs the shorter side
+// at 256·size/224, and a 16384² canvas would otherwise take a gigabyte.
+import { resnetError } from './errors.js';
+
+/** Largest frame handed to the engine, in pixels (a 4096×4096 photo). */
+const MAX_PIXELS = 4096 * 4096;
+/** Frames keep up to this many times the resized shorter side: the engine's antialiased resize then does the rest, as torchvision would. */
+const HEADROOM = 4;
+
+let canvas = null;
+let ctx = null;
+
+function frameSize(f) {
+  if (typeof HTMLVideoElement !== 'undefined' && f instanceof HTMLVideoElement) return [f.videoWidth, f.videoHeight];
+  if (typeof HTMLImageElement !== 'undefined' && f instanceof HTMLImageElement) return [f.naturalWidth, f.naturalHeight];
+  if (typeof VideoFrame !== 'undefined' && f instanceof VideoFrame) return [f.displayWidth, f.displayHeight];
+  return [f.width, f.height];
+}
+
+const DRAWABLE = ['HTMLVideoElement', 'HTMLImageElement', 'HTMLCanvasElement', 'OffscreenCanvas', 'ImageBitmap', 'VideoFrame', 'SVGImageElement'];
+
+function isFrame(f) {
+  if (typeof ImageData !== 'undefined' && f instanceof ImageData) return true;
+  if (DRAWABLE.some((t) => typeof globalThis[t] !== 'undefined' && f instanceof globalThis[t])) return true;
+  // Another realm's element (an iframe's canvas): drawable if it has a size.
+  return typeof f === 'object' && f !== null && (Number.isFinite(f.videoWidth) || Number.isFinite(f.width));
+}
+
+/** The size a `w`×`h` frame is handed over at, for a network input of `[ih, iw]`. */
+export function scaledSize(w, h, [ih, iw]) {
+  const need = Math.ceil((Math.max(ih, iw) * 256) / 224);
+  let s = Math.min(1, (HEADROOM * need) / Math.min(w, h), Math.sqrt(MAX_PIXELS / (w * h)));
+  // Never below what the resize needs (an extremely elongated frame may then
+  // still be too large: the engine says so).
+  s = Math.max(s, Math.min(1, need / Math.min(w, h)));
+  return s >= 1 ? [w, h] : [Math.max(1, Math.round(w * s)), Math.max(1, Math.round(h * s))];
+}
+
+/** Any frame → ImageData (RGBA bytes, width, height), scaled down where it is much larger than needed. */
+export async function pixelsOf(frame, inputSize) {
+  if (!isFrame(frame)) {
+    throw resnetError('BAD_INPUT', `classify needs a frame (a video, image, canvas, ImageBitmap, ImageData or VideoFrame), got ${frame === null ? 'null' : typeof frame}`);
+  }
+  const [w, h] = frameSize(frame);
+  if (!w || !h) throw resnetError('BAD_INPUT', 'the frame has no pixels yet (video not playing, or image not loaded)');
+  const [tw, th] = scaledSize(w, h, inputSize);
+  const isData = typeof ImageData !== 'undefined' && frame instanceof ImageData;
+  if (isData && tw === w && th === h) return frame;
+  const source = isData ? await createImageBitmap(frame) : frame;
+  if (!canvas) canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(tw, th) : document.createElement('canvas');
+  if (canvas.width !== tw || canvas.height !== th) {
+    canvas.width = tw;
+    canvas.height = th;
+    ctx = null;
+  }
+  ctx ??= canvas.getContext('2d', { willReadFrequently: true });
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(source, 0, 0, tw, th);
+  if (isData) source.close();
+  return ctx.getImageData(0, 0, tw, th);
+}

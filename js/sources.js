@@ -1,0 +1,99 @@
+// Weights from any source: a URL (downloaded with progress, kept in the
+// Cache API only once it parsed as weights of the announced length), bytes,
+// or a File/Blob.
+import { expect, resnetError } from './errors.js';
+
+export const DEFAULT_CACHE = 'resnet-weights';
+
+async function readStream(stream, total, onProgress) {
+  const reader = stream.getReader();
+  const chunks = [];
+  let loaded = 0;
+  onProgress?.(0, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress?.(loaded, total || loaded);
+  }
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function download(url, onProgress) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw resnetError('DOWNLOAD_FAILED', `could not download the weights from ${url}: ${e.message || e} (offline? try a local .safetensors file or the demo weights)`);
+  }
+  if (!response.ok) {
+    throw resnetError('DOWNLOAD_FAILED', `downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  let bytes;
+  try {
+    bytes = response.body ? await readStream(response.body, total, onProgress) : new Uint8Array(await response.arrayBuffer());
+  } catch (e) {
+    throw resnetError('DOWNLOAD_FAILED', `the download of ${url} was interrupted: ${e.message || e}`);
+  }
+  // A compressed response announces its compressed length: compare only plain ones.
+  if (total && !response.headers.get('content-encoding') && bytes.length !== total) {
+    throw resnetError('DOWNLOAD_FAILED', `the download of ${url} was cut short: ${bytes.length} of ${total} bytes`);
+  }
+  return bytes;
+}
+
+/**
+ * Weights from a URL, through the Cache API: `{ bytes, fromCache, keep(),
+ * drop(), refetch() }`. `keep()` stores a download once the caller has
+ * parsed it; `drop()` evicts a cached copy that did not parse, and
+ * `refetch()` downloads it once more.
+ */
+async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE } = {}) {
+  expect(url.trim() !== '', 'ResNet.load: the weights URL is empty');
+  const store = cache && globalThis.caches ? await globalThis.caches.open(cache).catch(() => null) : null;
+  const cached = store ? await store.match(url).catch(() => undefined) : undefined;
+  const fresh = async () => {
+    const bytes = await download(url, onProgress);
+    return {
+      bytes,
+      fromCache: false,
+      keep: async () => {
+        await store?.put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {});
+      },
+      drop: async () => {},
+      refetch: async () => null,
+    };
+  };
+  if (!cached) return fresh();
+  const total = Number(cached.headers.get('content-length')) || 0;
+  const bytes = cached.body ? await readStream(cached.body, total, onProgress) : new Uint8Array(await cached.arrayBuffer());
+  return { bytes, fromCache: true, keep: async () => {}, drop: async () => void (await store.delete(url).catch(() => false)), refetch: fresh };
+}
+
+/** Any weights source → `{ bytes, fromCache, keep(), drop(), refetch() }`. */
+export async function openWeights(source, options) {
+  source = await source;
+  const plain = (bytes) => ({ bytes, fromCache: false, keep: async () => {}, drop: async () => {}, refetch: async () => null });
+  if (typeof source === 'string' || source instanceof URL) return fromUrl(String(source), options);
+  if (source instanceof Uint8Array) return plain(source);
+  if (source instanceof ArrayBuffer) return plain(new Uint8Array(source));
+  if (ArrayBuffer.isView(source)) return plain(new Uint8Array(source.buffer, source.byteOffset, source.byteLength));
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    return plain(source.stream ? await readStream(source.stream(), source.size, options?.onProgress) : new Uint8Array(await source.arrayBuffer()));
+  }
+  throw resnetError('BAD_INPUT', 'ResNet.load: the source must be a URL string, an ArrayBuffer, a Uint8Array, or a File/Blob of .safetensors weights');
+}
+
+/** Deletes the cached weights (the Cache API cache `name`); true if there was one. */
+export async function clearWeightsCache(name = DEFAULT_CACHE) {
+  if (!globalThis.caches) return false;
+  return globalThis.caches.delete(name);
+}

@@ -1,0 +1,230 @@
+// The package under misuse: every bad argument, every call in the wrong
+// state, absurd input sizes, huge and impossible frames, and bad downloads
+// each get an Error with a stable `code` — and leave the model (and the
+// Cache API) in a state that keeps working.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { launch, missingPrerequisite, recordConsole, startServer } from './helpers.mjs';
+
+const missing = missingPrerequisite();
+if (missing) throw new Error(missing);
+const T = { timeout: 240000 };
+
+/** Runs in the page: each case's error code (or 'ok'), by name. */
+async function misuse() {
+  const api = await import('/js/index.js');
+  const codes = {};
+  const attempt = async (name, f) => {
+    try {
+      await f();
+      codes[name] = 'ok';
+    } catch (e) {
+      codes[name] = e instanceof Error && e.name === 'ResNetError' ? e.code : `not a ResNetError: ${e}`;
+    }
+  };
+  const bytes = await api.demoWeights();
+  const canvas = (w, h) => {
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const g = c.getContext('2d');
+    g.fillStyle = '#8a4';
+    g.fillRect(0, 0, w, h);
+    g.fillStyle = '#24c';
+    g.fillRect(w / 4, h / 4, w / 2, h / 2);
+    return c;
+  };
+  // Loading.
+  await attempt('inputSize 131072', () => api.ResNet.load(bytes, { inputSize: 131072 }));
+  await attempt('inputSize 2**32+64', () => api.ResNet.load(bytes, { inputSize: 2 ** 32 + 64 }));
+  await attempt('inputSize 20', () => api.ResNet.load(bytes, { inputSize: 20 }));
+  await attempt('inputSize 64.5', () => api.ResNet.load(bytes, { inputSize: 64.5 }));
+  await attempt('inputSize [64]', () => api.ResNet.load(bytes, { inputSize: [64] }));
+  await attempt('mode x', () => api.ResNet.load(bytes, { mode: 'x' }));
+  await attempt('garbage bytes', () => api.ResNet.load(new Uint8Array(10)));
+  await attempt('a number as source', () => api.ResNet.load(42));
+  await attempt('empty URL', () => api.ResNet.load(''));
+  const m = await api.ResNet.load(bytes, { inputSize: 64, mode: 'inspect' });
+  // Before the first frame.
+  await attempt('activation before a frame', () => m.activation('layer1.0'));
+  await attempt('CAM before a frame', () => m.classActivationMap(1));
+  await attempt('channelMeans before a frame', () => m.channelMeans('layer1.0'));
+  await attempt('residuals before a frame', () => m.residuals());
+  // Bad arguments.
+  await attempt('classify(null)', () => m.classify(null));
+  await attempt('classify({})', () => m.classify({}));
+  await attempt('topk 0', () => m.classify(canvas(50, 40), { topk: 0 }));
+  await attempt('classifyTensor of 5 values', () => m.classifyTensor(new Float32Array(5)));
+  await attempt('a frame', () => m.classify(canvas(90, 70)));
+  await attempt('CAM(NaN)', () => m.classActivationMap(NaN));
+  await attempt('CAM(1e9)', () => m.classActivationMap(1e9));
+  await attempt('channels: 5', () => m.activation('layer1.0', { channels: 5 }));
+  await attempt('channels: [-1]', () => m.activation('layer1.0', { channels: [-1] }));
+  await attempt('channel past the last', () => m.activation('layer1.0', { channels: [999] }));
+  await attempt('activation(42)', () => m.activation(42));
+  await attempt('activation of no such tensor', () => m.activation('nope'));
+  await attempt('skip a convolutional block', () => m.setBlockEnabled('layer2.0', false));
+  await attempt('skip no such block', () => m.setBlockEnabled('nope', false));
+  await attempt('skip with a string', () => m.setBlockEnabled('layer1.1', 'no'));
+  await attempt('setInputSize 131072', () => m.setInputSize(131072));
+  await attempt('crop(0, 5)', () => m.crop(0, 5));
+  // Frames: a huge canvas is scaled down before it reaches wasm memory; one
+  // the engine cannot take fails alone and the model goes on.
+  const before = api.wasmMemoryBytes();
+  await attempt('an 8000×8000 canvas', () => m.classify(canvas(8000, 8000)));
+  const afterHuge = api.wasmMemoryBytes();
+  await attempt('a 70000×240 frame', () => m.classify(new ImageData(70000, 240)));
+  await attempt('a frame after the failed one', () => m.classify(canvas(90, 70)));
+  await attempt('activation after the failed one', () => m.activation('layer1.0', { channels: [0] }));
+  m.dispose();
+  // After dispose: every method.
+  for (const [name, f] of Object.entries({
+    blocks: () => m.blocks(),
+    channelMeans: () => m.channelMeans('layer1.0'),
+    residuals: () => m.residuals(),
+    setBlockEnabled: () => m.setBlockEnabled('layer1.1', false),
+    blockEnabled: () => m.blockEnabled('layer1.1'),
+    timings: () => m.timings(),
+    crop: () => m.crop(10, 10),
+    classify: () => m.classify(canvas(50, 40)),
+    classifyTensor: () => m.classifyTensor(new Float32Array(3 * 64 * 64)),
+    activation: () => m.activation('layer1.0'),
+    classActivationMap: () => m.classActivationMap(1),
+    setInputSize: () => m.setInputSize(64),
+  })) {
+    await attempt(`${name} after dispose`, f);
+  }
+  return { codes, memory: { before, afterHuge } };
+}
+
+/** Runs in the page: what the Cache API keeps after each kind of download. */
+async function downloads({ slowUrl }) {
+  const api = await import('/js/index.js');
+  const base = `${location.origin}/fake`;
+  const cache = await caches.open('resnet-weights');
+  const code = async (f) => {
+    try {
+      await f();
+      return 'ok';
+    } catch (e) {
+      return e.code ?? String(e);
+    }
+  };
+  const r = {};
+  r.portal = await code(() => api.ResNet.load(`${base}/portal.safetensors`, { inputSize: 64 }));
+  r.portalCached = !!(await cache.match(`${base}/portal.safetensors`));
+  r.cut = await code(() => api.ResNet.load(slowUrl, { inputSize: 64 }));
+  r.cutCached = !!(await cache.match(slowUrl));
+  r.good = await code(async () => (await api.ResNet.load(`${base}/good.safetensors`, { inputSize: 64 })).dispose());
+  r.goodCached = !!(await cache.match(`${base}/good.safetensors`));
+  // A cached copy that does not parse is evicted, and the weights fetched once more.
+  await cache.put(`${base}/stale.safetensors`, new Response('<html>captive portal</html>'));
+  r.stale = await code(async () => (await api.ResNet.load(`${base}/stale.safetensors`, { inputSize: 64 })).dispose());
+  const again = await cache.match(`${base}/stale.safetensors`);
+  r.staleRefreshed = again ? (await again.arrayBuffer()).byteLength : 0;
+  r.demoLength = (await api.demoWeights()).length;
+  r.cleared = await api.clearWeightsCache();
+  r.cacheAfterClear = await caches.has('resnet-weights');
+  return r;
+}
+
+describe('the package under misuse', () => {
+  let server;
+  let browser;
+  let slow;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launch();
+    // Announces 4 MB of weights, sends 100 bytes, and hangs up.
+    slow = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-length': String(4 << 20), 'access-control-allow-origin': '*' });
+      res.write(Buffer.alloc(100, 7));
+      setTimeout(() => res.socket.destroy(), 50);
+    });
+    await new Promise((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    slow?.close();
+  });
+
+  it('gives every misuse an Error with a stable code and keeps working', T, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/js/index.d.ts`);
+    const { codes, memory } = await page.evaluate(misuse).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const want = {
+      'inputSize 131072': 'INPUT_TOO_LARGE',
+      'inputSize 2**32+64': 'INPUT_TOO_LARGE',
+      'inputSize 20': 'BAD_INPUT',
+      'inputSize 64.5': 'BAD_INPUT',
+      'inputSize [64]': 'BAD_INPUT',
+      'mode x': 'BAD_INPUT',
+      'garbage bytes': 'BAD_WEIGHTS',
+      'a number as source': 'BAD_INPUT',
+      'empty URL': 'BAD_INPUT',
+      'activation before a frame': 'NO_FRAME',
+      'CAM before a frame': 'NO_FRAME',
+      'channelMeans before a frame': 'NO_FRAME',
+      'residuals before a frame': 'NO_FRAME',
+      'classify(null)': 'BAD_INPUT',
+      'classify({})': 'BAD_INPUT',
+      'topk 0': 'BAD_INPUT',
+      'classifyTensor of 5 values': 'BAD_INPUT',
+      'a frame': 'ok',
+      'CAM(NaN)': 'BAD_INPUT',
+      'CAM(1e9)': 'BAD_INPUT',
+      'channels: 5': 'BAD_INPUT',
+      'channels: [-1]': 'BAD_INPUT',
+      'channel past the last': 'BAD_INPUT',
+      'activation(42)': 'BAD_INPUT',
+      'activation of no such tensor': 'BAD_INPUT',
+      'skip a convolutional block': 'BAD_INPUT',
+      'skip no such block': 'BAD_INPUT',
+      'skip with a string': 'BAD_INPUT',
+      'setInputSize 131072': 'INPUT_TOO_LARGE',
+      'crop(0, 5)': 'BAD_INPUT',
+      'an 8000×8000 canvas': 'ok',
+      'a 70000×240 frame': 'INPUT_TOO_LARGE',
+      'a frame after the failed one': 'ok',
+      'activation after the failed one': 'ok',
+    };
+    for (const name of ['blocks', 'channelMeans', 'residuals', 'setBlockEnabled', 'blockEnabled', 'timings', 'crop', 'classify', 'classifyTensor', 'activation', 'classActivationMap', 'setInputSize']) {
+      want[`${name} after dispose`] = 'DISPOSED';
+    }
+    assert.deepEqual(codes, want);
+    // The 8000² canvas (256 MB of pixels) reached wasm scaled down: memory grew by at most a few MB.
+    assert.ok(memory.afterHuge - memory.before <= 8 << 20, `wasm memory grew by ${(memory.afterHuge - memory.before) >> 20} MB`);
+    await page.close();
+  });
+
+  it('caches only downloads that parsed, and replaces a cached copy that does not', T, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/js/index.d.ts`);
+    const demo = Buffer.from(await page.evaluate(async () => Array.from(await (await import('/js/index.js')).demoWeights())));
+    await page.route('**/fake/portal.safetensors', (r) => r.fulfill({ status: 200, contentType: 'text/html', body: '<html>Sign in to the Wi-Fi</html>' }));
+    await page.route('**/fake/good.safetensors', (r) => r.fulfill({ status: 200, body: demo }));
+    await page.route('**/fake/stale.safetensors', (r) => r.fulfill({ status: 200, body: demo }));
+    const slowUrl = `http://127.0.0.1:${slow.address().port}/w.safetensors`;
+    const r = await page.evaluate(downloads, { slowUrl }).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    assert.deepEqual(r, {
+      portal: 'BAD_WEIGHTS',
+      portalCached: false,
+      cut: 'DOWNLOAD_FAILED',
+      cutCached: false,
+      good: 'ok',
+      goodCached: true,
+      stale: 'ok',
+      staleRefreshed: r.demoLength,
+      demoLength: r.demoLength,
+      cleared: true,
+      cacheAfterClear: false,
+    });
+    await page.close();
+  });
+});
