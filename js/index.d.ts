@@ -65,6 +65,12 @@ export interface LoadOptions {
    * Needs the adapter's 'shader-f16' feature, else load() rejects with code 'UNSUPPORTED'.
    */
   precision?: 'f32' | 'f16';
+  /**
+   * Where the network runs: 'auto' (default) uses WebGPU where an adapter meets the limits,
+   * else the CPU (WebAssembly SIMD, one thread: slower, the same numbers); 'webgpu' rejects
+   * with code 'UNSUPPORTED' without it; 'cpu' always runs on the CPU.
+   */
+  backend?: 'auto' | 'webgpu' | 'cpu';
 }
 
 export interface ModelInfo {
@@ -73,6 +79,11 @@ export interface ModelInfo {
   inputSize: [number, number];
   mode: 'fast' | 'inspect';
   precision: 'f32' | 'f16';
+  /** Where the network runs. */
+  backend: 'webgpu' | 'cpu';
+  /** Why: 'WebGPU is available', or why not (no WebGPU, no adapter, a device that failed), or that it was asked for. */
+  backendReason: string;
+  /** The GPU adapter, or a description of the CPU backend. */
   adapter: string;
   timestampQuery: boolean;
 }
@@ -114,7 +125,8 @@ export interface Residual {
 }
 
 export interface Timings {
-  source: 'gpu' | 'wall';
+  /** 'gpu': GPU timestamps; 'cpu': the CPU backend's clock per stage; 'wall': the whole call only. */
+  source: 'gpu' | 'cpu' | 'wall';
   stages: { name: string; ms: number }[];
   totalMs: number;
 }

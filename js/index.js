@@ -104,8 +104,22 @@ export async function webgpuSupport() {
 const now = () => (globalThis.performance ? performance.now() : Date.now());
 const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
 
-async function loadWasm(bytes, mode, [h, w], precision, stats) {
-  return WasmResNet.load(bytes, mode, h, w, precision, stats);
+async function loadWasm(bytes, mode, [h, w], precision, stats, backend) {
+  return WasmResNet.load(bytes, mode, h, w, precision, stats, backend);
+}
+
+/**
+ * Which backend a load asks for: `{ backend: 'webgpu' | 'cpu', reason }`.
+ * 'auto' takes WebGPU where an adapter meets the limits, else the CPU.
+ */
+async function chooseBackend(backend) {
+  if (backend === 'cpu') return { backend: 'cpu', reason: 'the CPU backend was asked for' };
+  const support = await webgpuSupport();
+  if (backend === 'webgpu') {
+    if (!support.ok) throw resnetError('UNSUPPORTED', support.message);
+    return { backend: 'webgpu', reason: 'WebGPU was asked for' };
+  }
+  return support.ok ? { backend: 'webgpu', reason: 'WebGPU is available' } : { backend: 'cpu', reason: support.message };
 }
 
 export class ResNet {
@@ -114,10 +128,12 @@ export class ResNet {
   #labels;
   #lastMs = 0;
   #info;
+  #reason;
 
-  constructor(wasm, labels) {
+  constructor(wasm, labels, reason) {
     this.#wasm = wasm;
-    this.#info = wasm.info();
+    this.#reason = reason;
+    this.#info = { ...wasm.info(), backendReason: reason };
     this.#labels = labels;
   }
 
@@ -126,24 +142,35 @@ export class ResNet {
    * @param source URL string | ArrayBuffer | Uint8Array | File | Blob
    */
   static async load(source, options = {}) {
-    const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32' } = options;
+    const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32', backend = 'auto' } = options;
     expect(mode === 'fast' || mode === 'inspect', `unknown mode '${mode}': use 'fast' or 'inspect'`);
     expect(precision === 'f32' || precision === 'f16', `unknown precision '${precision}': use 'f32' or 'f16'`);
+    expect(['auto', 'webgpu', 'cpu'].includes(backend), `unknown backend '${backend}': use 'auto', 'webgpu' or 'cpu'`);
     expect(labels === null || (Array.isArray(labels) && labels.every((l) => typeof l === 'string')), 'labels must be an array of strings');
     const size = inputSizeOf(inputSize);
-    if (!globalThis.navigator?.gpu) throw resnetError('UNSUPPORTED', (await webgpuSupport()).message);
-    let [src] = await Promise.all([openWeights(source, options), boot()]);
-    // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
+    const [choice, src0] = await Promise.all([chooseBackend(backend), openWeights(source, options), boot()]);
+    let src = src0;
+    const open = async () => {
+      try {
+        // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
+        return await loadWasm(src.bytes, mode, size, precision, !!stats, choice.backend);
+      } catch (e) {
+        // WebGPU is there but no device came (lost at start, or below the limits): the CPU then.
+        if (backend !== 'auto' || choice.backend !== 'webgpu' || e.code !== 'UNSUPPORTED') throw e;
+        Object.assign(choice, { backend: 'cpu', reason: e.message });
+        return loadWasm(src.bytes, mode, size, precision, !!stats, 'cpu');
+      }
+    };
     let wasm;
     try {
-      wasm = await loadWasm(src.bytes, mode, size, precision, !!stats);
+      wasm = await open();
     } catch (e) {
       // A cached copy that does not parse (saved by an older version, or
       // damaged): evict it and download once more.
       if (!(src.fromCache && e.code === 'BAD_WEIGHTS')) throw e;
       await src.drop();
       src = await src.refetch();
-      wasm = await loadWasm(src.bytes, mode, size, precision, !!stats);
+      wasm = await open();
     }
     // Only weights that parsed are cached.
     await src.keep();
@@ -152,7 +179,7 @@ export class ResNet {
       wasm.free();
       throw resnetError('BAD_INPUT', `${labels.length} labels given but the network has ${info.classes} classes`);
     }
-    return new ResNet(wasm, labels);
+    return new ResNet(wasm, labels, choice.reason);
   }
 
   /** The wasm model, or a DISPOSED error. */
@@ -168,7 +195,7 @@ export class ResNet {
     return run;
   }
 
-  /** `{ description, classes, inputSize: [h, w], mode, precision, adapter, timestampQuery }` */
+  /** `{ description, classes, inputSize: [h, w], mode, precision, backend, backendReason, adapter, timestampQuery }` */
   get info() {
     return this.#info;
   }
@@ -255,10 +282,11 @@ export class ResNet {
     return this.#live().block_enabled(name);
   }
 
-  /** GPU time per stage of the last frame (timestamp queries), else wall time. */
+  /** Time per stage of the last frame: GPU timestamps, or the CPU backend's clock; else the call's wall time. */
   timings() {
     const stages = this.#live().stage_times();
-    if (stages) return { source: 'gpu', stages, totalMs: stages.reduce((s, x) => s + x.ms, 0) };
+    const source = this.#info.backend === 'cpu' ? 'cpu' : 'gpu';
+    if (stages) return { source, stages, totalMs: stages.reduce((s, x) => s + x.ms, 0) };
     return { source: 'wall', stages: [], totalMs: this.#lastMs };
   }
 
@@ -274,7 +302,7 @@ export class ResNet {
     const [h, w] = inputSizeOf(inputSize);
     return this.#serial(async (m) => {
       await m.set_input_size(h, w);
-      this.#info = m.info();
+      this.#info = { ...m.info(), backendReason: this.#reason };
     });
   }
 

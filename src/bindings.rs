@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::demo::{self, DemoSpec};
 use crate::plan::BlockRole;
-use crate::{BlockStats, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Weights};
+use crate::{BackendKind, BlockStats, Device, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Weights};
 
 /// A JS `Error` named `ResNetError` with the kind's stable `code`.
 fn js_error(code: &str, message: &str) -> JsValue {
@@ -78,8 +78,9 @@ impl Meta {
             ("inputSize", Array::of2(&(h as u32).into(), &(w as u32).into()).into()),
             ("mode", e.mode().as_str().into()),
             ("precision", e.precision().as_str().into()),
-            ("adapter", e.gpu().adapter_name().into()),
-            ("timestampQuery", e.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY).into()),
+            ("backend", if e.backend() == BackendKind::Gpu { "webgpu" } else { "cpu" }.into()),
+            ("adapter", e.device_name().into()),
+            ("timestampQuery", e.gpu().is_some_and(|g| g.features.contains(wgpu::Features::TIMESTAMP_QUERY)).into()),
         ]);
         let plan = e.plan();
         let blocks = plan
@@ -125,16 +126,21 @@ impl WasmResNet {
 
 #[wasm_bindgen]
 impl WasmResNet {
-    /// Parses `.safetensors` bytes, opens the GPU and plans for `height`×`width`.
-    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32, precision: String, stats: bool) -> Result<WasmResNet, JsValue> {
+    /// Parses `.safetensors` bytes, opens the backend (`webgpu` or `cpu`) and
+    /// plans for `height`×`width`.
+    pub async fn load(bytes: Vec<u8>, mode: String, height: u32, width: u32, precision: String, stats: bool, backend: String) -> Result<WasmResNet, JsValue> {
         console_error_panic_hook::set_once();
         let mode: Mode = mode.parse().map_err(err)?;
         let precision: Precision = precision.parse().map_err(err)?;
         let weights = Weights::from_safetensors(&bytes).map_err(err)?;
         drop(bytes);
-        let gpu = Rc::new(Gpu::new().await.map_err(err)?);
+        let device = match backend.as_str() {
+            "webgpu" => Device::Gpu(Rc::new(Gpu::new().await.map_err(err)?)),
+            "cpu" => Device::Cpu,
+            other => return Err(js_error("BAD_INPUT", &format!("unknown backend `{other}`: use 'webgpu' or 'cpu'"))),
+        };
         let config = EngineConfig { mode, precision, conv: None, stats };
-        let engine = Engine::new(gpu, &weights, config, height as usize, width as usize).await.map_err(err)?;
+        let engine = Engine::new(&device, &weights, config, height as usize, width as usize).await.map_err(err)?;
         Ok(WasmResNet {
             meta: RefCell::new(Meta::of(&engine)),
             engine: RefCell::new(engine),
@@ -145,7 +151,7 @@ impl WasmResNet {
         })
     }
 
-    /// `{ description, classes, inputSize: [h, w], mode, precision, adapter, timestampQuery }`.
+    /// `{ description, classes, inputSize: [h, w], mode, precision, backend, adapter, timestampQuery }`.
     pub fn info(&self) -> JsValue {
         self.meta.borrow().info.clone()
     }
@@ -291,6 +297,15 @@ impl WasmResNet {
             Some(st) => st.iter().map(|(n, ms)| obj(&[("name", n.clone().into()), ("ms", (*ms).into())])).collect::<Array>().into(),
             None => JsValue::NULL,
         }
+    }
+
+    /// `[{ name, ms }]`: every op of the current input timed alone (GPU
+    /// timestamps, or the CPU's clock), for benchmarks; not part of the
+    /// `ResNet` API.
+    pub async fn profile_layers(&self) -> Result<Array, JsValue> {
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        let layers = e.profile_layers().await.map_err(err)?;
+        Ok(layers.into_iter().map(|(n, ms)| obj(&[("name", n.into()), ("ms", ms.into())])).collect())
     }
 
     /// `{ width, height, data }`: the class activation map of class `index`.

@@ -9,7 +9,9 @@
 //! * [`plan`]: a model and an input size → operations on tensors, with
 //!   buffer slots (inspect mode: every intermediate; fast mode: fused);
 //! * [`kernels`]: the WGSL kernels in `shaders/` and their bindings;
-//! * [`gpu`] and [`engine`]: the device, and a plan instantiated on it;
+//! * [`gpu`]: the wgpu device; [`cpu`]: the CPU backend (GEMM convs, simd128
+//!   in the browser);
+//! * [`engine`]: a plan run on either backend, behind one API;
 //! * [`preprocess`]: torchvision's eval transform geometry;
 //! * [`demo`]: seeded, untrained demo weights.
 
@@ -17,6 +19,7 @@ pub mod error;
 #[macro_use]
 pub mod names;
 
+pub mod cpu;
 pub mod demo;
 pub mod engine;
 pub mod gpu;
@@ -26,7 +29,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod weights;
 
-pub use engine::{BlockStats, Engine, EngineConfig, Output};
+pub use engine::{BackendKind, BlockStats, Device, Engine, EngineConfig, Output};
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;
 pub use kernels::{ConvKernels, Precision};

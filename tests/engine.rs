@@ -1,7 +1,8 @@
 //! Engine features the page relies on: per-frame statistics (channel means,
 //! ‖F(x)‖ against ‖x‖), skipping identity blocks, partial reads, class
-//! activation maps and per-stage GPU timings, checked against CPU math on
-//! tensors read back in full.
+//! activation maps and per-stage timings, checked against plain math on
+//! tensors read back in full — on both backends (the GPU through lavapipe,
+//! and the CPU) — and the two backends computing the same network.
 
 mod common;
 
@@ -9,16 +10,20 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{BlockRole, ConvKernels, Engine, EngineConfig, Gpu, Mode, Precision, Weights};
+use resnet::{BlockRole, ConvKernels, Device, Engine, EngineConfig, Gpu, Mode, Precision, Weights};
 
 fn small_spec() -> DemoSpec {
     DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 }
 }
 
-fn engine(mode: Mode, h: usize, w: usize) -> Engine {
+/// The GPU (lavapipe here) and the CPU backend.
+fn devices() -> [Device; 2] {
+    [Device::Gpu(Rc::new(pollster::block_on(Gpu::new()).unwrap())), Device::Cpu]
+}
+
+fn engine_on(device: &Device, mode: Mode, h: usize, w: usize) -> Engine {
     let w8 = Weights::from_safetensors(&weights(&small_spec())).unwrap();
-    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
-    pollster::block_on(Engine::new(gpu, &w8, EngineConfig::mode(mode), h, w)).unwrap()
+    pollster::block_on(Engine::new(device, &w8, EngineConfig::mode(mode), h, w)).unwrap()
 }
 
 fn norm(v: &[f32]) -> f32 {
@@ -27,9 +32,15 @@ fn norm(v: &[f32]) -> f32 {
 
 #[test]
 fn stats_match_the_tensors_they_summarise() {
+    for device in devices() {
+        stats_match_on(&device);
+    }
+}
+
+fn stats_match_on(device: &Device) {
     let mut fx_by_mode = Vec::new();
     for mode in [Mode::Inspect, Mode::Fast] {
-        let mut e = engine(mode, 41, 53);
+        let mut e = engine_on(device, mode, 41, 53);
         e.run_tensor(&Rng::new(1).vec(3 * 41 * 53)).unwrap();
         pollster::block_on(e.output()).unwrap();
         let stats = e.block_stats().clone();
@@ -66,8 +77,8 @@ fn stats_match_the_tensors_they_summarise() {
 
 #[test]
 fn a_skipped_identity_block_passes_its_input_through() {
-    for mode in [Mode::Fast, Mode::Inspect] {
-        let mut e = engine(mode, 64, 64);
+    for (device, mode) in devices().into_iter().flat_map(|d| [(d.clone(), Mode::Fast), (d, Mode::Inspect)]) {
+        let mut e = engine_on(&device, mode, 64, 64);
         let x = Rng::new(2).vec(3 * 64 * 64);
         e.run_tensor(&x).unwrap();
         let before = pollster::block_on(e.output()).unwrap().clone();
@@ -90,7 +101,13 @@ fn a_skipped_identity_block_passes_its_input_through() {
 
 #[test]
 fn partial_reads_cams_and_stage_timings() {
-    let mut e = engine(Mode::Fast, 96, 80);
+    for device in devices() {
+        partial_reads_cams_and_stage_timings_on(&device);
+    }
+}
+
+fn partial_reads_cams_and_stage_timings_on(device: &Device) {
+    let mut e = engine_on(device, Mode::Fast, 96, 80);
     e.run_tensor(&Rng::new(3).vec(3 * 96 * 80)).unwrap();
     let out = pollster::block_on(e.output()).unwrap().clone();
     let (s, full) = pollster::block_on(e.read("layer1.1")).unwrap();
@@ -111,7 +128,7 @@ fn partial_reads_cams_and_stage_timings() {
     let bias_free = out.logits[top] - bias_of(top);
     assert!((mean - bias_free).abs() < 1e-3 * bias_free.abs().max(1.0), "{mean} vs {bias_free}");
 
-    let stages = e.stage_times().expect("lavapipe has timestamp queries").to_vec();
+    let stages = e.stage_times().expect("lavapipe has timestamp queries, the CPU a clock").to_vec();
     let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["stem", "stage1", "stage2", "stage3", "stage4", "head"]);
     assert!(stages.iter().all(|(_, ms)| *ms >= 0.0) && stages.iter().map(|s| s.1).sum::<f64>() > 0.0);
@@ -128,13 +145,18 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     // its shared partial-sum buffer.
     let spec = DemoSpec { seed: 9, stem: 16, stages: vec![(64, 1), (72, 2), (96, 1), (130, 2)], classes: 11 };
     let w = Weights::from_safetensors(&weights(&spec)).unwrap();
-    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let gpu = Device::Gpu(Rc::new(pollster::block_on(Gpu::new()).unwrap()));
     let x = Rng::new(4).vec(3 * 45 * 51);
     let mut names: Vec<String> = Vec::new();
     let mut runs = Vec::new();
-    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16"] {
-        let config = EngineConfig { conv: Some(conv.parse().unwrap()), ..EngineConfig::mode(Mode::Fast) };
-        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, config, 45, 51)).unwrap();
+    // The GPU's kernels, then the CPU backend (GEMM), in both modes.
+    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "cpu fast", "cpu inspect"] {
+        let (device, config) = match conv {
+            "cpu fast" => (&Device::Cpu, EngineConfig::mode(Mode::Fast)),
+            "cpu inspect" => (&Device::Cpu, EngineConfig::mode(Mode::Inspect)),
+            _ => (&gpu, EngineConfig { conv: Some(conv.parse().unwrap()), ..EngineConfig::mode(Mode::Fast) }),
+        };
+        let mut e = pollster::block_on(Engine::new(device, &w, config, 45, 51)).unwrap();
         names = e.blocks().iter().filter(|b| b.role != BlockRole::Head).map(|b| b.name.clone()).collect();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
@@ -152,20 +174,27 @@ fn every_conv_kernel_choice_computes_the_same_network() {
 
 #[test]
 fn statistics_can_be_switched_off_without_changing_the_output() {
-    let mut e = engine(Mode::Fast, 48, 40);
+    for device in devices() {
+        statistics_off_on(&device);
+    }
+}
+
+fn statistics_off_on(device: &Device) {
+    let mut e = engine_on(device, Mode::Fast, 48, 40);
     let x = Rng::new(6).vec(3 * 48 * 40);
     e.run_tensor(&x).unwrap();
     let with = pollster::block_on(e.output()).unwrap().clone();
     assert!(e.block_stats().channel_means.iter().all(|m| !m.is_empty()));
     let w8 = Weights::from_safetensors(&weights(&small_spec())).unwrap();
-    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
-    let mut e = pollster::block_on(Engine::new(gpu, &w8, EngineConfig { stats: false, ..EngineConfig::mode(Mode::Fast) }, 48, 40)).unwrap();
+    let mut e = pollster::block_on(Engine::new(device, &w8, EngineConfig { stats: false, ..EngineConfig::mode(Mode::Fast) }, 48, 40)).unwrap();
     e.run_tensor(&x).unwrap();
     let without = pollster::block_on(e.output()).unwrap().clone();
     assert_eq!(with.logits, without.logits);
     assert!(e.block_stats().channel_means.iter().all(|m| m.is_empty()));
     assert!(e.block_stats().norms.iter().all(|n| n.is_none()));
-    assert!(e.dispatches_per_frame() < engine(Mode::Fast, 48, 40).dispatches_per_frame(), "statistics off: fewer dispatches");
+    if let Device::Gpu(_) = device {
+        assert!(e.dispatches_per_frame() < engine_on(device, Mode::Fast, 48, 40).dispatches_per_frame(), "statistics off: fewer dispatches");
+    }
 }
 
 #[test]
@@ -174,18 +203,22 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     // partial reads must still return exactly the requested values.
     let spec = DemoSpec { seed: 3, stem: 16, stages: vec![(64, 1), (72, 2), (96, 1), (130, 2)], classes: 11 };
     let w = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let f16 = EngineConfig { precision: Precision::F16, ..Default::default() };
+    let cpu = pollster::block_on(Engine::new(&Device::Cpu, &w, f16, 57, 57)).err().unwrap();
+    assert!(cpu.to_string().contains("f32 only"), "the CPU backend refuses f16: {cpu}");
     let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
     if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        let e = pollster::block_on(Engine::new(gpu, &w, EngineConfig { precision: Precision::F16, ..Default::default() }, 57, 57)).err().unwrap();
+        let e = pollster::block_on(Engine::new(&Device::Gpu(gpu), &w, f16, 57, 57)).err().unwrap();
         assert!(e.to_string().contains("shader-f16"), "{e}");
         return;
     }
-    assert!(pollster::block_on(Engine::new(gpu.clone(), &w, EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Inspect) }, 57, 57)).is_err());
+    let gpu = Device::Gpu(gpu);
+    assert!(pollster::block_on(Engine::new(&gpu, &w, EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Inspect) }, 57, 57)).is_err());
     let x = Rng::new(8).vec(3 * 57 * 57);
     let mut results = Vec::new();
     for precision in [Precision::F32, Precision::F16] {
         let config = EngineConfig { precision, conv: Some("splitk:256:16".parse::<ConvKernels>().unwrap()), ..Default::default() };
-        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, config, 57, 57)).unwrap();
+        let mut e = pollster::block_on(Engine::new(&gpu, &w, config, 57, 57)).unwrap();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
         let (s, full) = pollster::block_on(e.read("layer1.0")).unwrap();

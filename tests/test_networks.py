@@ -42,10 +42,14 @@ MODES = ["fast", "inspect"]
 # tiled conv: the split-K path big GPUs take (a CPU adapter defaults to none).
 # And the f16 path (activations and conv weights stored as f16, f32
 # arithmetic; lavapipe has shader-f16), held to a half-precision tolerance.
-DUMP_MODES = MODES + ["fast-splitk", "fast-f16"]
-MODE_ARGS = {"fast": ["--mode", "fast"], "inspect": ["--mode", "inspect"],
-             "fast-splitk": ["--mode", "fast", "--conv", "splitk:256:16"],
-             "fast-f16": ["--mode", "fast", "--precision", "f16"]}
+# And the CPU backend (GEMM convs) in both modes, held to the same tolerance.
+CPU_MODES = ["cpu-fast", "cpu-inspect"]
+DUMP_MODES = MODES + ["fast-splitk", "fast-f16"] + CPU_MODES
+MODE_ARGS = {"fast": ["--mode", "fast", "--backend", "gpu"], "inspect": ["--mode", "inspect", "--backend", "gpu"],
+             "fast-splitk": ["--mode", "fast", "--backend", "gpu", "--conv", "splitk:256:16"],
+             "fast-f16": ["--mode", "fast", "--backend", "gpu", "--precision", "f16"],
+             "cpu-fast": ["--mode", "fast", "--backend", "cpu"],
+             "cpu-inspect": ["--mode", "inspect", "--backend", "cpu"]}
 # f16 keeps 11 significant bits (relative rounding 4.9e-4 per stored value);
 # measured on lavapipe: logits within 0.6–3.3e-3 of max|ref|, the worst block
 # (Keras ResNet-50's res5c, values up to ~10) 1.05e-2: 3× margin.
@@ -442,12 +446,12 @@ def check_classification(case, fx, obj):
     return problems, res
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MODES + CPU_MODES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_classify(case, mode, fixtures, resnet_bin):
     fx = fixtures.get(case)
     p = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--tensor", fx["input"],
-                "--json", "--mode", mode])
+                "--json"] + MODE_ARGS[mode])
     objs = _parse_json_lines(p.stdout)
     assert len(objs) == 1, f"expected one JSON line, got {len(objs)}:\n{p.stdout[-2000:]}"
     problems, res = check_classification(case, fx, objs[0])
@@ -471,12 +475,12 @@ def test_too_small_input_rejected(mode, fixtures, resnet_bin, tmp_path):
     assert "panicked" not in (p.stderr + p.stdout), f"panic:\n{p.stderr[-2000:]}"
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MODES + CPU_MODES)
 def test_minimum_size_accepted(mode, fixtures, resnet_bin):
     """32x32 is the documented minimum: it must run and match the reference."""
     fx = fixtures.get(MIN_CASE)
     p = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--tensor", fx["input"],
-                "--json", "--mode", mode])
+                "--json"] + MODE_ARGS[mode])
     objs = _parse_json_lines(p.stdout)
     assert len(objs) == 1, p.stdout[-2000:]
     problems, res = check_classification(MIN_CASE, fx, objs[0])
@@ -521,14 +525,15 @@ def _torchvision_eval(img, crop_h, crop_w, resize):
     return ((a - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
 
 
+@pytest.mark.parametrize("backend", ["gpu", "cpu"])
 @pytest.mark.parametrize("size", [(451, 300, 224, 224), (300, 451, 97, 131)], ids=["451x300-224", "300x451-97x131"])
-def test_image_preprocessing_matches_pil(size, fixtures, resnet_bin, tmp_path):
+def test_image_preprocessing_matches_pil(size, backend, fixtures, resnet_bin, tmp_path):
     w, h, crop_h, crop_w = size
     fx = fixtures.get(next(c for c in CASES if c.id == "tv-resnet18-224"))
     img = _synthetic_photo(tmp_path / "photo.png", w, h)
     out = tmp_path / "dump"
     run_ok([resnet_bin, "dump", "--weights", fx["weights"], "--height", crop_h, "--width", crop_w,
-            "--out", out, "--all", tmp_path / "photo.png"])
+            "--backend", backend, "--out", out, "--all", tmp_path / "photo.png"])
     ours = np.load(out / "input.npy")
     resize = -(-max(crop_h, crop_w) * 256 // 224)
     ref = _torchvision_eval(img, crop_h, crop_w, resize)
@@ -540,9 +545,10 @@ def test_image_preprocessing_matches_pil(size, fixtures, resnet_bin, tmp_path):
     assert np.abs(ours - ref).mean() < 0.005, np.abs(ours - ref).mean()
     # classify on the image equals classify on the tensor it was turned into.
     p_img = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--json", "--height", crop_h,
-                    "--width", crop_w, tmp_path / "photo.png"])
+                    "--width", crop_w, "--backend", backend, tmp_path / "photo.png"])
     np.save(tmp_path / "ours.npy", ours)
-    p_t = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--json", "--tensor", tmp_path / "ours.npy"])
+    p_t = run_ok([resnet_bin, "classify", "--weights", fx["weights"], "--json", "--backend", backend,
+                  "--tensor", tmp_path / "ours.npy"])
     a, b = _parse_json_lines(p_img.stdout)[0], _parse_json_lines(p_t.stdout)[0]
     assert [t["index"] for t in a["top5"]] == [t["index"] for t in b["top5"]]
     np.testing.assert_allclose(a["logits"], b["logits"], rtol=0, atol=1e-4)

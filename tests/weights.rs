@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use common::{ctx, Rng};
 use resnet::model::BlockKind;
-use resnet::{Engine, EngineConfig, Gpu, Mode, Preprocess, Weights};
+use resnet::{Device, Engine, EngineConfig, Gpu, Mode, Preprocess, Weights};
 use safetensors::Dtype;
 
 type Raw = resnet::demo::RawTensor;
@@ -154,12 +154,12 @@ fn fast_and_inspect_agree_and_images_run() {
     let cx = ctx();
     let _ = cx; // make sure a GPU is there before building engines on our own device
     let w = Weights::from_safetensors(&serialize(&tiny_torchvision())).unwrap();
-    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let gpu = Device::Gpu(Rc::new(pollster::block_on(Gpu::new()).unwrap()));
     let (h, wd) = (45, 38);
     let input = Rng::new(9).vec(3 * h * wd);
     let mut outs = Vec::new();
     for mode in [Mode::Fast, Mode::Inspect] {
-        let mut e = pollster::block_on(Engine::new(gpu.clone(), &w, EngineConfig::mode(mode), h, wd)).unwrap();
+        let mut e = pollster::block_on(Engine::new(&gpu, &w, EngineConfig::mode(mode), h, wd)).unwrap();
         e.run_tensor(&input).unwrap();
         let out = pollster::block_on(e.output()).unwrap().clone();
         let sum: f32 = out.probs.iter().sum();
@@ -291,5 +291,44 @@ fn cli_refuses_absurd_sizes_and_reads_only_the_header_of_huge_files() {
     std::fs::write(dir.join("wrap.npy"), npy_bytes("(1, 3, 1537228672809129301, 2)", &[0.5; 16])).unwrap();
     let (ok, err) = cli(&["classify", "--weights", w, "--tensor", dir.join("wrap.npy").to_str().unwrap()]);
     assert!(!ok && err.contains("more data than the file holds") && !err.contains("fill whole buffer"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn cli_without_a_vulkan_driver_runs_on_the_cpu() {
+    let dir = std::env::temp_dir().join(format!("resnet-novk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = dir.join("good.safetensors");
+    std::fs::write(&w, serialize(&tiny_torchvision())).unwrap();
+    let npy = dir.join("x.npy");
+    std::fs::write(&npy, npy_bytes("(1, 3, 40, 44)", &Rng::new(5).vec(3 * 40 * 44))).unwrap();
+    let run = |backend: &str, no_driver: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_resnet"));
+        c.args(["classify", "--json", "--backend", backend, "--weights", w.to_str().unwrap(), "--tensor", npy.to_str().unwrap()]).env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        if no_driver {
+            // No Vulkan driver visible: the loader finds no ICD.
+            c.env("VK_DRIVER_FILES", "/nonexistent/icd.json").env("VK_ICD_FILENAMES", "/nonexistent/icd.json");
+        }
+        let out = c.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let logits = |stdout: &str| -> Vec<f64> {
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        v["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let (ok, auto, err) = run("auto", true);
+    assert!(ok && err.contains("running on the CPU"), "{err}");
+    assert!(auto.contains("\"backend\":\"cpu\""), "{auto}");
+    let (ok, cpu, err) = run("cpu", true);
+    assert!(ok && !err.contains("running on the CPU"), "{err}");
+    let (ok, _, err) = run("gpu", true);
+    assert!(!ok && err.contains("no GPU adapter") && !err.contains("panicked"), "{err}");
+    // With the driver, the GPU gives the same logits.
+    let (ok, gpu, err) = run("auto", false);
+    assert!(ok && gpu.contains("\"backend\":\"gpu\""), "{err}");
+    for (a, b) in logits(&cpu).iter().zip(logits(&gpu)) {
+        assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "cpu {a} vs gpu {b}");
+    }
+    assert_eq!(logits(&cpu), logits(&auto));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,18 +1,24 @@
 // Browser benchmark driver (run through tools/bench_browser.sh): in one
-// headless Chromium session, our engine against onnxruntime-web's WebGPU and
-// wasm execution providers on the same weights and input, each in a fresh
-// page. Reports the median and spread of N timed runs after 2 warm-ups, the
-// time from load to the first result, and whether the top-5 agree.
+// headless Chromium session, our engine (WebGPU, and the CPU backend) against
+// onnxruntime-web's WebGPU and wasm execution providers on the same weights
+// and input, each in a fresh page, one thread on the CPU side. Reports the
+// median and spread of N timed runs after 2 warm-ups, the time from load to
+// the first result, and whether the top-5 agree.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launch, ROOT, startServer } from '../tests/e2e/helpers.mjs';
 
 const { values: opt } = parseArgs({
-  options: { runs: { type: 'string', default: '10' }, nets: { type: 'string', default: 'resnet18,resnet50' } },
+  options: {
+    runs: { type: 'string', default: '10' },
+    nets: { type: 'string', default: 'resnet18,resnet50' },
+    runtimes: { type: 'string', default: 'ours-webgpu,ort-webgpu,ours-cpu,ort-wasm' },
+  },
 });
 const RUNS = Number(opt.runs);
 const NETS = opt.nets.split(',');
+const RUNTIMES = opt.runtimes.split(',');
 const ORT = '/target/bench/node_modules/onnxruntime-web/dist/';
 
 // Runs in the page: one runtime, one network.
@@ -22,9 +28,10 @@ async function benchInPage({ runtime, net, runs, ort }) {
   const t0 = performance.now();
   let run;
   let info = '';
-  if (runtime === 'ours') {
+  if (runtime.startsWith('ours')) {
     const { ResNet } = await import('/js/index.js');
-    const m = await ResNet.load(`/target/bench/${net}/weights.safetensors`, { cache: false, inputSize: 224, stats: false });
+    const backend = runtime === 'ours-cpu' ? 'cpu' : 'webgpu';
+    const m = await ResNet.load(`/target/bench/${net}/weights.safetensors`, { cache: false, inputSize: 224, stats: false, backend });
     info = m.info.adapter;
     run = async () => (await m.classifyTensor(input)).logits;
   } else {
@@ -61,7 +68,7 @@ const browser = await launch();
 const results = [];
 try {
   for (const net of NETS) {
-    for (const runtime of ['ours', 'ort-webgpu', 'ort-wasm']) {
+    for (const runtime of RUNTIMES) {
       const page = await browser.newPage();
       page.setDefaultTimeout(0);
       await page.goto(`${server.url}/js/index.d.ts`); // any page of the origin: modules load from it
@@ -87,11 +94,13 @@ const out = path.join(ROOT, 'target/bench/results.json');
 fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), browser: version, runs: RUNS, results }, null, 1));
 
 const fmt = (v) => (v === undefined ? '–' : v.toFixed(0));
+// Each runtime against ours on the same kind of device: WebGPU with WebGPU, the CPU with the CPU.
 console.log(`| network | runtime | median ms | min–max ms | load → first result ms | ours ÷ it | top-5 = ours |`);
 console.log(`|---|---|---|---|---|---|---|`);
 for (const net of NETS) {
-  const ours = results.find((r) => r.net === net && r.runtime === 'ours');
   for (const r of results.filter((x) => x.net === net)) {
+    const peer = r.runtime.endsWith('webgpu') ? 'ours-webgpu' : 'ours-cpu';
+    const ours = results.find((x) => x.net === net && x.runtime === peer);
     if (r.error) {
       console.log(`| ${net} | ${r.runtime} | failed: ${r.error} | | | | |`);
       continue;

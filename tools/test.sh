@@ -13,6 +13,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 echo "== cargo test --release"
 cargo test --release
 
+echo "== fuzzing the weights parser, planner and preprocessing (30 s, overflow checks on)"
+FUZZ_SECONDS=30 FUZZ_REQUIRE_OVERFLOW_CHECKS=1 cargo test --profile fuzz --test fuzz -- --nocapture
+
 echo "== whole networks against ONNX Runtime"
 RESNET_BIN="$PWD/target/release/resnet" .venv/bin/python -m pytest -q tests "$@"
 

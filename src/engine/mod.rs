@@ -1,42 +1,73 @@
-//! The engine: a plan instantiated on a GPU. Weights are uploaded once;
-//! buffers, bind groups and dispatches are made once per input size; a frame
-//! is one command buffer and one small readback.
-//!
-//! This file is the public API. The parts:
-//! * [`params`]: the weights on the GPU, folded or not;
-//! * [`network`]: the plan's buffers and one dispatch per op;
-//! * [`frame`]: one frame's input, command buffer and submission;
-//! * [`stats`]: per-block channel means and ‖F(x)‖/‖x‖;
-//! * [`timing`]: GPU time per stage and per op;
-//! * [`readback`]: the staging buffers and f16 decoding.
+//! The engine: a plan run on a backend — a GPU through wgpu ([`gpu`]) or the
+//! CPU ([`crate::cpu`]) — behind one API. This file is that API; the
+//! backends do the work.
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
+use crate::cpu::CpuBackend;
+use crate::error::ErrorKind;
 use crate::gpu::Gpu;
-use crate::kernels::{ConvKernels, Kernels, Precision};
+use crate::kernels::{ConvKernels, Precision};
 use crate::model::{Model, Shape};
 use crate::plan::{BlockInfo, BlockRole, Mode, Plan};
 use crate::preprocess::Preprocess;
 use crate::weights::Weights;
 use crate::{bail, Error, Result};
 
-mod frame;
-mod network;
-mod params;
-mod readback;
-mod stats;
-mod timing;
+mod gpu;
 
-pub use stats::BlockStats;
+use gpu::GpuBackend;
+
+/// Where an engine runs.
+#[derive(Clone)]
+pub enum Device {
+    Gpu(Rc<Gpu>),
+    Cpu,
+}
+
+impl Device {
+    /// The GPU if there is one that meets the limits, else the CPU, with the reason.
+    pub async fn auto() -> (Device, Option<Error>) {
+        match Gpu::new().await {
+            Ok(gpu) => (Device::Gpu(Rc::new(gpu)), None),
+            Err(e) => (Device::Cpu, Some(e)),
+        }
+    }
+
+    /// `WebGPU` / `llvmpipe (…) / Vulkan`, or `CPU (…)`.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Gpu(g) => g.adapter_name(),
+            Device::Cpu => cpu_name(),
+        }
+    }
+}
+
+fn cpu_name() -> String {
+    if cfg!(target_arch = "wasm32") {
+        "CPU (WebAssembly SIMD, 1 thread)".to_string()
+    } else {
+        "CPU (1 thread)".to_string()
+    }
+}
+
+/// Which kind of backend an engine runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Gpu,
+    Cpu,
+}
+
+crate::named_enum!(BackendKind { Gpu = "gpu", Cpu = "cpu" });
 
 /// How an engine runs, given once when it is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
     pub mode: Mode,
-    /// Storage of activations and conv weights (f16: fast mode, `shader-f16`).
+    /// Storage of activations and conv weights (f16: GPU fast mode, `shader-f16`).
     pub precision: Precision,
-    /// Fast mode's conv kernels; `None`: the adapter's default
+    /// Fast mode's conv kernels on a GPU; `None`: the adapter's default
     /// ([`ConvKernels::for_adapter`]).
     pub conv: Option<ConvKernels>,
     /// Per-frame block statistics (channel means, ‖F(x)‖ and ‖x‖); off, a
@@ -72,76 +103,74 @@ impl Output {
     }
 }
 
+/// What one frame measured per block of [`Engine::blocks`].
+#[derive(Debug, Clone, Default)]
+pub struct BlockStats {
+    /// Mean of each channel of the block's output (for the head, the pooled
+    /// vector); empty when the frame ran without statistics.
+    pub channel_means: Vec<Vec<f32>>,
+    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut.
+    pub norms: Vec<Option<(f32, f32)>>,
+}
+
+/// Everything a backend writes back for one frame, kept across frames so a
+/// frame allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct FrameResults {
+    pub output: Output,
+    pub block_stats: BlockStats,
+    /// Time per stage in ms (GPU timestamps, or the CPU's wall clock).
+    pub stage_ms: Option<Vec<(String, f64)>>,
+}
+
+enum Backend {
+    Gpu(GpuBackend),
+    Cpu(CpuBackend),
+}
+
 pub struct Engine {
-    gpu: Rc<Gpu>,
-    kernels: Kernels,
+    backend: Backend,
     model: Model,
     config: EngineConfig,
-    /// The conv kernels in use (the config's, or the adapter's default).
-    conv: ConvKernels,
-    params: params::GpuParams,
-    sized: frame::PerSize,
+    device_name: String,
     /// Dense weights on the CPU, for class activation maps.
     dense_weight: Vec<f32>,
     disabled: HashSet<String>,
-    /// Whether the frame last submitted computed statistics.
-    submitted_stats: bool,
     /// Whether a frame's results have been read (tensors hold a frame).
     has_output: bool,
-    /// The last frame's results, kept so a frame allocates nothing.
-    out: Output,
-    block_stats: BlockStats,
-    stage_ms: Option<Vec<(String, f64)>>,
+    results: FrameResults,
 }
 
 impl Engine {
-    /// Uploads the weights and plans for a `height`×`width` input.
-    pub async fn new(gpu: Rc<Gpu>, weights: &Weights, config: EngineConfig, height: usize, width: usize) -> Result<Engine> {
-        if config.precision == Precision::F16 {
-            if config.mode != Mode::Fast {
-                bail!(BadInput, "f16 is a fast-mode path; inspect mode computes and keeps everything in f32");
-            }
-            if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-                bail!(Unsupported, "this GPU adapter ({}) has no shader-f16: use f32", gpu.adapter_name());
-            }
-        }
+    /// Loads the weights onto `device` and plans for a `height`×`width` input.
+    pub async fn new(device: &Device, weights: &Weights, config: EngineConfig, height: usize, width: usize) -> Result<Engine> {
         let plan = Plan::new(&weights.model, height, width, config.mode)?;
-        let conv = config.conv.unwrap_or_else(|| ConvKernels::for_adapter(&gpu.adapter_info));
-        network::check_fits(&gpu, &plan, config.precision, conv)?;
-        let scopes = gpu.error_scopes();
-        let kernels = Kernels::new(&gpu.device, config.precision);
-        let params = params::GpuParams::upload(&gpu.device, weights, config.mode, config.precision);
-        let sized = frame::PerSize::new(&gpu, &kernels, &params, plan, conv);
-        scopes.check("setting up the network").await?;
+        let backend = match device {
+            Device::Gpu(gpu) => Backend::Gpu(GpuBackend::new(gpu.clone(), weights, &config, plan).await?),
+            Device::Cpu => Backend::Cpu(CpuBackend::new(weights, &config, plan)?),
+        };
         Ok(Engine {
-            gpu,
-            kernels,
+            backend,
             model: weights.model.clone(),
             config,
-            conv,
-            params,
-            sized: sized?,
+            device_name: device.name(),
             dense_weight: weights.dense.weight.clone(),
             disabled: HashSet::new(),
-            submitted_stats: false,
             has_output: false,
-            out: Output::default(),
-            block_stats: BlockStats::default(),
-            stage_ms: None,
+            results: FrameResults::default(),
         })
     }
 
-    /// Re-plans for another input size, keeping the uploaded weights.
+    /// Re-plans for another input size, keeping the loaded weights.
     pub async fn set_input_size(&mut self, height: usize, width: usize) -> Result<()> {
         let plan = Plan::new(&self.model, height, width, self.config.mode)?;
-        network::check_fits(&self.gpu, &plan, self.config.precision, self.conv)?;
-        let scopes = self.gpu.error_scopes();
-        let sized = frame::PerSize::new(&self.gpu, &self.kernels, &self.params, plan, self.conv);
-        scopes.check("setting up the network").await?;
-        self.sized = sized?;
+        match &mut self.backend {
+            Backend::Gpu(b) => b.set_plan(plan).await?,
+            Backend::Cpu(b) => b.set_plan(plan),
+        }
         self.has_output = false;
-        self.block_stats = BlockStats::default();
-        self.stage_ms = None;
+        self.results.block_stats = BlockStats::default();
+        self.results.stage_ms = None;
         Ok(())
     }
 
@@ -154,18 +183,38 @@ impl Engine {
     pub fn mode(&self) -> Mode {
         self.config.mode
     }
-    /// The conv kernels fast mode runs.
-    pub fn conv_kernels(&self) -> ConvKernels {
-        self.conv
+    pub fn backend(&self) -> BackendKind {
+        match self.backend {
+            Backend::Gpu(_) => BackendKind::Gpu,
+            Backend::Cpu(_) => BackendKind::Cpu,
+        }
+    }
+    /// The GPU adapter's name, or a description of the CPU backend.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+    /// The GPU, when the engine runs on one.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        match &self.backend {
+            Backend::Gpu(b) => Some(b.gpu()),
+            Backend::Cpu(_) => None,
+        }
+    }
+    /// The conv kernels a GPU runs in fast mode (`None` on the CPU).
+    pub fn conv_kernels(&self) -> Option<ConvKernels> {
+        match &self.backend {
+            Backend::Gpu(b) => Some(b.conv_kernels()),
+            Backend::Cpu(_) => None,
+        }
     }
     pub fn model(&self) -> &Model {
         &self.model
     }
     pub fn plan(&self) -> &Plan {
-        self.sized.plan()
-    }
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
+        match &self.backend {
+            Backend::Gpu(b) => b.plan(),
+            Backend::Cpu(b) => b.plan(),
+        }
     }
     /// Stem, residual blocks and head, in order.
     pub fn blocks(&self) -> &[BlockInfo] {
@@ -185,13 +234,16 @@ impl Engine {
         if input.iter().any(|v| !v.is_finite()) {
             bail!(BadInput, "the input tensor contains NaN or infinite values");
         }
-        self.sized.write_tensor(&self.gpu, self.config.precision, input);
-        self.submit(false);
+        let (disabled, stats) = (&self.disabled, self.config.stats);
+        match &mut self.backend {
+            Backend::Gpu(b) => b.submit_tensor(input, disabled, stats),
+            Backend::Cpu(b) => b.submit_tensor(input, disabled, stats),
+        }
         Ok(())
     }
 
     /// Runs the network on RGBA8 pixels (`width`×`height`, row-major), with
-    /// preprocessing on the GPU; `pre`'s crop must be the planned input size.
+    /// torchvision's preprocessing; `pre`'s crop must be the planned input size.
     pub fn run_rgba(&mut self, pixels: &[u8], width: usize, height: usize, pre: &Preprocess) -> Result<()> {
         let want = width.checked_mul(height).and_then(|n| n.checked_mul(4));
         if want != Some(pixels.len()) {
@@ -201,68 +253,64 @@ impl Engine {
             bail!(BadInput, "the preprocessing crop {}×{} differs from the planned input {:?}", pre.crop_h, pre.crop_w, self.input_size());
         }
         let params = pre.params(width, height)?;
-        self.sized.write_pixels(&self.gpu, &self.kernels, pixels, params)?;
-        self.submit(true);
+        let (disabled, stats) = (&self.disabled, self.config.stats);
+        match &mut self.backend {
+            Backend::Gpu(b) => b.submit_rgba(pixels, params, disabled, stats)?,
+            Backend::Cpu(b) => b.submit_rgba(pixels, params, disabled, stats),
+        }
         Ok(())
     }
 
-    fn submit(&mut self, with_preprocess: bool) {
-        self.submitted_stats = self.config.stats;
-        self.sized.submit(&self.gpu, &self.disabled, with_preprocess, self.config.stats);
-    }
-
-    /// Compute dispatches in one frame as configured (on a tensor input).
+    /// Compute dispatches in one frame as configured (on a tensor input;
+    /// on the CPU, the ops run).
     pub fn dispatches_per_frame(&self) -> usize {
-        self.sized.dispatches_per_frame(&self.disabled, false, self.config.stats)
+        match &self.backend {
+            Backend::Gpu(b) => b.dispatches_per_frame(&self.disabled, self.config.stats),
+            Backend::Cpu(b) => b.plan().ops.len(),
+        }
     }
 
     /// Logits and probabilities of the last frame; also updates
     /// [`Engine::block_stats`] and [`Engine::stage_times`]. Reads into
     /// buffers kept from frame to frame: after the first frame of a size,
-    /// this allocates nothing.
+    /// this allocates nothing on the GPU path.
     pub async fn output(&mut self) -> Result<&Output> {
-        let s = &mut self.sized;
-        if let Err(e) = s.staging.read(&self.gpu).await {
-            // Leave the engine usable: the next image gets a fresh pixel buffer.
-            s.drop_image();
-            self.has_output = false;
-            return Err(e);
-        }
-        self.has_output = true;
-        let (n, layout, bytes) = (s.staging.layout.classes, s.staging.layout, &s.staging.bytes);
-        s.staging.floats(0, n, &mut self.out.logits);
-        s.staging.floats(n, n, &mut self.out.probs);
-        s.stats.decode(&s.net.plan, &bytes[layout.stats_at..], self.submitted_stats, &mut self.block_stats);
-        s.timer.decode(&self.gpu, &bytes[layout.times_at..], &mut self.stage_ms);
-        Ok(&self.out)
+        let done = match &mut self.backend {
+            Backend::Gpu(b) => b.finish(&mut self.results).await,
+            Backend::Cpu(b) => b.finish(&mut self.results).await,
+        };
+        self.has_output = done.is_ok();
+        done?;
+        Ok(&self.results.output)
     }
 
     /// Per-block statistics of the last frame read by [`Engine::output`].
     pub fn block_stats(&self) -> &BlockStats {
-        &self.block_stats
+        &self.results.block_stats
     }
 
-    /// GPU time per stage (`stem`, `stage1`…, `head`) of the last frame, in
-    /// milliseconds, where the adapter has timestamp queries.
+    /// Time per stage (`stem`, `stage1`…, `head`) of the last frame, in
+    /// milliseconds: GPU timestamps where the adapter has them, the CPU's
+    /// wall clock on the CPU backend.
     pub fn stage_times(&self) -> Option<&[(String, f64)]> {
-        self.stage_ms.as_deref()
+        self.results.stage_ms.as_deref()
     }
 
-    /// GPU time of every op of the network, in plan order, from timestamp
-    /// queries: each op runs in its own compute pass on the current input
-    /// (a split-K conv counts both its kernels). Pass boundaries add a little,
-    /// so the sum exceeds a normal frame; this is for finding the slow layers.
+    /// The time of every op of the network, in plan order: on a GPU each op
+    /// in its own timestamped pass (a split-K conv counts both its kernels;
+    /// pass boundaries add a little), on the CPU each op on the wall clock.
+    /// For finding the slow layers.
     pub async fn profile_layers(&mut self) -> Result<Vec<(String, f64)>> {
-        let s = &mut self.sized;
-        let disabled = &self.disabled;
-        let order: Vec<_> = s.net.frame_dispatches(0..s.net.plan.blocks.len(), |n| disabled.contains(n)).collect();
-        s.profiler.profile(&self.gpu, &order).await
+        match &mut self.backend {
+            Backend::Gpu(b) => b.profile_layers(&self.disabled).await,
+            Backend::Cpu(b) => Ok(b.profile_layers(&self.disabled)),
+        }
     }
 
     /// Switches an identity block's main path off (its output becomes its
     /// input) or back on. Convolutional blocks change the shape and cannot be skipped.
     pub fn set_block_enabled(&mut self, name: &str, enabled: bool) -> Result<()> {
-        let b = self.plan().block(name).ok_or_else(|| Error::of(crate::error::ErrorKind::BadInput, format!("no block named `{name}`")))?;
+        let b = self.plan().block(name).ok_or_else(|| Error::of(ErrorKind::BadInput, format!("no block named `{name}`")))?;
         if b.role != BlockRole::Identity {
             bail!(BadInput, "only identity blocks can be skipped; `{name}` is a {} block", b.role);
         }
@@ -276,13 +324,6 @@ impl Engine {
 
     pub fn block_enabled(&self, name: &str) -> bool {
         !self.disabled.contains(name)
-    }
-
-    /// Reads `(first value, count)` ranges of a tensor of the last frame.
-    async fn read_ranges(&mut self, tensor: usize, ranges: &[(usize, usize)]) -> Result<Vec<f32>> {
-        let s = &mut self.sized;
-        let vb = network::value_bytes(s.net.plan.tensors[tensor].storage, self.config.precision);
-        s.reader.read_ranges(&self.gpu, s.net.slots.of(tensor), vb, ranges).await
     }
 
     /// A kept tensor's id and shape, or a message saying why there is none.
@@ -299,6 +340,13 @@ impl Engine {
             bail!(BadInput, "`{name}` is not kept after the frame in {} mode", self.config.mode);
         }
         Ok((id, plan.shape(id)))
+    }
+
+    async fn read_ranges(&mut self, tensor: usize, ranges: &[(usize, usize)]) -> Result<Vec<f32>> {
+        match &mut self.backend {
+            Backend::Gpu(b) => b.read_ranges(tensor, ranges).await,
+            Backend::Cpu(b) => Ok(b.read_ranges(tensor, ranges)),
+        }
     }
 
     /// Reads one tensor of the last frame by name: a block (`layer1.0`,

@@ -35,9 +35,10 @@ pub async fn bench(b: Bench) -> Result<()> {
     let input = Input::Tensor { h, w, data };
     let f = measure(&mut engines, &input, b.iters).await?;
     let engine = engines.get((h, w)).await?;
-    let mut conv = match engine.mode() {
-        Mode::Inspect => "direct".to_string(),
-        Mode::Fast => engine.conv_kernels().to_string(),
+    let mut conv = match (engine.mode(), engine.conv_kernels()) {
+        (_, None) => "GEMM on the CPU".to_string(),
+        (Mode::Inspect, _) => "direct".to_string(),
+        (Mode::Fast, Some(k)) => k.to_string(),
     };
     // Kernel variants under test (see `RESNET_SHADER_DIR` in kernels/source.rs).
     if let Some(dir) = std::env::var_os("RESNET_SHADER_DIR").filter(|d| !d.is_empty()) {
@@ -84,7 +85,7 @@ async fn measure(engines: &mut Engines, input: &Input, iters: usize) -> Result<F
     }
     engine.output().await?;
     f.per_frame = t0.elapsed().as_secs_f64() * 1e3 / iters as f64;
-    if engine.gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+    if engine.gpu().is_none_or(|g| g.features.contains(wgpu::Features::TIMESTAMP_QUERY)) {
         // Median over a few profiled frames per layer.
         let mut runs = Vec::new();
         for _ in 0..iters.clamp(1, 5) {
@@ -102,24 +103,25 @@ fn report(engine: &Engine, f: &Figures, conv: &str, b: &Bench) {
         engine.model().description,
         engine.mode(),
         engine.precision(),
-        engine.gpu().adapter_name(),
+        engine.device_name(),
         b.iters
     );
     let (lo, hi) = (f.wall.iter().cloned().fold(f64::MAX, f64::min), f.wall.iter().cloned().fold(0.0, f64::max));
     println!("latency (upload → logits on the CPU): median {:.3} ms, min {lo:.3}, max {hi:.3}", median(f.wall.clone()));
     println!("throughput (frames back to back): {:.3} ms per frame", f.per_frame);
     println!("CPU: upload + recording + submit, median {:.3} ms; {} compute dispatches per frame", median(f.record.clone()), f.dispatches);
+    let clock = if engine.gpu().is_some() { "GPU" } else { "CPU" };
     if f.stages.is_empty() {
         println!("no GPU timestamps on this adapter");
     } else {
-        println!("GPU time per frame (sum of stage passes): median {:.3} ms", median(f.gpu.clone()));
+        println!("{clock} time per frame (sum of stages): median {:.3} ms", median(f.gpu.clone()));
     }
     for (name, t) in &f.stages {
-        println!("  {name:<8} {:>10.3} ms (GPU, median)", median(t.clone()));
+        println!("  {name:<8} {:>10.3} ms ({clock}, median)", median(t.clone()));
     }
     if !f.layers.is_empty() {
         let total: f64 = f.layers.iter().map(|(_, t)| t).sum();
-        println!("per layer, each in its own timed pass: {} ops, {total:.3} ms in all; the {} slowest:", f.layers.len(), b.layers.min(f.layers.len()));
+        println!("per layer, each timed alone: {} ops, {total:.3} ms in all; the {} slowest:", f.layers.len(), b.layers.min(f.layers.len()));
         let mut slow = f.layers.clone();
         slow.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (name, t) in slow.iter().take(b.layers) {
@@ -135,7 +137,8 @@ fn to_json(engine: &Engine, f: &Figures, conv: &str, iters: usize) -> serde_json
         "mode": engine.mode().as_str(),
         "conv": conv,
         "precision": engine.precision().as_str(),
-        "adapter": engine.gpu().adapter_name(),
+        "adapter": engine.device_name(),
+        "backend": engine.backend().as_str(),
         "input_size": [h, w],
         "iters": iters,
         "wall_ms": f.wall,

@@ -1,5 +1,6 @@
 //! `resnet`: the native command line. Classifies images or raw tensors and
-//! dumps every block's output, on whatever GPU wgpu finds (Vulkan here).
+//! dumps every block's output, on whatever GPU wgpu finds (Vulkan here) or,
+//! without one, on the CPU.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use resnet::{bail, BlockRole, ConvKernels, ErrorKind, Engine, EngineConfig, Error, Gpu, Mode, Precision, Preprocess, Result, Weights};
+use resnet::{bail, BlockRole, ConvKernels, Device, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Result, Weights};
 
 mod bench;
 mod io;
@@ -57,6 +58,32 @@ struct Common {
     /// `f16` (needs the adapter's shader-f16; arithmetic stays f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     precision: Precision,
+    /// Where to run: `gpu`, `cpu`, or `auto` (the GPU if wgpu finds one that
+    /// meets the limits, else the CPU, saying so on stderr).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// The device `--backend` asks for.
+async fn device(choice: BackendChoice) -> Result<Device> {
+    Ok(match choice {
+        BackendChoice::Gpu => Device::Gpu(Rc::new(Gpu::new().await?)),
+        BackendChoice::Cpu => Device::Cpu,
+        BackendChoice::Auto => match Device::auto().await {
+            (d, None) => d,
+            (d, Some(why)) => {
+                eprintln!("note: running on the CPU: {why}");
+                d
+            }
+        },
+    })
 }
 
 #[derive(Args)]
@@ -133,7 +160,7 @@ fn main() -> ExitCode {
 
 /// Engines by input size, sharing one device and one configuration.
 struct Engines {
-    gpu: Rc<Gpu>,
+    device: Device,
     weights: Weights,
     config: EngineConfig,
     image_size: (usize, usize),
@@ -144,16 +171,16 @@ impl Engines {
     async fn new(c: &Common) -> Result<Engines> {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
-        let gpu = Rc::new(Gpu::new().await?);
+        let device = device(c.backend).await?;
         // The command line reads logits only: no per-frame statistics.
         let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats: false };
-        Ok(Engines { gpu, weights, config, image_size, by_size: HashMap::new() })
+        Ok(Engines { device, weights, config, image_size, by_size: HashMap::new() })
     }
 
     /// The engine for `size`, made on first use.
     async fn get(&mut self, size: (usize, usize)) -> Result<&mut Engine> {
         if !self.by_size.contains_key(&size) {
-            let e = Engine::new(self.gpu.clone(), &self.weights, self.config, size.0, size.1).await?;
+            let e = Engine::new(&self.device, &self.weights, self.config, size.0, size.1).await?;
             self.by_size.insert(size, e);
         }
         Ok(self.by_size.get_mut(&size).expect("inserted above"))
@@ -207,7 +234,8 @@ async fn classify(c: Classify) -> Result<()> {
                 "model": engine.model().description,
                 "mode": engine.mode().as_str(),
                 "precision": engine.precision().as_str(),
-                "adapter": engine.gpu().adapter_name(),
+                "adapter": engine.device_name(),
+                "backend": engine.backend().as_str(),
                 "input_size": [engine.input_size().0, engine.input_size().1],
                 "ms": ms,
                 "top5": top5,
@@ -216,7 +244,7 @@ async fn classify(c: Classify) -> Result<()> {
             println!("{line}");
         } else {
             let (h, w) = engine.input_size();
-            println!("{}  ({}, {h}×{w}, {} mode, {ms:.1} ms on {})", path.display(), engine.model().description, engine.mode().as_str(), engine.gpu().adapter_name());
+            println!("{}  ({}, {h}×{w}, {} mode, {ms:.1} ms on {})", path.display(), engine.model().description, engine.mode().as_str(), engine.device_name());
             for (rank, (i, p)) in top.iter().enumerate() {
                 println!("  {}. {:>5.1}%  {}", rank + 1, p * 100.0, label(*i));
             }

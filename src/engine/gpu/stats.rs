@@ -1,23 +1,14 @@
-//! Per-block statistics, computed on the GPU after the network and read back
+//! Per-block statistics ([`BlockStats`]), computed on the GPU after the network and read back
 //! with the logits: each block's channel means (for choosing which channels
 //! to show) and, per residual block, ‖F(x)‖ and ‖x‖ (how far the block is
 //! from the identity).
 
+use crate::engine::BlockStats;
 use crate::kernels::{storage_buffer, Dispatch, Kernels};
 use crate::plan::{BlockRole, Plan};
 use crate::Result;
 
 use super::network::Slots;
-
-/// What one frame measured per block of [`crate::Engine::blocks`].
-#[derive(Debug, Clone, Default)]
-pub struct BlockStats {
-    /// Mean of each channel of the block's output (for the head, the pooled
-    /// vector); empty when the frame ran without statistics.
-    pub channel_means: Vec<Vec<f32>>,
-    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut.
-    pub norms: Vec<Option<(f32, f32)>>,
-}
 
 /// The statistics' dispatches and buffers for one input size, and where
 /// their values land in the frame's staging buffer (in f32s from its start).

@@ -1,0 +1,306 @@
+//! The CPU backend: the same plan as the GPU, run by plain Rust on the CPU
+//! (natively, or in WebAssembly with simd128 where a browser has no WebGPU).
+//! Every op of both modes, so block outputs, ‖F(x)‖/‖x‖, block skipping and
+//! class activation maps work here too.
+//!
+//! * [`conv`]: convolution as a GEMM (`matrixmultiply`) with im2col blocks
+//!   and the fused epilogue; [`winograd`]: 3×3 stride-1 convs by F(2×2, 3×3);
+//! * [`ops`]: batchnorm, ReLU, residual add, pooling, dense, softmax;
+//! * [`preprocess`]: RGBA pixels → the input tensor, as the GPU's shader does.
+//!
+//! One thread. A frame runs when its results are asked for; in the browser
+//! it hands control back to the page every few milliseconds, so a page that
+//! runs it on the main thread stays responsive.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::engine::{EngineConfig, FrameResults};
+use crate::kernels::{Precision, PreprocessParams};
+use crate::plan::{Mode, Op, Plan, TensorId};
+use crate::weights::{BatchNormWeights, Weights};
+use crate::{bail, Result};
+
+pub mod conv;
+pub mod ops;
+pub mod preprocess;
+pub mod winograd;
+
+use conv::{CpuConv, Epilogue, Scratch};
+
+/// The parameters as the CPU ops read them.
+struct CpuParams {
+    convs: HashMap<String, CpuConv>,
+    /// Inspect mode only: the batchnorms, by name.
+    bns: HashMap<String, BatchNormWeights>,
+    dense_w: Vec<f32>,
+    dense_b: Vec<f32>,
+}
+
+impl CpuParams {
+    fn new(w: &Weights, mode: Mode) -> CpuParams {
+        let mut convs = HashMap::new();
+        let mut bns = HashMap::new();
+        for cb in w.model.conv_bns() {
+            let (weight, bias) = match mode {
+                Mode::Fast => {
+                    let (weight, bias) = w.folded(cb);
+                    (weight, Some(bias))
+                }
+                Mode::Inspect => {
+                    bns.insert(cb.bn.name.clone(), w.bns[&cb.bn.name].clone());
+                    let p = &w.convs[&cb.conv.name];
+                    (p.weight.clone(), p.bias.clone())
+                }
+            };
+            convs.insert(cb.conv.name.clone(), CpuConv::new(cb.conv.clone(), weight, bias));
+        }
+        CpuParams { convs, bns, dense_w: w.dense.weight.clone(), dense_b: w.dense.bias.clone() }
+    }
+}
+
+/// A submitted frame, computed when its results are asked for.
+struct Pending {
+    /// Per block of the plan: switched off (run as its bypass).
+    skip: Vec<bool>,
+    stats: bool,
+}
+
+pub(crate) struct CpuBackend {
+    params: CpuParams,
+    plan: Plan,
+    /// One buffer per plan slot.
+    slots: Vec<Vec<f32>>,
+    /// Conv scratch (im2col, Winograd tiles), kept across convs and frames.
+    scratch: Scratch,
+    pending: Option<Pending>,
+}
+
+impl CpuBackend {
+    pub fn new(weights: &Weights, config: &EngineConfig, plan: Plan) -> Result<CpuBackend> {
+        if config.precision != Precision::F32 {
+            bail!(Unsupported, "the CPU backend computes in f32 only: {} storage is a GPU path", config.precision);
+        }
+        let mut b = CpuBackend { params: CpuParams::new(weights, config.mode), plan: plan.clone(), slots: Vec::new(), scratch: Scratch::default(), pending: None };
+        b.set_plan(plan);
+        Ok(b)
+    }
+
+    pub fn set_plan(&mut self, plan: Plan) {
+        self.slots = plan.slot_len.iter().map(|&n| vec![0.0; n]).collect();
+        self.plan = plan;
+        self.pending = None;
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn input_mut(&mut self) -> &mut [f32] {
+        let t = self.plan.input;
+        let n = self.plan.shape(t).len();
+        &mut self.slots[self.plan.slot_of[t]][..n]
+    }
+
+    fn pend(&mut self, disabled: &HashSet<String>, stats: bool) {
+        let skip = self.plan.blocks.iter().map(|b| disabled.contains(&b.name)).collect();
+        self.pending = Some(Pending { skip, stats });
+    }
+
+    pub fn submit_tensor(&mut self, input: &[f32], disabled: &HashSet<String>, stats: bool) {
+        self.input_mut().copy_from_slice(input);
+        self.pend(disabled, stats);
+    }
+
+    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, disabled: &HashSet<String>, stats: bool) {
+        preprocess::preprocess(pixels, &params, self.input_mut());
+        self.pend(disabled, stats);
+    }
+
+    /// Runs the submitted frame and fills `r`: logits, probabilities,
+    /// statistics if asked for, and the wall time of each stage.
+    pub async fn finish(&mut self, r: &mut FrameResults) -> Result<()> {
+        let Some(p) = self.pending.take() else { bail!(NoFrame, "no frame has been submitted") };
+        let mut stages: Vec<(String, f64)> = Vec::new();
+        let mut t = clock::now_ms();
+        let mut since_yield = t;
+        for bi in 0..self.plan.blocks.len() {
+            let b = &self.plan.blocks[bi];
+            match (p.skip[bi], b.input) {
+                // Skipped identity block: its output is its input.
+                (true, Some(x)) => self.with_io(b.tensor, None, |io, out, _| ops::relu(io.input(x), out)),
+                _ => {
+                    for oi in self.plan.blocks[bi].ops.clone() {
+                        self.run_op(oi);
+                    }
+                }
+            }
+            let name = self.plan.blocks[bi].stage_name();
+            let now = clock::now_ms();
+            match stages.last_mut() {
+                Some((n, ms)) if *n == name => *ms += now - t,
+                _ => stages.push((name, now - t)),
+            }
+            t = now;
+            if now - since_yield > 8.0 {
+                clock::yield_now().await;
+                since_yield = clock::now_ms();
+                t = since_yield;
+            }
+        }
+        let n = self.plan.shape(self.plan.logits).len();
+        r.output.logits.clear();
+        r.output.logits.extend_from_slice(&self.tensor(self.plan.logits)[..n]);
+        r.output.probs.clear();
+        r.output.probs.extend_from_slice(&self.tensor(self.plan.probs)[..n]);
+        self.block_stats(p.stats, &mut r.block_stats);
+        r.stage_ms = Some(stages);
+        Ok(())
+    }
+
+    fn tensor(&self, t: TensorId) -> &[f32] {
+        &self.slots[self.plan.slot_of[t]][..self.plan.shape(t).len()]
+    }
+
+    /// Channel means of every block's output and ‖F(x)‖, ‖x‖ of residual blocks.
+    fn block_stats(&self, on: bool, out: &mut crate::engine::BlockStats) {
+        let n = self.plan.blocks.len();
+        out.channel_means.resize_with(n, Vec::new);
+        out.norms.resize(n, None);
+        for (i, b) in self.plan.blocks.iter().enumerate() {
+            let means = &mut out.channel_means[i];
+            means.clear();
+            out.norms[i] = None;
+            if !on {
+                continue;
+            }
+            let s = self.plan.shape(b.tensor);
+            let mut m = vec![0.0; s.c];
+            ops::global_avg_pool(self.tensor(b.tensor), s, &mut m);
+            means.extend_from_slice(&m);
+            if let Some(r) = b.residual {
+                let norm = |t| ops::sum_squares(self.tensor(t)).sqrt() as f32;
+                out.norms[i] = Some((norm(r.main), norm(r.shortcut)));
+            }
+        }
+    }
+
+    /// Runs `f` with op output `out` (and `main_out`) taken out of their
+    /// slots, so it can read the inputs from the others.
+    fn with_io(&mut self, out: TensorId, main_out: Option<TensorId>, f: impl FnOnce(&Inputs, &mut [f32], Option<&mut [f32]>)) {
+        let (so, sm) = (self.plan.slot_of[out], main_out.map(|t| self.plan.slot_of[t]));
+        let mut o = std::mem::take(&mut self.slots[so]);
+        let mut m = sm.map(|s| std::mem::take(&mut self.slots[s]));
+        let n = self.plan.shape(out).len();
+        f(&Inputs { slots: &self.slots, plan: &self.plan }, &mut o[..n], m.as_mut().map(|m| &mut m[..n]));
+        self.slots[so] = o;
+        if let (Some(s), Some(m)) = (sm, m) {
+            self.slots[s] = m;
+        }
+    }
+
+    fn run_op(&mut self, oi: usize) {
+        let op = self.plan.ops[oi].clone();
+        let shape = |t: TensorId| self.plan.shape(t);
+        match &op {
+            Op::Conv(c) => {
+                let (i, o) = (shape(c.input), shape(c.output));
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let conv = self.params.convs.remove(&c.conv.name).expect("a conv of the plan");
+                self.with_io(c.output, c.main_out, |io, out, main_out| {
+                    let ep = Epilogue { residual: c.residual.map(|t| io.input(t)), relu: c.relu, main_out };
+                    conv.run(io.input(c.input), i, out, o, ep, &mut scratch);
+                });
+                self.params.convs.insert(c.conv.name.clone(), conv);
+                self.scratch = scratch;
+            }
+            Op::BatchNorm { bn, input, output } => {
+                let p = self.params.bns.remove(&bn.name).expect("a batchnorm of the plan");
+                self.with_io(*output, None, |io, out, _| ops::batchnorm(io.input(*input), io.plan.shape(*input), &p, bn.eps, out));
+                self.params.bns.insert(bn.name.clone(), p);
+            }
+            Op::Relu { input, output } => self.with_io(*output, None, |io, out, _| ops::relu(io.input(*input), out)),
+            Op::AddRelu { main, shortcut, output } => self.with_io(*output, None, |io, out, _| ops::add_relu(io.input(*main), io.input(*shortcut), out)),
+            Op::MaxPool { pool, input, output } => self.with_io(*output, None, |io, out, _| ops::maxpool(io.input(*input), io.plan.shape(*input), pool, out, io.plan.shape(*output))),
+            Op::GlobalAvgPool { input, output } => self.with_io(*output, None, |io, out, _| ops::global_avg_pool(io.input(*input), io.plan.shape(*input), out)),
+            Op::Dense { input, output } => {
+                let (w, b) = (std::mem::take(&mut self.params.dense_w), std::mem::take(&mut self.params.dense_b));
+                self.with_io(*output, None, |io, out, _| ops::dense(io.input(*input), &w, &b, out));
+                (self.params.dense_w, self.params.dense_b) = (w, b);
+            }
+            Op::Softmax { input, output } => self.with_io(*output, None, |io, out, _| ops::softmax(io.input(*input), out)),
+        }
+    }
+
+    /// `(first value, count)` ranges of a tensor of the last frame.
+    pub fn read_ranges(&self, tensor: TensorId, ranges: &[(usize, usize)]) -> Vec<f32> {
+        let t = self.tensor(tensor);
+        ranges.iter().flat_map(|&(a, n)| t[a..a + n].iter().copied()).collect()
+    }
+
+    /// Each op of the current input in turn, timed on the wall clock: (label, ms).
+    pub fn profile_layers(&mut self, disabled: &HashSet<String>) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for b in self.plan.blocks.clone() {
+            if disabled.contains(&b.name) {
+                continue;
+            }
+            for oi in b.ops {
+                let t = clock::now_ms();
+                self.run_op(oi);
+                out.push((self.plan.ops[oi].label(&self.plan.tensors), clock::now_ms() - t));
+            }
+        }
+        out
+    }
+}
+
+/// An op's view of the slots but its output (and F(x)): readable inputs.
+struct Inputs<'a> {
+    slots: &'a [Vec<f32>],
+    plan: &'a Plan,
+}
+
+impl Inputs<'_> {
+    fn input(&self, t: TensorId) -> &[f32] {
+        &self.slots[self.plan.slot_of[t]][..self.plan.shape(t).len()]
+    }
+}
+
+/// Time, and handing control back to the browser.
+mod clock {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn now_ms() -> f64 {
+        thread_local!(static T0: std::time::Instant = std::time::Instant::now());
+        T0.with(|t| t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn yield_now() {}
+
+    /// `performance.now()` on the page or in a worker.
+    #[cfg(target_arch = "wasm32")]
+    pub fn now_ms() -> f64 {
+        use wasm_bindgen::JsCast;
+        let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
+        let now = perf.as_ref().and_then(|p| js_sys::Reflect::get(p, &"now".into()).ok()).and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        match (perf, now) {
+            (Some(p), Some(f)) => f.call0(&p).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
+            _ => js_sys::Date::now(),
+        }
+    }
+
+    /// Resolves on a fresh task (a MessageChannel message: no timer clamping),
+    /// so the page can paint and handle input between parts of a frame.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn yield_now() {
+        let Ok(ch) = web_sys::MessageChannel::new() else { return };
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            ch.port1().set_onmessage(Some(&resolve));
+            let _ = ch.port2().post_message(&wasm_bindgen::JsValue::NULL);
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        // Closed, so an open port keeps no event loop (Node's, a worker's) alive.
+        ch.port1().close();
+        ch.port2().close();
+    }
+}
