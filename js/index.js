@@ -155,8 +155,9 @@ export class ResNet {
         // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
         return await loadWasm(src.bytes, mode, size, precision, !!stats, choice.backend);
       } catch (e) {
-        // WebGPU is there but no device came (lost at start, or below the limits): the CPU then.
-        if (backend !== 'auto' || choice.backend !== 'webgpu' || e.code !== 'UNSUPPORTED') throw e;
+        // WebGPU is there but no device came (lost at start, or below the
+        // limits): the CPU then — unless f16 was asked for, a GPU-only path.
+        if (backend !== 'auto' || choice.backend !== 'webgpu' || e.code !== 'UNSUPPORTED' || precision !== 'f32') throw e;
         Object.assign(choice, { backend: 'cpu', reason: e.message });
         return loadWasm(src.bytes, mode, size, precision, !!stats, 'cpu');
       }

@@ -64,11 +64,15 @@ async function main() {
   setStatus('Checking for WebGPU…', true);
   const support = await page.lib.webgpuSupport().catch((e) => ({ ok: false, message: messageOf(e) }));
   await labelsReady;
+  // Without WebGPU the CPU backend runs the same network (backend 'auto'); say so once.
+  page.noWebgpu = support.ok ? null : support.message;
   if (!support.ok) {
-    setStatus('WebGPU is not available here.');
-    showError(support.message);
-    return;
+    const opt = document.querySelector('#backend-select option[value="webgpu"]');
+    opt.disabled = true;
+    opt.textContent = 'WebGPU (not available here)';
   }
+  const backend = params.get('backend');
+  if (['auto', 'webgpu', 'cpu'].includes(backend)) document.querySelector('#backend-select').value = backend;
   // Start with the offline demo weights (small, no download) unless told otherwise.
   const want = params.get('model') ?? 'demo';
   if (want === 'none') {

@@ -27,7 +27,9 @@ const el = {
   loadModel: $('#load-model'),
   modeSelect: $('#mode-select'),
   sizeSelect: $('#size-select'),
+  backendSelect: $('#backend-select'),
   modelInfo: $('#model-info'),
+  backendInfo: $('#backend-info'),
   untrained: $('#untrained-note'),
 };
 
@@ -35,7 +37,7 @@ let loadedSpec = null; // what the current model was loaded from, for reloads
 let lastLoss = -Infinity; // when the device was last lost
 
 function currentOptions() {
-  return { mode: el.modeSelect.value, inputSize: Number(el.sizeSelect.value) };
+  return { mode: el.modeSelect.value, inputSize: Number(el.sizeSelect.value), backend: el.backendSelect.value };
 }
 
 /** `{ kind: 'demo' }` | `{ kind: 'file', file }` | `{ kind: 'url', key, url, label }`; null: no file chosen yet. */
@@ -58,7 +60,7 @@ function specLabel(spec) {
 }
 
 function setLoadingUI(on) {
-  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.sizeSelect]) c.disabled = on;
+  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.sizeSelect, el.backendSelect]) c.disabled = on;
   el.loadModel.textContent = on ? 'Loading…' : 'Load model';
 }
 
@@ -79,7 +81,7 @@ export function pickModel(value) {
 
 // ------------------------------------------------------------------ loading
 
-export async function loadModel(spec, { options = currentOptions(), recovering = false } = {}) {
+export async function loadModel(spec, { options = currentOptions(), recovering = null } = {}) {
   if (!spec) {
     showError('Choose a .safetensors file first (the “File” field), or pick another model.');
     return;
@@ -103,7 +105,7 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (recovering) {
       clearError();
-      setStatus(`The GPU device was lost; ${model.info.description} was reloaded (${secs} s).`);
+      setStatus(`${recovering}; ${model.info.description} was reloaded on ${model.info.backend === 'cpu' ? 'the CPU' : 'the GPU'} (${secs} s).`);
     } else {
       setStatus(`${model.info.description} ready (${secs} s). ${state.source ? '' : 'Now start the webcam, drop an image or pick a sample.'}`);
     }
@@ -148,6 +150,10 @@ function showModelInfo(model, spec) {
   const i = model.info;
   const adapter = String(i.adapter || '').replace(/^[\s/]+/, '') || 'WebGPU';
   el.modelInfo.textContent = `${i.description} · ${i.classes} classes · ${i.inputSize[0]}×${i.inputSize[1]} input · ${i.mode} mode · ${adapter}${i.timestampQuery ? ' · GPU timestamps' : ''}`;
+  // Which backend runs, and why (WebGPU there, asked for, or why not).
+  const where = i.backend === 'cpu' ? 'CPU (WebAssembly SIMD, one thread: slower than a GPU, the same numbers)' : 'WebGPU';
+  el.backendInfo.textContent = `Runs on ${where}: ${i.backendReason.replace(/\.$/, '')}.`;
+  document.body.dataset.backend = i.backend;
   el.untrained.hidden = spec.kind !== 'demo';
   document.body.classList.toggle('demo-model', spec.kind === 'demo');
   el.sizeSelect.value = String(i.inputSize[0]);
@@ -164,24 +170,28 @@ export function loadWeightsFile(file) {
   loadModel({ kind: 'file', file });
 }
 
-/** GPU device lost: reload the model (from the cache for URL sources). Returns true when handled. */
+/**
+ * GPU device lost: reload the model (from the cache for URL sources); lost
+ * again within 10 s, reload it on the CPU instead of giving up. Returns true
+ * when handled.
+ */
 export async function handleModelError(e, m) {
   if (e?.code !== 'DEVICE_LOST' || m !== state.model || !loadedSpec) return false;
   const msg = messageOf(e);
   const now = performance.now();
-  if (now - lastLoss < 10000) {
-    showError(`The GPU device was lost again (${msg}). Reload the page, or try a smaller model or input size.`);
-    return true;
-  }
+  const again = now - lastLoss < 10000;
   lastLoss = now;
-  showError(`The GPU device was lost (${msg}); reloading the model…`);
+  showError(again ? `The GPU device was lost again (${msg}); moving to the CPU backend…` : `The GPU device was lost (${msg}); reloading the model…`);
   const info = m.info;
   state.model = null;
   try {
     m.dispose();
   } catch {}
+  const backend = again ? 'cpu' : info.backend;
+  if (again) el.backendSelect.value = 'cpu';
+  const recovering = again ? 'The GPU device was lost twice' : 'The GPU device was lost';
   // Reload once the caller (the loop, or a re-plan) has unwound.
-  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize }, recovering: true }), 0);
+  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize, backend }, recovering }), 0);
   return true;
 }
 
@@ -220,6 +230,10 @@ el.weightsFile.addEventListener('change', () => {
 });
 el.modeSelect.addEventListener('change', () => {
   // The mode changes the plan: reload (URL weights come from the cache).
+  if (state.model && loadedSpec) loadModel(loadedSpec);
+});
+// Another backend: reload the same weights there.
+el.backendSelect.addEventListener('change', () => {
   if (state.model && loadedSpec) loadModel(loadedSpec);
 });
 el.sizeSelect.addEventListener('change', () => changeInputSize(Number(el.sizeSelect.value)));

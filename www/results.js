@@ -59,7 +59,7 @@ export function resetFps() {
 }
 
 export function renderTimings(t) {
-  el.timingSource.textContent = t.source === 'gpu' ? '(GPU timestamps)' : '(wall clock)';
+  el.timingSource.textContent = { gpu: '(GPU timestamps)', cpu: '(CPU clock)' }[t.source] ?? '(wall clock)';
   const rows = [];
   if (t.stages.length) {
     const max = Math.max(...t.stages.map((s) => s.ms), 1e-9);

@@ -31,6 +31,8 @@ export const page = {
   labels: null,
   /** A model is being loaded (the controls are disabled meanwhile). */
   loading: false,
+  /** Why WebGPU is not available here (the CPU backend runs instead), or null. */
+  noWebgpu: null,
 };
 
 /** A class's name: its ImageNet label when the model has that many classes, else `class N`. */

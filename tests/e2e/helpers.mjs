@@ -90,12 +90,16 @@ export function writeY4m(file, { width = 160, height = 120, frames = 20 } = {}) 
   return file;
 }
 
-/** Headless Chromium with WebGPU; `camera`: a .y4m path for a fake webcam. */
-export async function launch({ camera = null, extraArgs = [] } = {}) {
+/**
+ * Headless Chromium with WebGPU (`webgpu: false`: without, as most browsers
+ * on Linux are: no navigator.gpu, so the package runs on the CPU);
+ * `camera`: a .y4m path for a fake webcam.
+ */
+export async function launch({ camera = null, extraArgs = [], webgpu = true } = {}) {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = tmpDir('xdg-');
   const args = [
     '--no-sandbox',
-    '--enable-unsafe-webgpu',
+    ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     '--disable-background-networking',
     '--disable-component-update',
     ...extraArgs,

@@ -11,8 +11,8 @@ const missing = missingPrerequisite();
 if (missing) throw new Error(missing);
 const T = { timeout: 240000 };
 
-/** Runs in the page: each case's error code (or 'ok'), by name. */
-async function misuse() {
+/** Runs in the page: each case's error code (or 'ok'), by name, on `backend`. */
+async function misuse(backend) {
   const api = await import('/js/index.js');
   const codes = {};
   const attempt = async (name, f) => {
@@ -45,7 +45,7 @@ async function misuse() {
   await attempt('garbage bytes', () => api.ResNet.load(new Uint8Array(10)));
   await attempt('a number as source', () => api.ResNet.load(42));
   await attempt('empty URL', () => api.ResNet.load(''));
-  const m = await api.ResNet.load(bytes, { inputSize: 64, mode: 'inspect' });
+  const m = await api.ResNet.load(bytes, { inputSize: 64, mode: 'inspect', backend });
   // Before the first frame.
   await attempt('activation before a frame', () => m.activation('layer1.0'));
   await attempt('CAM before a frame', () => m.classActivationMap(1));
@@ -152,11 +152,11 @@ describe('the package under misuse', () => {
     slow?.close();
   });
 
-  it('gives every misuse an Error with a stable code and keeps working', T, async () => {
+  for (const backend of ['webgpu', 'cpu']) it(`gives every misuse an Error with a stable code and keeps working (${backend})`, T, async () => {
     const page = await browser.newPage();
     const log = recordConsole(page);
     await page.goto(`${server.url}/js/index.d.ts`);
-    const { codes, memory } = await page.evaluate(misuse).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const { codes, memory } = await page.evaluate(misuse, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     const want = {
       'inputSize 131072': 'INPUT_TOO_LARGE',
       'inputSize 2**32+64': 'INPUT_TOO_LARGE',

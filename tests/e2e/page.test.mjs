@@ -33,16 +33,19 @@ if (missing) throw new Error(missing);
 describe('the page', () => {
   let server;
   let browser; // with a fake webcam playing a .y4m clip
+  let cpuBrowser; // without WebGPU: the page runs on the CPU backend
   let work;
 
   before(async () => {
     work = tmpDir();
     server = await startServer();
     browser = await launch({ camera: writeY4m(path.join(work, 'webcam.y4m')) });
+    cpuBrowser = await launch({ webgpu: false });
   });
 
   after(async () => {
     await browser?.close();
+    await cpuBrowser?.close();
     await server?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
@@ -68,68 +71,154 @@ describe('the page', () => {
     await waitSettled(page, before);
   }
 
-  it('loads the demo model and classifies a sample image', T, async () => {
-    const { page, context, log } = await openPage();
-    try {
-      assert.match(await page.textContent('#model-info'), /ResNet-18 .*1000 classes.*96×96/);
-      assert.equal(await page.isVisible('#untrained-note'), true, 'the demo weights must be labelled as untrained');
-      await classifySample(page, 'chelsea.png');
-      const items = await page.$$eval('#top5 li', (lis) => lis.map((li) => ({ index: li.dataset.index, text: li.textContent })));
-      assert.equal(items.length, 5, JSON.stringify(items));
-      for (const it of items) {
-        assert.match(it.index, /^\d+$/);
-        assert.match(it.text, /\d+(\.\d+)?%/);
-      }
-      const labels = fs.readFileSync(path.join(ROOT, 'data/imagenet_classes.txt'), 'utf8').split('\n');
-      assert.ok(items[0].text.includes(labels[Number(items[0].index)]), `top-1 shows its ImageNet name: ${items[0].text}`);
-      const r = await page.evaluate(() => ({
-        frames: window.__resnet.frames,
-        top: window.__resnet.lastResult.top.map((t) => t.index),
-        logits: window.__resnet.lastResult.logits.length,
-      }));
-      assert.equal(r.frames, 1);
-      assert.deepEqual(r.top.map(String), items.map((i) => i.index));
-      assert.equal(r.logits, 1000);
-      assert.ok((await page.$$('#stage-times .st-row')).length >= 2, 'time per stage is shown');
-      assert.equal(await page.textContent('#error'), '', log.join('\n'));
-      assert.equal(await page.isVisible('#spinner'), false, 'no spinner left running');
-    } finally {
-      await context.close();
-    }
-  });
+  // The same checks on WebGPU and, in a browser without it, on the CPU backend.
+  for (const [on, b, backend] of [['', () => browser, 'webgpu'], [' (CPU backend, no WebGPU)', () => cpuBrowser, 'cpu']]) {
+    const expectBackend = async (page) => {
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), backend);
+      assert.match(await page.textContent('#backend-info'), backend === 'cpu' ? /CPU .*(no WebGPU|no GPU adapter)/ : /WebGPU/);
+    };
 
-  it('gives the native CLI’s top-5 for the same weights and image', T, async (t) => {
-    const cli = path.join(ROOT, 'target/release/resnet');
-    assert.ok(fs.existsSync(cli), 'target/release/resnet is not built (cargo build --release)');
-    const { page, context } = await openPage();
-    try {
-      // The same weights as a file: demoWeights() from the page's own module.
-      const b64 = await page.evaluate(async () => {
-        const { demoWeights } = await import('/js/index.js');
-        const bytes = await demoWeights();
-        let s = '';
-        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-        return btoa(s);
-      });
-      const weights = path.join(work, 'demo.safetensors');
-      fs.writeFileSync(weights, Buffer.from(b64, 'base64'));
-      // coffee.png: no colour profile, so the browser decodes exactly the bytes the CLI reads.
-      await classifySample(page, 'coffee.png');
-      const web = await page.evaluate(() => window.__resnet.lastResult.top.map((t) => ({ index: t.index, probability: t.probability })));
-      const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || tmpDir('xdg-') };
-      const { stdout } = await promisify(execFile)(
-        cli,
-        ['classify', '--weights', weights, '--json', '--size', String(SIZE), path.join(ROOT, 'www/samples/coffee.png')],
-        { env, timeout: 120000 },
-      );
-      const native = JSON.parse(stdout.trim().split('\n').pop()).top5;
-      const msg = `browser ${JSON.stringify(web)}\nnative  ${JSON.stringify(native)}`;
-      assert.deepEqual(web.map((x) => x.index), native.map((x) => x.index), msg);
-      for (let i = 0; i < 5; i++) assert.ok(Math.abs(web[i].probability - native[i].probability) < 2e-3, msg);
-    } finally {
-      await context.close();
-    }
-  });
+    it(`loads the demo model and classifies a sample image${on}`, T, async () => {
+      const { page, context, log } = await openPage(b());
+      await expectBackend(page);
+      try {
+        assert.match(await page.textContent('#model-info'), /ResNet-18 .*1000 classes.*96×96/);
+        assert.equal(await page.isVisible('#untrained-note'), true, 'the demo weights must be labelled as untrained');
+        await classifySample(page, 'chelsea.png');
+        const items = await page.$$eval('#top5 li', (lis) => lis.map((li) => ({ index: li.dataset.index, text: li.textContent })));
+        assert.equal(items.length, 5, JSON.stringify(items));
+        for (const it of items) {
+          assert.match(it.index, /^\d+$/);
+          assert.match(it.text, /\d+(\.\d+)?%/);
+        }
+        const labels = fs.readFileSync(path.join(ROOT, 'data/imagenet_classes.txt'), 'utf8').split('\n');
+        assert.ok(items[0].text.includes(labels[Number(items[0].index)]), `top-1 shows its ImageNet name: ${items[0].text}`);
+        const r = await page.evaluate(() => ({
+          frames: window.__resnet.frames,
+          top: window.__resnet.lastResult.top.map((t) => t.index),
+          logits: window.__resnet.lastResult.logits.length,
+        }));
+        assert.equal(r.frames, 1);
+        assert.deepEqual(r.top.map(String), items.map((i) => i.index));
+        assert.equal(r.logits, 1000);
+        assert.ok((await page.$$('#stage-times .st-row')).length >= 2, 'time per stage is shown');
+        assert.equal(await page.textContent('#error'), '', log.join('\n'));
+        assert.equal(await page.isVisible('#spinner'), false, 'no spinner left running');
+      } finally {
+        await context.close();
+      }
+    });
+
+    it(`gives the native CLI’s top-5 for the same weights and image${on}`, T, async (t) => {
+      const cli = path.join(ROOT, 'target/release/resnet');
+      assert.ok(fs.existsSync(cli), 'target/release/resnet is not built (cargo build --release)');
+      const { page, context } = await openPage(b());
+      try {
+        // The same weights as a file: demoWeights() from the page's own module.
+        const b64 = await page.evaluate(async () => {
+          const { demoWeights } = await import('/js/index.js');
+          const bytes = await demoWeights();
+          let s = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+          return btoa(s);
+        });
+        const weights = path.join(work, 'demo.safetensors');
+        fs.writeFileSync(weights, Buffer.from(b64, 'base64'));
+        // coffee.png: no colour profile, so the browser decodes exactly the bytes the CLI reads.
+        await classifySample(page, 'coffee.png');
+        const web = await page.evaluate(() => window.__resnet.lastResult.top.map((t) => ({ index: t.index, probability: t.probability })));
+        const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || tmpDir('xdg-') };
+        const { stdout } = await promisify(execFile)(
+          cli,
+          ['classify', '--weights', weights, '--json', '--size', String(SIZE), path.join(ROOT, 'www/samples/coffee.png')],
+          { env, timeout: 120000 },
+        );
+        const native = JSON.parse(stdout.trim().split('\n').pop()).top5;
+        const msg = `browser ${JSON.stringify(web)}\nnative  ${JSON.stringify(native)}`;
+        assert.deepEqual(web.map((x) => x.index), native.map((x) => x.index), msg);
+        for (let i = 0; i < 5; i++) assert.ok(Math.abs(web[i].probability - native[i].probability) < 2e-3, msg);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it(`draws non-blank feature maps in every block panel${on}`, T, async () => {
+      const { page, context } = await openPage(b());
+      try {
+        await classifySample(page, 'astronaut.png');
+        const blocks = await page.evaluate(() => window.__resnet.model.blocks().map((b) => b.name));
+        const stats = await page.$$eval('#blocks .block-panel', (panels) =>
+          panels.map((p) => {
+            const canvases = [...p.querySelectorAll('canvas')];
+            let n = 0;
+            let sum = 0;
+            let sum2 = 0;
+            for (const c of canvases) {
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              for (let i = 0; i < d.length; i += 4) {
+                const v = d[i] + d[i + 1] + d[i + 2] + d[i + 3];
+                n++;
+                sum += v;
+                sum2 += v * v;
+              }
+            }
+            const mean = sum / Math.max(1, n);
+            return { block: p.dataset.block, canvases: canvases.length, variance: sum2 / Math.max(1, n) - mean * mean };
+          }),
+        );
+        assert.deepEqual(stats.map((s) => s.block), blocks, 'one panel per block, in order');
+        for (const s of stats) {
+          assert.ok(s.canvases >= 1, `${s.block} has a canvas`);
+          assert.ok(s.variance > 0, `${s.block} draws something: ${JSON.stringify(s)}`);
+        }
+        // Identity panels have a skip switch, residual panels a ratio.
+        const kinds = await page.evaluate(() => window.__resnet.model.blocks().map((b) => [b.name, b.kind]));
+        for (const [name, kind] of kinds) {
+          const toggle = await page.$(`.block-panel input.skip-toggle[data-block="${name}"]`);
+          assert.equal(!!toggle, kind === 'identity', `${name} (${kind}) skip toggle`);
+          if (kind === 'identity' || kind === 'convolutional') {
+            assert.match(await page.textContent(`.ratio[data-block="${name}"]`), /\d\.\d{3}/, `${name} ratio`);
+          }
+        }
+        // Clicking a feature map lays it over the frame.
+        await page.click('.block-panel[data-block="layer1.0"] canvas', { position: { x: 5, y: 5 } });
+        assert.match(await page.textContent('#overlay-text'), /layer1\.0 · channel \d+/);
+        // The class activation map of the top class.
+        await page.click('#overlay-close');
+        await page.check('#cam-toggle');
+        await page.waitForFunction(() => /Class activation map/.test(document.querySelector('#overlay-text').textContent), null, { timeout: 60000 });
+      } finally {
+        await context.close();
+      }
+    });
+
+    it(`skipping an identity block changes the logits, and enabling it restores them${on}`, T, async () => {
+      const { page, context } = await openPage(b());
+      try {
+        await classifySample(page, 'coffee.png');
+        const logits = () => page.evaluate(() => Array.from(window.__resnet.lastResult.logits));
+        const base = await logits();
+        const toggle = '.skip-toggle[data-block="layer2.1"]';
+        assert.equal(await page.isChecked(toggle), true);
+        let n = await settled(page);
+        await page.uncheck(toggle);
+        await waitSettled(page, n);
+        const skipped = await logits();
+        const diff = Math.max(...base.map((v, i) => Math.abs(v - skipped[i])));
+        assert.ok(diff > 1e-3, `the logits moved by only ${diff}`);
+        assert.equal(await page.evaluate(() => window.__resnet.model.blockEnabled('layer2.1')), false);
+        assert.match(await page.getAttribute('.block-panel[data-block="layer2.1"]', 'class'), /skipped/);
+        n = await settled(page);
+        await page.check(toggle);
+        await waitSettled(page, n);
+        const back = await logits();
+        const diff2 = Math.max(...base.map((v, i) => Math.abs(v - back[i])));
+        assert.ok(diff2 < 1e-4, `re-enabled, the logits differ by ${diff2}`);
+      } finally {
+        await context.close();
+      }
+    });
+  }
 
   it('honours the API options stats: false and precision: f16 (refused without shader-f16)', T, async () => {
     const { page, context } = await openPage();
@@ -157,83 +246,6 @@ describe('the page', () => {
       assert.equal(r.means, 0, 'stats: false computes no channel means');
       if (r.hasF16) assert.equal(r.f16, 'loaded f16');
       else assert.match(r.f16, /shader-f16/);
-    } finally {
-      await context.close();
-    }
-  });
-
-  it('draws non-blank feature maps in every block panel', T, async () => {
-    const { page, context } = await openPage();
-    try {
-      await classifySample(page, 'astronaut.png');
-      const blocks = await page.evaluate(() => window.__resnet.model.blocks().map((b) => b.name));
-      const stats = await page.$$eval('#blocks .block-panel', (panels) =>
-        panels.map((p) => {
-          const canvases = [...p.querySelectorAll('canvas')];
-          let n = 0;
-          let sum = 0;
-          let sum2 = 0;
-          for (const c of canvases) {
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            for (let i = 0; i < d.length; i += 4) {
-              const v = d[i] + d[i + 1] + d[i + 2] + d[i + 3];
-              n++;
-              sum += v;
-              sum2 += v * v;
-            }
-          }
-          const mean = sum / Math.max(1, n);
-          return { block: p.dataset.block, canvases: canvases.length, variance: sum2 / Math.max(1, n) - mean * mean };
-        }),
-      );
-      assert.deepEqual(stats.map((s) => s.block), blocks, 'one panel per block, in order');
-      for (const s of stats) {
-        assert.ok(s.canvases >= 1, `${s.block} has a canvas`);
-        assert.ok(s.variance > 0, `${s.block} draws something: ${JSON.stringify(s)}`);
-      }
-      // Identity panels have a skip switch, residual panels a ratio.
-      const kinds = await page.evaluate(() => window.__resnet.model.blocks().map((b) => [b.name, b.kind]));
-      for (const [name, kind] of kinds) {
-        const toggle = await page.$(`.block-panel input.skip-toggle[data-block="${name}"]`);
-        assert.equal(!!toggle, kind === 'identity', `${name} (${kind}) skip toggle`);
-        if (kind === 'identity' || kind === 'convolutional') {
-          assert.match(await page.textContent(`.ratio[data-block="${name}"]`), /\d\.\d{3}/, `${name} ratio`);
-        }
-      }
-      // Clicking a feature map lays it over the frame.
-      await page.click('.block-panel[data-block="layer1.0"] canvas', { position: { x: 5, y: 5 } });
-      assert.match(await page.textContent('#overlay-text'), /layer1\.0 · channel \d+/);
-      // The class activation map of the top class.
-      await page.click('#overlay-close');
-      await page.check('#cam-toggle');
-      await page.waitForFunction(() => /Class activation map/.test(document.querySelector('#overlay-text').textContent), null, { timeout: 60000 });
-    } finally {
-      await context.close();
-    }
-  });
-
-  it('skipping an identity block changes the logits, and enabling it restores them', T, async () => {
-    const { page, context } = await openPage();
-    try {
-      await classifySample(page, 'coffee.png');
-      const logits = () => page.evaluate(() => Array.from(window.__resnet.lastResult.logits));
-      const base = await logits();
-      const toggle = '.skip-toggle[data-block="layer2.1"]';
-      assert.equal(await page.isChecked(toggle), true);
-      let n = await settled(page);
-      await page.uncheck(toggle);
-      await waitSettled(page, n);
-      const skipped = await logits();
-      const diff = Math.max(...base.map((v, i) => Math.abs(v - skipped[i])));
-      assert.ok(diff > 1e-3, `the logits moved by only ${diff}`);
-      assert.equal(await page.evaluate(() => window.__resnet.model.blockEnabled('layer2.1')), false);
-      assert.match(await page.getAttribute('.block-panel[data-block="layer2.1"]', 'class'), /skipped/);
-      n = await settled(page);
-      await page.check(toggle);
-      await waitSettled(page, n);
-      const back = await logits();
-      const diff2 = Math.max(...base.map((v, i) => Math.abs(v - back[i])));
-      assert.ok(diff2 < 1e-4, `re-enabled, the logits differ by ${diff2}`);
     } finally {
       await context.close();
     }
@@ -368,21 +380,37 @@ describe('the page', () => {
     }
   });
 
-  it('explains a browser without WebGPU', T, async () => {
+  it('runs on the CPU in a browser without WebGPU, says why, and can switch back', T, async () => {
     const context = await browser.newContext();
     try {
+      // This browser has WebGPU: hide it from the page, as a browser without it would.
       await context.addInitScript(() => {
         Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
       });
       const page = await context.newPage();
       await page.goto(server.url + PAGE);
-      await page.waitForFunction(() => document.querySelector('#error').textContent.length > 0, null, { timeout: 60000 });
-      const err = await page.textContent('#error');
-      assert.match(err, /WebGPU/);
-      assert.match(err, /Chrome/);
+      await page.waitForFunction(() => window.__resnet?.loads >= 1 || document.querySelector('#error')?.textContent, null, { timeout: 60000 });
+      assert.equal(await page.textContent('#error'), '');
+      const info = await page.textContent('#backend-info');
+      assert.match(info, /CPU/);
+      assert.match(info, /no WebGPU/);
+      assert.match(info, /Chrome/);
+      assert.equal(await page.isDisabled('#backend-select option[value="webgpu"]'), true, 'WebGPU cannot be picked here');
       assert.equal(await page.isVisible('#spinner'), false);
     } finally {
       await context.close();
+    }
+    // With WebGPU, the picker moves a loaded model between the backends.
+    const { page, context: c2 } = await openPage();
+    try {
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'webgpu');
+      const loads = await page.evaluate(() => window.__resnet.loads);
+      await page.selectOption('#backend-select', 'cpu');
+      await page.waitForFunction((n) => window.__resnet.loads > n, loads, { timeout: 60000 });
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'cpu');
+      assert.match(await page.textContent('#backend-info'), /CPU .*asked for/);
+    } finally {
+      await c2.close();
     }
   });
 
@@ -402,6 +430,21 @@ describe('the page', () => {
       const n = await settled(page);
       await page.click('.sample[data-src$="/astronaut.png"]');
       await waitSettled(page, n);
+      assert.equal((await page.$$('#top5 li')).length, 5);
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'webgpu');
+      // Lost again at once: the page moves to the CPU backend instead of giving up.
+      const loads2 = await page.evaluate(() => window.__resnet.loads);
+      await page.evaluate(() => {
+        const m = window.__resnet.model;
+        m.classify = () => Promise.reject(Object.assign(new Error('the GPU device was lost (simulated)'), { name: 'ResNetError', code: 'DEVICE_LOST' }));
+      });
+      await page.click('.sample[data-src$="/chelsea.png"]');
+      await page.waitForFunction((k) => window.__resnet.loads > k, loads2, { timeout: 120000 });
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'cpu');
+      assert.ok(await page.evaluate(() => window.__resnet.errors.some((e) => /lost again.*CPU backend/.test(e))), 'the page says it moves to the CPU');
+      const n2 = await settled(page);
+      await page.click('.sample[data-src$="/coffee.png"]');
+      await waitSettled(page, n2);
       assert.equal((await page.$$('#top5 li')).length, 5);
     } finally {
       await context.close();

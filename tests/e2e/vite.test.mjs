@@ -70,8 +70,8 @@ const show = (id, state, value) => {
 const brief = (r) => r.top.map((t) => ({ index: t.index, probability: t.probability }));
 
 async function mainThread() {
+  // Without WebGPU the default backend ('auto') runs on the CPU.
   const support = await webgpuSupport();
-  if (!support.ok) throw new Error(support.message);
   const model = await ResNet.load(demoWeights(), { inputSize: 64 });
   const image = picture();
   const fromImageData = await model.classify(image, { topk: 5 });
@@ -83,7 +83,7 @@ async function mainThread() {
   const info = model.info;
   model.dispose();
   const names = await imagenetClasses();
-  return { info, imageData: brief(fromImageData), canvas: brief(fromCanvas), classNames: [names.length, names[0], names[999]] };
+  return { info, webgpu: support.ok, imageData: brief(fromImageData), canvas: brief(fromCanvas), classNames: [names.length, names[0], names[999]] };
 }
 
 mainThread().then(
@@ -110,7 +110,7 @@ self.onmessage = async () => {
   try {
     const model = await ResNet.load(demoWeights(), { inputSize: 64 });
     const r = await model.classify(picture(), { topk: 5 });
-    self.postMessage({ worker: true, imageData: r.top.map((t) => ({ index: t.index, probability: t.probability })) });
+    self.postMessage({ worker: true, backend: model.info.backend, imageData: r.top.map((t) => ({ index: t.index, probability: t.probability })) });
     model.dispose();
   } catch (e) {
     self.postMessage({ error: String(e && e.message || e) });
@@ -170,11 +170,9 @@ describe('the npm package in a Vite app', () => {
     assert.ok(assets.some((f) => f.endsWith('.wasm')), `a .wasm asset in dist/assets: ${assets.join(', ')}\n${stdout}${stderr}`);
   });
 
-  it('classifies on the main thread and in a module Worker', { timeout: 240000 }, async (t) => {
-    if (!dist) return t.skip('no build');
-    server = await startServer({ root: dist });
-    browser = await launch();
-    const page = await browser.newPage();
+  /** Opens the built app in `b`: what the main thread and the Worker computed. */
+  async function runApp(b) {
+    const page = await b.newPage();
     const log = recordConsole(page);
     await page.goto(server.url + '/');
     const done = (id) =>
@@ -189,16 +187,44 @@ describe('the npm package in a Vite app', () => {
     const worker = await page.textContent('#worker-out');
     assert.doesNotMatch(main, /^ERROR/, `${main}\n${log.join('\n')}`);
     assert.doesNotMatch(worker, /^ERROR/, `${worker}\n${log.join('\n')}`);
-    const m = JSON.parse(main);
-    const w = JSON.parse(worker);
+    await page.close();
+    return { m: JSON.parse(main), w: JSON.parse(worker) };
+  }
+
+  let onGpu;
+
+  it('classifies on the main thread and in a module Worker', { timeout: 240000 }, async (t) => {
+    if (!dist) return t.skip('no build');
+    server = await startServer({ root: dist });
+    browser = await launch();
+    const { m, w } = await runApp(browser);
     assert.equal(m.imageData.length, 5);
     assert.equal(m.canvas.length, 5);
     assert.equal(w.imageData.length, 5);
+    assert.deepEqual([m.info.backend, w.backend], ['webgpu', 'webgpu']);
     assert.deepEqual(m.info.inputSize, [64, 64]);
     assert.deepEqual(m.classNames, [1000, 'tench', 'toilet paper'], 'imagenetClasses() from the bundled package');
     // Same weights, same pixels: the same answer everywhere.
     assert.deepEqual(m.canvas.map((x) => x.index), m.imageData.map((x) => x.index));
     assert.deepEqual(w.imageData.map((x) => x.index), m.imageData.map((x) => x.index));
     for (let i = 0; i < 5; i++) assert.ok(Math.abs(w.imageData[i].probability - m.imageData[i].probability) < 1e-4);
+    onGpu = m;
+  });
+
+  it('runs on the CPU in a browser without WebGPU, main thread and Worker alike', { timeout: 240000 }, async (t) => {
+    if (!dist || !onGpu) return t.skip('no build');
+    const noGpu = await launch({ webgpu: false });
+    try {
+      const { m, w } = await runApp(noGpu);
+      assert.equal(m.webgpu, false);
+      assert.deepEqual([m.info.backend, w.backend], ['cpu', 'cpu']);
+      // The CPU computes what the GPU did.
+      for (const r of [m.imageData, m.canvas, w.imageData]) {
+        assert.deepEqual(r.map((x) => x.index), onGpu.imageData.map((x) => x.index));
+        for (let i = 0; i < 5; i++) assert.ok(Math.abs(r[i].probability - onGpu.imageData[i].probability) < 1e-4);
+      }
+    } finally {
+      await noGpu.close();
+    }
   });
 });
