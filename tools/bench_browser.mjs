@@ -64,12 +64,16 @@ const stats = (t) => {
 
 // The page's folders and the benchmark's (onnxruntime-web and its fixtures).
 const server = await startServer({ root: ROOT, args: ['--allow', 'www,js,pkg,data,target/bench'] });
+// The CPU runtimes in a browser without WebGPU, so no GPU process (SwiftShader
+// here) competes with them for the cores.
 const browser = await launch();
+const cpuBrowser = await launch({ webgpu: false });
 const results = [];
 try {
   for (const net of NETS) {
     for (const runtime of RUNTIMES) {
-      const page = await browser.newPage();
+      const onGpu = runtime.endsWith('webgpu');
+      const page = await (onGpu ? browser : cpuBrowser).newPage();
       page.setDefaultTimeout(0);
       await page.goto(`${server.url}/js/index.d.ts`); // any page of the origin: modules load from it
       process.stderr.write(`bench: ${net} ${runtime} … `);
@@ -86,6 +90,7 @@ try {
   }
 } finally {
   await browser.close();
+  await cpuBrowser.close();
   await server.stop();
 }
 

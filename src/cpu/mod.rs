@@ -9,8 +9,8 @@
 //! * [`preprocess`]: RGBA pixels → the input tensor, as the GPU's shader does.
 //!
 //! One thread. A frame runs when its results are asked for; in the browser
-//! it hands control back to the page every few milliseconds, so a page that
-//! runs it on the main thread stays responsive.
+//! it hands control back to the page every 16 ms or so, so a page that runs
+//! it on the main thread stays responsive.
 
 use std::collections::{HashMap, HashSet};
 
@@ -141,7 +141,8 @@ impl CpuBackend {
                 _ => stages.push((name, now - t)),
             }
             t = now;
-            if now - since_yield > 8.0 {
+            // A slice of about one display frame, then the page gets a turn.
+            if now - since_yield > 16.0 {
                 clock::yield_now().await;
                 since_yield = clock::now_ms();
                 t = since_yield;

@@ -16,13 +16,24 @@ pub fn batchnorm(input: &[f32], s: Shape, bn: &BatchNormWeights, eps: f32, outpu
     }
 }
 
+/// `max(x, 0)` as a compare-and-select, which vectorises (f32::max's NaN
+/// rules keep it scalar in wasm).
+#[inline(always)]
+fn relu1(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 pub fn relu(input: &[f32], output: &mut [f32]) {
-    output.iter_mut().zip(input).for_each(|(y, x)| *y = x.max(0.0));
+    output.iter_mut().zip(input).for_each(|(y, &x)| *y = relu1(x));
 }
 
 pub fn add_relu(main: &[f32], shortcut: &[f32], output: &mut [f32]) {
     for ((y, a), b) in output.iter_mut().zip(main).zip(shortcut) {
-        *y = (a + b).max(0.0);
+        *y = relu1(a + b);
     }
 }
 

@@ -1,0 +1,134 @@
+//! The CPU backend's kernels against a plain float64 computation, on awkward
+//! shapes: convolutions through each of its paths (the 1×1 GEMM, im2col with
+//! strides split into phases, Winograd F(2×2, 3×3) and F(4×4, 3×3) on maps
+//! from 1×1 up, ragged tiles included), the fused epilogue, and max pooling
+//! with and without padding. Whole networks are checked against ONNX Runtime
+//! (tests/test_networks.py) and against the GPU (tests/engine.rs).
+
+use resnet::cpu::conv::{CpuConv, Epilogue, Scratch};
+use resnet::cpu::winograd::{self, Winograd};
+use resnet::cpu::ops;
+use resnet::demo::Rng;
+use resnet::model::{ConvSpec, PoolSpec, Shape};
+
+/// The direct sum, in f64.
+fn conv_ref(x: &[f32], i: Shape, w: &[f32], c: &ConvSpec, o: Shape) -> Vec<f64> {
+    let (kh, kw) = c.kernel;
+    let mut out = vec![0.0f64; o.len()];
+    for co in 0..o.c {
+        for oy in 0..o.h {
+            for ox in 0..o.w {
+                let mut s = 0.0f64;
+                for ci in 0..i.c {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * c.stride + ky) as isize - c.padding.0 as isize;
+                            let ix = (ox * c.stride + kx) as isize - c.padding.1 as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < i.h && (ix as usize) < i.w {
+                                s += x[(ci * i.h + iy as usize) * i.w + ix as usize] as f64 * w[((co * i.c + ci) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                }
+                out[(co * o.h + oy) * o.w + ox] = s;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv_paths_match_the_direct_sum() {
+    let mut rng = Rng::new(11);
+    let mut scratch = Scratch::default();
+    // (in channels, h, w, out channels, kernel, stride, padding)
+    let cases = [
+        (5, 13, 9, 7, 3, 1, 1),    // Winograd F(4, 3): ragged 4×4 tiles
+        (130, 7, 7, 9, 3, 1, 1),   // Winograd F(2, 3): ragged 2×2 tiles
+        (64, 30, 31, 70, 3, 1, 1), // F(4, 3) on a larger map
+        (3, 1, 1, 4, 3, 1, 1),     // a 1×1 map: one tile, mostly padding
+        (200, 2, 3, 5, 3, 1, 1),   // F(2, 3), a map smaller than a tile
+        (3, 17, 13, 5, 7, 2, 3),   // stem-like 7×7/2: im2col with phases
+        (6, 9, 11, 7, 3, 2, 1),    // 3×3/2 on odd sizes
+        (4, 11, 7, 9, 1, 2, 0),    // 1×1/2 (a shortcut)
+        (67, 9, 11, 13, 1, 1, 0),  // 1×1/1: the input is the GEMM operand
+        (3, 12, 9, 6, 5, 1, 0),    // 5×5 valid
+    ];
+    for (n, &(ci, h, w, co, k, s, p)) in cases.iter().enumerate() {
+        let spec = ConvSpec { name: format!("case{n}"), in_channels: ci, out_channels: co, kernel: (k, k), stride: s, padding: (p, p), bias: true };
+        let i = Shape::new(ci, h, w);
+        let o = spec.output_shape(i).unwrap();
+        let x = rng.vec(i.len());
+        let wt = rng.vec(co * ci * k * k);
+        let bias = rng.vec(co);
+        let res = rng.vec(o.len());
+        let want = conv_ref(&x, i, &wt, &spec, o);
+        let conv = CpuConv::new(spec, wt, Some(bias.clone()));
+        let (mut out, mut main) = (vec![f32::NAN; o.len()], vec![f32::NAN; o.len()]);
+        let ep = Epilogue { residual: Some(&res), relu: true, main_out: Some(&mut main) };
+        conv.run(&x, i, &mut out, o, ep, &mut scratch);
+        let plane = o.h * o.w;
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1.0);
+        for j in 0..o.len() {
+            let f = want[j] + bias[j / plane] as f64;
+            let y = (f + res[j] as f64).max(0.0);
+            assert!((main[j] as f64 - f).abs() <= 1e-5 * scale, "case {n}: F(x)[{j}] {} vs {f}", main[j]);
+            assert!((out[j] as f64 - y).abs() <= 1e-5 * scale, "case {n}: out[{j}] {} vs {y}", out[j]);
+        }
+    }
+}
+
+#[test]
+fn both_winograd_tiles_match_the_direct_sum() {
+    // Either tile size on every kind of map, whichever a platform picks.
+    let mut rng = Rng::new(13);
+    let mut scratch = winograd::Scratch::default();
+    for (ci, h, w, co) in [(5, 13, 9, 7), (130, 7, 7, 9), (3, 1, 1, 4), (200, 2, 3, 5), (16, 30, 31, 20), (8, 5, 6, 3)] {
+        let spec = ConvSpec { name: "w".into(), in_channels: ci, out_channels: co, kernel: (3, 3), stride: 1, padding: (1, 1), bias: false };
+        let i = Shape::new(ci, h, w);
+        let o = spec.output_shape(i).unwrap();
+        let x = rng.vec(i.len());
+        let wt = rng.vec(co * ci * 9);
+        let want = conv_ref(&x, i, &wt, &spec, o);
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1.0);
+        for tile in [2, 4] {
+            let mut out = vec![f32::NAN; o.len()];
+            let ep = Epilogue { residual: None, relu: false, main_out: None };
+            Winograd::new(&wt, co, ci, tile).run(&x, i, &mut out, o, None, ep, &mut scratch);
+            for j in 0..o.len() {
+                assert!((out[j] as f64 - want[j]).abs() <= 1e-5 * scale, "F({tile}, 3) {ci}×{h}×{w}→{co}: [{j}] {} vs {}", out[j], want[j]);
+            }
+        }
+    }
+}
+
+#[test]
+fn maxpool_matches_the_direct_max() {
+    let mut rng = Rng::new(12);
+    for (c, h, w, k, s, pad) in [(5, 11, 8, 3, 2, 1), (3, 9, 9, 3, 2, 0), (2, 7, 10, 2, 2, 0), (4, 1, 1, 3, 2, 1), (2, 112, 111, 3, 2, 1)] {
+        let p = PoolSpec { kernel: k, stride: s, padding: pad };
+        let i = Shape::new(c, h, w);
+        let o = p.output_shape(i).unwrap();
+        // All-negative inputs: padding must never win.
+        let x: Vec<f32> = rng.vec(i.len()).iter().map(|v| v - 2.0).collect();
+        let mut want = vec![f32::MIN; o.len()];
+        for ch in 0..c {
+            for oy in 0..o.h {
+                for ox in 0..o.w {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = ((oy * s + ky) as isize - pad as isize, (ox * s + kx) as isize - pad as isize);
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                let m = &mut want[(ch * o.h + oy) * o.w + ox];
+                                *m = m.max(x[(ch * h + iy as usize) * w + ix as usize]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut got = vec![0.0; o.len()];
+        ops::maxpool(&x, i, &p, &mut got, o);
+        assert_eq!(got, want, "maxpool {c}×{h}×{w} k{k} s{s} p{pad}");
+    }
+}
