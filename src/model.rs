@@ -171,7 +171,7 @@ pub const MIN_INPUT_SIDE: usize = 32;
 pub const MAX_INPUT_SIDE: usize = 4096;
 
 /// The largest tensor we plan, in values: indices are 32-bit in the shaders.
-pub const MAX_TENSOR_VALUES: usize = u32::MAX as usize;
+pub const MAX_TENSOR_VALUES: u64 = u32::MAX as u64;
 
 /// Checks an input size against [`MIN_INPUT_SIDE`] and [`MAX_INPUT_SIDE`].
 pub fn check_input_size(height: usize, width: usize) -> Result<()> {
@@ -233,7 +233,7 @@ impl Model {
         // Every tensor must be addressable with the shaders' 32-bit indices.
         let fits = |s: Shape, at: &str| -> Result<Shape> {
             match s.checked_len() {
-                Some(n) if n <= MAX_TENSOR_VALUES => Ok(s),
+                Some(n) if n as u64 <= MAX_TENSOR_VALUES => Ok(s),
                 _ => bail!(InputTooLarge, "input {height}×{width} is too large for this network: {at} would be {s}, over 2³² values"),
             }
         };

@@ -126,6 +126,7 @@ pub(super) fn epilogue(bias: Option<&[f32]>, out: &mut [f32], n: usize, cols: st
 }
 
 /// `c[M×N] = a[M×K] · b[K×N]`; b's rows are `ldb` apart, c's `ldc`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(a: &[f32], m: usize, k: usize, b: &[f32], n: usize, ldb: usize, c: &mut [f32], ldc: usize) {
     assert!(a.len() >= m * k && (k == 0 || b.len() >= (k - 1) * ldb + n) && (m == 0 || c.len() >= (m - 1) * ldc + n), "GEMM operands too small");
     // SAFETY: the assertion above keeps every access sgemm makes in bounds:

@@ -127,7 +127,7 @@ impl CpuBackend {
             let b = &self.plan.blocks[bi];
             match (p.skip[bi], b.input) {
                 // Skipped identity block: its output is its input.
-                (true, Some(x)) => self.with_io(b.tensor, None, |io, out, _| ops::relu(io.input(x), out)),
+                (true, Some(x)) => with_io(&mut self.slots, &self.plan, b.tensor, None, |io, out, _| ops::relu(io.input(x), out)),
                 _ => {
                     for oi in self.plan.blocks[bi].ops.clone() {
                         self.run_op(oi);
@@ -175,9 +175,8 @@ impl CpuBackend {
                 continue;
             }
             let s = self.plan.shape(b.tensor);
-            let mut m = vec![0.0; s.c];
-            ops::global_avg_pool(self.tensor(b.tensor), s, &mut m);
-            means.extend_from_slice(&m);
+            means.resize(s.c, 0.0);
+            ops::global_avg_pool(self.tensor(b.tensor), s, means);
             if let Some(r) = b.residual {
                 let norm = |t| ops::sum_squares(self.tensor(t)).sqrt() as f32;
                 out.norms[i] = Some((norm(r.main), norm(r.shortcut)));
@@ -185,50 +184,31 @@ impl CpuBackend {
         }
     }
 
-    /// Runs `f` with op output `out` (and `main_out`) taken out of their
-    /// slots, so it can read the inputs from the others.
-    fn with_io(&mut self, out: TensorId, main_out: Option<TensorId>, f: impl FnOnce(&Inputs, &mut [f32], Option<&mut [f32]>)) {
-        let (so, sm) = (self.plan.slot_of[out], main_out.map(|t| self.plan.slot_of[t]));
-        let mut o = std::mem::take(&mut self.slots[so]);
-        let mut m = sm.map(|s| std::mem::take(&mut self.slots[s]));
-        let n = self.plan.shape(out).len();
-        f(&Inputs { slots: &self.slots, plan: &self.plan }, &mut o[..n], m.as_mut().map(|m| &mut m[..n]));
-        self.slots[so] = o;
-        if let (Some(s), Some(m)) = (sm, m) {
-            self.slots[s] = m;
-        }
-    }
-
+    /// Runs op `oi` of the plan. Borrows the fields apart (the plan and
+    /// parameters read, the slots and scratch written): nothing is cloned or
+    /// allocated per op.
     fn run_op(&mut self, oi: usize) {
-        let op = self.plan.ops[oi].clone();
-        let shape = |t: TensorId| self.plan.shape(t);
-        match &op {
+        let CpuBackend { params, plan, slots, scratch, .. } = self;
+        let shape = |t: TensorId| plan.shape(t);
+        match &plan.ops[oi] {
             Op::Conv(c) => {
                 let (i, o) = (shape(c.input), shape(c.output));
-                let mut scratch = std::mem::take(&mut self.scratch);
-                let conv = self.params.convs.remove(&c.conv.name).expect("a conv of the plan");
-                self.with_io(c.output, c.main_out, |io, out, main_out| {
+                let conv = &params.convs[&c.conv.name];
+                with_io(slots, plan, c.output, c.main_out, |io, out, main_out| {
                     let ep = Epilogue { residual: c.residual.map(|t| io.input(t)), relu: c.relu, main_out };
-                    conv.run(io.input(c.input), i, out, o, ep, &mut scratch);
+                    conv.run(io.input(c.input), i, out, o, ep, scratch);
                 });
-                self.params.convs.insert(c.conv.name.clone(), conv);
-                self.scratch = scratch;
             }
             Op::BatchNorm { bn, input, output } => {
-                let p = self.params.bns.remove(&bn.name).expect("a batchnorm of the plan");
-                self.with_io(*output, None, |io, out, _| ops::batchnorm(io.input(*input), io.plan.shape(*input), &p, bn.eps, out));
-                self.params.bns.insert(bn.name.clone(), p);
+                let p = &params.bns[&bn.name];
+                with_io(slots, plan, *output, None, |io, out, _| ops::batchnorm(io.input(*input), shape(*input), p, bn.eps, out));
             }
-            Op::Relu { input, output } => self.with_io(*output, None, |io, out, _| ops::relu(io.input(*input), out)),
-            Op::AddRelu { main, shortcut, output } => self.with_io(*output, None, |io, out, _| ops::add_relu(io.input(*main), io.input(*shortcut), out)),
-            Op::MaxPool { pool, input, output } => self.with_io(*output, None, |io, out, _| ops::maxpool(io.input(*input), io.plan.shape(*input), pool, out, io.plan.shape(*output))),
-            Op::GlobalAvgPool { input, output } => self.with_io(*output, None, |io, out, _| ops::global_avg_pool(io.input(*input), io.plan.shape(*input), out)),
-            Op::Dense { input, output } => {
-                let (w, b) = (std::mem::take(&mut self.params.dense_w), std::mem::take(&mut self.params.dense_b));
-                self.with_io(*output, None, |io, out, _| ops::dense(io.input(*input), &w, &b, out));
-                (self.params.dense_w, self.params.dense_b) = (w, b);
-            }
-            Op::Softmax { input, output } => self.with_io(*output, None, |io, out, _| ops::softmax(io.input(*input), out)),
+            Op::Relu { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::relu(io.input(*input), out)),
+            Op::AddRelu { main, shortcut, output } => with_io(slots, plan, *output, None, |io, out, _| ops::add_relu(io.input(*main), io.input(*shortcut), out)),
+            Op::MaxPool { pool, input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::maxpool(io.input(*input), shape(*input), pool, out, shape(*output))),
+            Op::GlobalAvgPool { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::global_avg_pool(io.input(*input), shape(*input), out)),
+            Op::Dense { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::dense(io.input(*input), &params.dense_w, &params.dense_b, out)),
+            Op::Softmax { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::softmax(io.input(*input), out)),
         }
     }
 
@@ -252,6 +232,20 @@ impl CpuBackend {
             }
         }
         out
+    }
+}
+
+/// Runs `f` with op output `out` (and `main_out`) taken out of their slots,
+/// so it can read the inputs from the others.
+fn with_io(slots: &mut [Vec<f32>], plan: &Plan, out: TensorId, main_out: Option<TensorId>, f: impl FnOnce(&Inputs, &mut [f32], Option<&mut [f32]>)) {
+    let (so, sm) = (plan.slot_of[out], main_out.map(|t| plan.slot_of[t]));
+    let mut o = std::mem::take(&mut slots[so]);
+    let mut m = sm.map(|s| std::mem::take(&mut slots[s]));
+    let n = plan.shape(out).len();
+    f(&Inputs { slots, plan }, &mut o[..n], m.as_mut().map(|m| &mut m[..n]));
+    slots[so] = o;
+    if let (Some(s), Some(m)) = (sm, m) {
+        slots[s] = m;
     }
 }
 

@@ -144,6 +144,7 @@ impl Winograd {
     }
 
     /// `output = epilogue(conv3×3(input))`, stride 1, padding 1.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(&self, input: &[f32], i: Shape, output: &mut [f32], o: Shape, bias: Option<&[f32]>, mut ep: Epilogue, s: &mut Scratch) {
         let (f, u) = (self.f, &self.u);
         let (m, c, a) = (self.m, self.c, f.alpha());
@@ -234,7 +235,7 @@ fn transform_input<const A: usize, const M: usize>(bt: fn([f32; A]) -> [f32; A],
 }
 
 /// `Aᵀ P A` for each tile's A² products → its M×M outputs (those inside the map).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn transform_output<const A: usize, const M: usize>(at: fn([f32; A]) -> [f32; M], p: &[f32], m: usize, tb: usize, tw: usize, t0: usize, output: &mut [f32], o: Shape) {
     for co in 0..m {
         let out = &mut output[co * o.h * o.w..(co + 1) * o.h * o.w];
@@ -254,10 +255,7 @@ fn transform_output<const A: usize, const M: usize>(at: fn([f32; A]) -> [f32; M]
                 if y >= o.h {
                     break;
                 }
-                let mut row = [0.0f32; A];
-                for q in 0..A {
-                    row[q] = cols[q][dy];
-                }
+                let row: [f32; A] = std::array::from_fn(|q| cols[q][dy]);
                 let vals = at(row);
                 let x0 = M * tx;
                 let n = M.min(o.w - x0);

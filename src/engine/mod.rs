@@ -124,8 +124,8 @@ pub(crate) struct FrameResults {
 }
 
 enum Backend {
-    Gpu(GpuBackend),
-    Cpu(CpuBackend),
+    Gpu(Box<GpuBackend>),
+    Cpu(Box<CpuBackend>),
 }
 
 pub struct Engine {
@@ -146,8 +146,8 @@ impl Engine {
     pub async fn new(device: &Device, weights: &Weights, config: EngineConfig, height: usize, width: usize) -> Result<Engine> {
         let plan = Plan::new(&weights.model, height, width, config.mode)?;
         let backend = match device {
-            Device::Gpu(gpu) => Backend::Gpu(GpuBackend::new(gpu.clone(), weights, &config, plan).await?),
-            Device::Cpu => Backend::Cpu(CpuBackend::new(weights, &config, plan)?),
+            Device::Gpu(gpu) => Backend::Gpu(Box::new(GpuBackend::new(gpu.clone(), weights, &config, plan).await?)),
+            Device::Cpu => Backend::Cpu(Box::new(CpuBackend::new(weights, &config, plan)?)),
         };
         Ok(Engine {
             backend,

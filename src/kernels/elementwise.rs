@@ -28,6 +28,7 @@ pub fn pack_batchnorm(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) ->
 
 impl Kernels {
     /// `bn` packed by [`pack_batchnorm`]; `input` is `channels` planes of `plane` values.
+    #[allow(clippy::too_many_arguments)]
     pub fn batchnorm(&self, label: &str, channels: usize, plane: usize, eps: f32, input: &wgpu::Buffer, bn: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = BnParams { channels: channels as u32, plane: plane as u32, eps, _pad: 0 };
         self.bind(label, "batchnorm.wgsl", Variant::Plain, &[input, bn, output], &p, grid_for(channels * plane)?)

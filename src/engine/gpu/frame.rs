@@ -71,7 +71,7 @@ impl PerSize {
     /// first pass then turns them into the input tensor.
     pub fn write_pixels(&mut self, gpu: &Gpu, k: &Kernels, pixels: &[u8], params: PreprocessParams) -> Result<()> {
         let words = pixels.len() / 4;
-        let max = (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+        let max = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
         if pixels.len() as u64 > max {
             bail!(InputTooLarge, "the image ({}×{}) is larger than this GPU can take in one buffer ({} MB): scale it down", params.src_w, params.src_h, max >> 20);
         }

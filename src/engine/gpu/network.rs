@@ -147,7 +147,7 @@ fn split_k_floats(plan: &Plan, conv: ConvKernels) -> Option<u64> {
 /// Refuses, before anything is allocated, a plan whose buffers exceed what
 /// this GPU can bind or allocate.
 pub(super) fn check_fits(gpu: &Gpu, plan: &Plan, precision: Precision, conv: ConvKernels) -> Result<()> {
-    let max = (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+    let max = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
     let (h, w) = (plan.shape(plan.input).h, plan.shape(plan.input).w);
     let largest = Slots::bytes(plan, precision).into_iter().max().unwrap_or(0);
     if largest > max {
