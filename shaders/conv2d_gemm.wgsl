@@ -37,9 +37,6 @@ alias out_t = act;
 // #include lib/conv_epilogue.wgsl
 const SPLIT: u32 = 16u;
 
-// A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.
-override POINTWISE: bool = false;
-
 const TM: u32 = 64u;  // output channels per tile
 const TN: u32 = 64u;  // output pixels per tile
 const TK: u32 = 16u;  // reduction depth per step
@@ -56,67 +53,8 @@ const TK: u32 = 16u;  // reduction depth per step
 var<workgroup> a_tile: array<vec4<f32>, 256>;  // [TK][TM/4]
 var<workgroup> b_tile: array<vec4<f32>, 256>;  // [TK][TN/4]
 
-// Each invocation loads 4 consecutive values of one row of each tile: row
-// `lk`, columns `lq..lq+3`. Its 4 output pixels stay the same for the whole
-// K loop, so their input coordinates are computed once, before it.
-struct Loader {
-    lk: u32,
-    gm: u32,          // first of the 4 output channels it loads weights for
-    gn: u32,          // first of the 4 output pixels it gathers inputs for
-    oy: vec4<i32>,    // top-left input row of each pixel's window
-    ox: vec4<i32>,
-    live: vec4<bool>, // pixel < N
-}
-
-fn weight_row(ld: Loader, k: u32, K: u32, M: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (k >= K) {
-        return v;
-    }
-    let base = k * M + ld.gm;
-    if (ld.gm + 3u < M) {
-        return vec4<f32>(vec4<wt>(weight[base], weight[base + 1u], weight[base + 2u], weight[base + 3u]));
-    }
-    // The last tile's ragged edge. Lanes are spelled out: a dynamically
-    // indexed vector could be moved to slow local memory by a driver.
-    if (ld.gm < M) { v.x = f32(weight[base]); }
-    if (ld.gm + 1u < M) { v.y = f32(weight[base + 1u]); }
-    if (ld.gm + 2u < M) { v.z = f32(weight[base + 2u]); }
-    return v;
-}
-
-// Four im2col elements X[k][gn..gn+3], zero outside the input.
-fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (k >= K) {
-        return v;
-    }
-    if (POINTWISE) {
-        let base = k * N + ld.gn;
-        if (ld.gn + 3u < N) {
-            return vec4<f32>(vec4<act>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]));
-        }
-        if (ld.live.x) { v.x = f32(input[base]); }
-        if (ld.live.y) { v.y = f32(input[base + 1u]); }
-        if (ld.live.z) { v.z = f32(input[base + 2u]); }
-        return v;
-    }
-    // One division chain per step for all 4 values: k → (channel, ky, kx).
-    let taps = p.k_h * p.k_w;
-    let ci = k / taps;
-    let r = k - ci * taps;
-    let ky = r / p.k_w;
-    let kx = r - ky * p.k_w;
-    let iy = ld.oy + vec4<i32>(i32(ky));
-    let ix = ld.ox + vec4<i32>(i32(kx));
-    let ok = ld.live & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.in_h))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.in_w)));
-    let at = vec4<i32>(i32(ci * p.in_h * p.in_w)) + iy * i32(p.in_w) + ix;
-    if (ok.x) { v.x = f32(input[u32(at.x)]); }
-    if (ok.y) { v.y = f32(input[u32(at.y)]); }
-    if (ok.z) { v.z = f32(input[u32(at.z)]); }
-    if (ok.w) { v.w = f32(input[u32(at.w)]); }
-    return v;
-}
+// Loader, weight_row(), input_row() and POINTWISE:
+// #include lib/gemm_loads.wgsl
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -130,15 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let k_begin = wg.z * p.k_split;
     let K = min(k_all, k_begin + p.k_split);
 
-    var ld: Loader;
-    ld.lk = li / 16u;
-    ld.gm = m0 + (li % 16u) * 4u;
-    ld.gn = n0 + (li % 16u) * 4u;
-    let gn = vec4<u32>(ld.gn) + vec4<u32>(0u, 1u, 2u, 3u);
-    ld.live = gn < vec4<u32>(N);
-    let ow = vec4<u32>(max(p.out_w, 1u));
-    ld.oy = vec4<i32>((gn / ow) * p.stride) - vec4<i32>(i32(p.pad_y));
-    ld.ox = vec4<i32>((gn % ow) * p.stride) - vec4<i32>(i32(p.pad_x));
+    let ld = make_loader(li / 16u, m0 + (li % 16u) * 4u, n0 + (li % 16u) * 4u, N);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);

@@ -43,14 +43,21 @@ impl Gpu {
         if let Some(fail) = limits_below(&limits, &needed) {
             bail!(Unsupported, "the GPU adapter is below the needed limits: {fail}");
         }
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let mut features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        // Tensor cores for the f16 path, where the adapter offers what
+        // conv2d_coop.wgsl needs (see `coop_usable`).
+        let coop = coop_usable(&adapter);
+        let mut descriptor = wgpu::DeviceDescriptor { label: Some("resnet"), required_features: features, required_limits: limits.clone(), ..Default::default() };
+        if coop {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            descriptor.required_features = features;
+            // SAFETY: wgpu's experimental features may have bugs; we ask for
+            // cooperative matrices only, run them only in conv2d_coop.wgsl,
+            // and the tests hold that kernel to the same references.
+            descriptor.experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        }
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("resnet"),
-                required_features: features,
-                required_limits: limits.clone(),
-                ..Default::default()
-            })
+            .request_device(&descriptor)
             .await
             .map_err(|e| Error::of(ErrorKind::Unsupported, format!("could not open the GPU device: {e}")))?;
         let errors = Arc::new(Mutex::new(Vec::new()));
@@ -153,6 +160,20 @@ pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Ve
     }
     staging.unmap();
     Ok(())
+}
+
+/// Whether conv2d_coop.wgsl can run on tensor cores here: the adapter has
+/// cooperative matrices with an f16 × f16 → f32 16×16×16 configuration, and
+/// its subgroups are exactly 32 wide (the kernel's workgroup of 32 is then
+/// one subgroup, the scope the fragments live in).
+fn coop_usable(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::CooperativeScalarType as T;
+    if !adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16) {
+        return false;
+    }
+    let config = adapter.cooperative_matrix_properties().iter().any(|c| (c.m_size, c.n_size, c.k_size) == (16, 16, 16) && c.ab_type == T::F16 && c.cr_type == T::F32);
+    let info = adapter.get_info();
+    config && info.subgroup_min_size == 32 && info.subgroup_max_size == 32
 }
 
 fn limits_below(have: &wgpu::Limits, need: &wgpu::Limits) -> Option<String> {

@@ -216,8 +216,13 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     assert!(pollster::block_on(Engine::new(&gpu, &w, EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Inspect) }, 57, 57)).is_err());
     let x = Rng::new(8).vec(3 * 57 * 57);
     let mut results = Vec::new();
-    for precision in [Precision::F32, Precision::F16] {
-        let config = EngineConfig { precision, conv: Some("splitk:256:16".parse::<ConvKernels>().unwrap()), ..Default::default() };
+    let coop = "coop:256:16".parse::<ConvKernels>().unwrap();
+    let e = pollster::block_on(Engine::new(&gpu, &w, EngineConfig { conv: Some(coop), ..Default::default() }, 57, 57)).err().unwrap();
+    assert!(e.to_string().contains("f16"), "the tensor-core kernel needs f16 storage: {e}");
+    // The coop kernel runs its portable twin here (lavapipe has no
+    // cooperative matrices): same tiling and split-K, plain WGSL.
+    for (precision, conv) in [(Precision::F32, "splitk:256:16"), (Precision::F16, "splitk:256:16"), (Precision::F16, "coop:256:16")] {
+        let config = EngineConfig { precision, conv: Some(conv.parse::<ConvKernels>().unwrap()), ..Default::default() };
         let mut e = pollster::block_on(Engine::new(&gpu, &w, config, 57, 57)).unwrap();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
@@ -233,4 +238,6 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     // f16 keeps 11 significant bits per stored value.
     assert_close("f16 logits", &results[1].0, &results[0].0, 1e-2, 1e-3);
     assert_close("f16 layer1.0", &results[1].1, &results[0].1, 1e-2, 1e-3);
+    assert_close("f16 coop logits", &results[2].0, &results[0].0, 1e-2, 1e-3);
+    assert_close("f16 coop layer1.0", &results[2].1, &results[0].1, 1e-2, 1e-3);
 }

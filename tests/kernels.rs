@@ -5,20 +5,24 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, ConvBuffers, ConvParams, PoolParams};
+use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer_as, ConvBuffers, ConvParams, Kernels, PoolParams};
 use resnet::kernels::source;
 use resnet::Preprocess;
 
 #[test]
 fn every_shader_parses_and_validates_with_naga() {
-    // Each in f32 and f16, and the GEMM writing f32 partial sums.
+    // Each in f32 and f16, the GEMMs writing f32 partial sums, and the
+    // matrix-fragment conv in its portable and cooperative-matrix forms.
     let all = source::all_specialisations().unwrap();
-    assert_eq!(all.len(), 2 * source::SHADERS.len() + 1);
-    for (name, src) in all {
+    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3);
+    assert!(all.iter().any(|(_, src, native)| *native && src.starts_with("enable wgpu_cooperative_matrix;") && src.contains("coopMultiplyAdd")));
+    for (name, src, native) in all {
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mut caps = naga::valid::Capabilities::SHADER_FLOAT16;
+        if native {
+            caps |= naga::valid::Capabilities::COOPERATIVE_MATRIX;
+        }
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps).validate(&module).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
     // The shaders folder holds nothing the crate does not ship.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
@@ -29,10 +33,13 @@ fn every_shader_parses_and_validates_with_naga() {
 
 #[test]
 fn specialisation_fails_loudly_when_an_alias_is_missing() {
-    let broken = source::Shader { file: "relu.wgsl", source: "", aliases: &["act", "nope"] };
-    let e = source::specialised(&broken, resnet::Precision::F16, false).unwrap_err().to_string();
+    let broken = source::Shader { file: "relu.wgsl", source: "", aliases: &["act", "nope"], f16_only: false };
+    let f16 = source::Spec { precision: resnet::Precision::F16, ..Default::default() };
+    let e = source::specialised(&broken, f16).unwrap_err().to_string();
     assert!(e.contains("alias nope = f32;"), "{e}");
-    assert!(source::specialised(&broken, resnet::Precision::F32, false).is_ok(), "f32 changes nothing");
+    assert!(source::specialised(&broken, source::Spec::default()).is_ok(), "f32 changes nothing");
+    let coop = source::shader("conv2d_coop.wgsl");
+    assert!(source::specialised(coop, source::Spec::default()).unwrap_err().to_string().contains("f16"), "the fragment kernel is f16-only");
 }
 
 /// Every uniform block the host writes has the layout its WGSL struct has:
@@ -44,7 +51,9 @@ fn uniform_blocks_match_their_wgsl_structs() {
     for u in &layouts {
         for file in u.shaders {
             covered.insert(*file);
-            let src = source::expanded(file).unwrap();
+            let shader = source::shader(file);
+            let precision = if shader.f16_only { resnet::Precision::F16 } else { resnet::Precision::F32 };
+            let src = source::specialised(shader, source::Spec { precision, ..Default::default() }).unwrap();
             let module = naga::front::wgsl::parse_str(&src).unwrap();
             // The struct behind the shader's one uniform binding.
             let (_, var) = module.global_variables.iter().find(|(_, v)| v.space == naga::AddressSpace::Uniform).unwrap_or_else(|| panic!("{file}: no uniform"));
@@ -106,10 +115,9 @@ fn conv_cpu(x: &[f32], wt: &[f32], bias: Option<&[f32]>, res: Option<&[f32]>, c:
     out
 }
 
-#[test]
-fn conv2d_matches_cpu_on_awkward_shapes() {
-    let cx = ctx();
-    let cases = [
+/// Convolutions every conv kernel is held to.
+fn conv_cases() -> Vec<ConvCase> {
+    vec![
         // 7×7/2 stem-like on an odd input, 5 output channels (not a multiple of 4).
         ConvCase { cin: 3, h: 17, w: 13, cout: 5, k: 7, stride: 2, pad: 3, bias: true, residual: false, relu: true },
         // 3×3/2 on odd sizes with a fused residual add.
@@ -128,7 +136,13 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         ConvCase { cin: 67, h: 9, w: 11, cout: 130, k: 1, stride: 1, pad: 0, bias: true, residual: true, relu: true },
         // A deep K on a 7×7 map (ResNet's last stage in small): split-K territory.
         ConvCase { cin: 150, h: 7, w: 7, cout: 70, k: 3, stride: 1, pad: 1, bias: true, residual: true, relu: true },
-    ];
+    ]
+}
+
+#[test]
+fn conv2d_matches_cpu_on_awkward_shapes() {
+    let cx = ctx();
+    let cases = conv_cases();
     let mut rng = Rng::new(1);
     for (n, c) in cases.iter().enumerate() {
         let oh = (c.h + 2 * c.pad - c.k) / c.stride + 1;
@@ -182,6 +196,75 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             let what = format!("conv case {n} ({kernel}, {splits} K slices)");
             assert_close(&what, &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
             assert_close(&format!("{what} F(x)"), &cx.read(&mb, want.len()), &want_main, 1e-5, 1e-5);
+        }
+    }
+}
+
+/// f16-rounded copies, as the f16 path stores them.
+fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// Reads `n` f16 values.
+fn read_f16(cx: &common::Ctx, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    let bytes = (n * 2).div_ceil(4) * 4;
+    let staging = cx.gpu.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes as u64, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+    let mut enc = cx.gpu.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes as u64);
+    cx.gpu.queue.submit([enc.finish()]);
+    let b = pollster::block_on(resnet::gpu::map_bytes(&cx.gpu, &staging, bytes as u64)).unwrap();
+    b.chunks_exact(2).take(n).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+}
+
+/// The matrix-fragment conv (`conv2d_coop.wgsl`) in its portable form —
+/// the same tiles, fragment offsets and layouts as the tensor-core form —
+/// against the CPU on every conv case, without and with split-K.
+#[test]
+fn coop_conv_portable_twin_matches_cpu() {
+    let cx = ctx();
+    if !cx.gpu.features.contains(wgpu::Features::SHADER_F16) {
+        return; // lavapipe has shader-f16; an adapter without it never runs this kernel
+    }
+    let k16 = Kernels::new(&cx.gpu.device, resnet::Precision::F16);
+    assert!(!k16.native_coop(), "lavapipe has no cooperative matrices: this runs the portable twin");
+    let dev = &cx.gpu.device;
+    let f16 = |v: &[f32]| storage_buffer_as(dev, "f16", v, resnet::Precision::F16);
+    let mut rng = Rng::new(21);
+    for (n, c) in conv_cases().iter().enumerate() {
+        let (oh, ow) = ((c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1);
+        // Inputs as f16 stores them, so the reference sees the same operands.
+        let x = round_f16(&rng.vec(c.cin * c.h * c.w));
+        let wt = round_f16(&rng.vec(c.cout * c.cin * c.k * c.k));
+        let bias = rng.vec(c.cout);
+        let res = round_f16(&rng.vec(c.cout * oh * ow));
+        let want = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), c.residual.then_some(&res[..]), c, oh, ow);
+        let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
+        let (xb, wb, bb, rb) = (f16(&x), f16(&conv_weights_km(&wt, c.cout)), cx.upload(&bias), f16(&res));
+        let p = ConvParams {
+            in_c: c.cin as u32,
+            in_h: c.h as u32,
+            in_w: c.w as u32,
+            out_c: c.cout as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            k_h: c.k as u32,
+            k_w: c.k as u32,
+            stride: c.stride as u32,
+            pad_y: c.pad as u32,
+            pad_x: c.pad as u32,
+            flags: if c.relu { ConvParams::RELU } else { 0 },
+            ..Default::default()
+        };
+        let scratch = cx.zeros(5 * want.len());
+        for splits in [1, 5] {
+            let (ob, mb) = (f16(&vec![0.0; want.len()]), f16(&vec![0.0; want.len()]));
+            let bufs = ConvBuffers { input: &xb, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb) };
+            let d = k16.conv2d_coop("coop", p, &bufs, splits, &scratch).unwrap();
+            cx.run(&[&d]);
+            // Exact products, f32 sums, one f16 rounding of the result.
+            let what = format!("coop conv case {n}, K in {splits}");
+            assert_close(&what, &read_f16(cx, &ob, want.len()), &want, 2e-3, 2e-3);
+            assert_close(&format!("{what} F(x)"), &read_f16(cx, &mb, want.len()), &want_main, 2e-3, 2e-3);
         }
     }
 }

@@ -44,10 +44,13 @@ MODES = ["fast", "inspect"]
 # arithmetic; lavapipe has shader-f16), held to a half-precision tolerance.
 # And the CPU backend (GEMM convs) in both modes, held to the same tolerance.
 CPU_MODES = ["cpu-fast", "cpu-inspect"]
-DUMP_MODES = MODES + ["fast-splitk", "fast-f16"] + CPU_MODES
+# And the f16 matrix-fragment conv (the tensor-core kernel; its portable twin
+# on lavapipe, which has no cooperative matrices), with K split as on GPUs.
+DUMP_MODES = MODES + ["fast-splitk", "fast-f16", "fast-f16-coop"] + CPU_MODES
 MODE_ARGS = {"fast": ["--mode", "fast", "--backend", "gpu"], "inspect": ["--mode", "inspect", "--backend", "gpu"],
              "fast-splitk": ["--mode", "fast", "--backend", "gpu", "--conv", "splitk:256:16"],
              "fast-f16": ["--mode", "fast", "--backend", "gpu", "--precision", "f16"],
+             "fast-f16-coop": ["--mode", "fast", "--backend", "gpu", "--precision", "f16", "--conv", "coop:256:16"],
              "cpu-fast": ["--mode", "fast", "--backend", "cpu"],
              "cpu-inspect": ["--mode", "inspect", "--backend", "cpu"]}
 # f16 keeps 11 significant bits (relative rounding 4.9e-4 per stored value);
@@ -387,7 +390,7 @@ def test_dump(case, mode, fixtures, resnet_bin, tmp_path):
         elif out.shape != shapes[name]:
             problems.append(f"{name}: shape {out.shape}, want {shapes[name]}")
             continue
-        err, rel, tol, ok = compare(out, ref, F16_REL_TOL if mode == "fast-f16" else REL_TOL)
+        err, rel, tol, ok = compare(out, ref, F16_REL_TOL if mode.startswith("fast-f16") else REL_TOL)
         errs[name] = (err, rel)
         if not ok:
             problems.append(f"{name}: max|diff| {err:.3g} > tol {tol:.3g} (rel {rel:.3g})")

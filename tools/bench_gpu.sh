@@ -59,17 +59,17 @@ w=${WEIGHTS_DIR:-$(mktemp -d)}
 [ -f "$w/resnet50.ref.npy" ] || python3 tools/bench_torch.py weights "$w" || exit 1
 cp "$w"/*.ref.npy "$out"/
 # VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
-# beside the built-in shaders ("-").
-# VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
 # beside the built-in shaders ("-"). PRECISIONS: f32 and/or f16 storage.
+# coop (tensor cores, f16 only) runs on its portable twin where the driver
+# offers no cooperative matrices; the bench line says which.
 for arch in resnet18 resnet50; do
     for precision in ${PRECISIONS:-f32 f16}; do
         "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
             >"$out/ours_${arch}_${precision}_logits.json" || exit 1
         for variant in ${VARIANTS:--}; do
-            for conv in ${CONVS:-splitk:256 gemm direct}; do
-                # f16 only for the built-in shaders and the default kernels.
-                [ "$precision" = f32 ] || { [ "$conv" = splitk:256 ] && [ "$variant" = - ]; } || continue
+            for conv in ${CONVS:-splitk:256 gemm direct coop}; do
+                # coop needs f16; f16 only for the built-in shaders, splitk and coop.
+                case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
                 RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" \
                     --precision "$precision" --layers 0 --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" || exit 1

@@ -15,6 +15,7 @@ machine itself:
 Needs torch, torchvision, safetensors and numpy (all on the GPU image).
 """
 
+import copy
 import json
 import statistics
 import sys
@@ -80,6 +81,20 @@ def median_ms(torch, fn, iters, warmup=30):
     return statistics.median(times), min(times), max(times)
 
 
+def capture(torch, fn):
+    """A CUDA graph of `fn`: one replay launches the whole network."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(5):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
+
+
 def time_all(out_json, iters=200):
     import torch
     import torchvision
@@ -92,20 +107,20 @@ def time_all(out_json, iters=200):
             set_tf32(torch, tf32)
             with torch.inference_mode():
                 eager = median_ms(torch, lambda: m(x), iters)
-                # CUDA graph: one replay launches the whole network.
-                s = torch.cuda.Stream()
-                s.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(s):
-                    for _ in range(5):
-                        m(x)
-                torch.cuda.current_stream().wait_stream(s)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    m(x)
-                graphed = median_ms(torch, graph.replay, iters)
+                graphed = median_ms(torch, capture(torch, lambda: m(x)).replay, iters)
             for kind, t in (("eager", eager), ("cuda graph", graphed)):
                 res["runs"].append({"arch": arch, "tf32": tf32, "kind": kind, "median_ms": t[0], "min_ms": t[1], "max_ms": t[2]})
                 print(f"torch {arch} {kind:<10} tf32={'on ' if tf32 else 'off'} median {t[0]:.3f} ms (min {t[1]:.3f}, max {t[2]:.3f})", file=sys.stderr)
+        # The peer for our f16 kernels: half precision, channels-last (NHWC),
+        # where cuDNN uses tensor cores.
+        m16 = copy.deepcopy(m).half().to(memory_format=torch.channels_last)
+        x16 = x.half().to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            eager = median_ms(torch, lambda: m16(x16), iters)
+            graphed = median_ms(torch, capture(torch, lambda: m16(x16)).replay, iters)
+        for kind, t in (("eager", eager), ("cuda graph", graphed)):
+            res["runs"].append({"arch": arch, "tf32": None, "fp16": True, "kind": kind, "median_ms": t[0], "min_ms": t[1], "max_ms": t[2]})
+            print(f"torch {arch} {kind:<10} fp16 NHWC median {t[0]:.3f} ms (min {t[1]:.3f}, max {t[2]:.3f})", file=sys.stderr)
     set_tf32(torch, True)
     Path(out_json).write_text(json.dumps(res, indent=1))
 
@@ -123,10 +138,13 @@ def report(d):
         print(f"### {name}, 224×224, batch 1\n")
         print("| runtime | median ms | speed against PyTorch eager, TF32 off |")
         print("|---|---|---|")
-        ref = next(r["median_ms"] for r in torch_res["runs"] if r["arch"] == arch and r["kind"] == "eager" and not r["tf32"])
+        ref = next(r["median_ms"] for r in torch_res["runs"] if r["arch"] == arch and r["kind"] == "eager" and r["tf32"] is False)
         for r in torch_res["runs"]:
             if r["arch"] == arch:
-                label = f"PyTorch {r['kind']}, TF32 {'on (default)' if r['tf32'] else 'off'}"
+                if r.get("fp16"):
+                    label = f"PyTorch {r['kind']}, fp16 channels-last"
+                else:
+                    label = f"PyTorch {r['kind']}, TF32 {'on (default)' if r['tf32'] else 'off'}"
                 print(f"| {label} | {r['median_ms']:.3f} | {ref / r['median_ms']:.2f}× |")
         for r in rows:
             gpu = statistics.median(r["gpu_frame_ms"]) if r["gpu_frame_ms"] else float("nan")

@@ -1,15 +1,17 @@
 //! Convolutions: the direct kernel (`conv2d.wgsl`), the tiled implicit GEMM
-//! (`conv2d_gemm.wgsl`) and its split-K form (partial sums, then
+//! (`conv2d_gemm.wgsl`), the implicit GEMM on 16×16×16 f16 matrix fragments
+//! (`conv2d_coop.wgsl`: tensor cores through cooperative matrices, or its
+//! portable twin), the GEMMs' split-K form (partial sums, then
 //! `conv_splitk.wgsl`), all with the fused epilogue; and, in one place,
 //! which of them each layer of a network gets.
 
-use super::{grid_for, Dispatch, Kernels, Variant};
+use super::{grid_for, Dispatch, Kernels, Precision, Variant};
 use crate::model::{ConvSpec, Shape};
 use crate::{bail, Error, Result};
 
 crate::uniform! {
     /// The uniform block of the three conv shaders.
-    pub struct ConvParams for ["conv2d.wgsl", "conv2d_gemm.wgsl"] {
+    pub struct ConvParams for ["conv2d.wgsl", "conv2d_gemm.wgsl", "conv2d_coop.wgsl"] {
         pub in_c: u32,
         pub in_h: u32,
         pub in_w: u32,
@@ -86,13 +88,19 @@ pub enum ConvKernels {
     /// The GEMM with K split so a layer has about `target` workgroups, in
     /// slices of at least `min_slice` (see [`gemm_splits`]).
     SplitK { target: usize, min_slice: usize },
+    /// The f16 matrix-fragment GEMM (the f16 path), K split the same way
+    /// (`target` 0: never): tensor cores where the adapter has cooperative
+    /// matrices, else its portable twin.
+    Coop { target: usize, min_slice: usize },
 }
 
 impl ConvKernels {
     /// The default for an adapter: split-K only pays on a GPU with many cores;
-    /// a CPU adapter (lavapipe, SwiftShader) runs the plain GEMM.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> ConvKernels {
+    /// a CPU adapter (lavapipe, SwiftShader) runs the plain GEMM. On the f16
+    /// path, a device with cooperative matrices gets the tensor-core kernel.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, precision: Precision) -> ConvKernels {
         match info.device_type {
+            _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128 },
             wgpu::DeviceType::Cpu => ConvKernels::Gemm,
             _ => ConvKernels::SplitK { target: 256, min_slice: 128 },
         }
@@ -114,6 +122,8 @@ impl ConvKernels {
                 1 => LayerKernel::Gemm,
                 n => LayerKernel::SplitK(n),
             },
+            ConvKernels::Coop { target: 0, .. } => LayerKernel::Coop(1),
+            ConvKernels::Coop { target, min_slice } => LayerKernel::Coop(gemm_splits(c.out_channels, pixels, k, target, min_slice)),
         }
     }
 }
@@ -135,7 +145,8 @@ impl std::str::FromStr for ConvKernels {
             "direct" => ConvKernels::Direct,
             "gemm" => ConvKernels::Gemm,
             "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)? },
-            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm or splitk[:N[:S]]"),
+            "coop" => ConvKernels::Coop { target: num(256)?, min_slice: num(128)? },
+            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[:N[:S]] or coop[:N[:S]]"),
         };
         if parts.next().is_some() {
             bail!(BadInput, "too many parts in conv kernels `{s}`");
@@ -151,6 +162,7 @@ impl std::fmt::Display for ConvKernels {
             ConvKernels::Direct => f.write_str("direct"),
             ConvKernels::Gemm => f.write_str("gemm"),
             ConvKernels::SplitK { target, min_slice } => write!(f, "splitk:{target}:{min_slice}"),
+            ConvKernels::Coop { target, min_slice } => write!(f, "coop:{target}:{min_slice}"),
         }
     }
 }
@@ -162,6 +174,8 @@ pub enum LayerKernel {
     Gemm,
     /// The GEMM with K cut into this many slices (2 or more).
     SplitK(u32),
+    /// The f16 matrix-fragment GEMM, K in this many slices (1: no split).
+    Coop(u32),
 }
 
 /// Output tiles of the implicit-GEMM conv (64 channels × 64 pixels each).
@@ -220,7 +234,12 @@ impl Kernels {
             LayerKernel::Direct => self.conv2d(label, p, b),
             LayerKernel::Gemm => self.conv2d_gemm(label, p, b),
             LayerKernel::SplitK(splits) => match scratch {
-                Some(scratch) => self.conv2d_gemm_split(label, p, b, splits, scratch),
+                Some(scratch) => self.gemm_split("conv2d_gemm.wgsl", label, p, b, splits, scratch),
+                None => bail!("{label}: split-K without a scratch buffer"),
+            },
+            LayerKernel::Coop(1) => self.gemm("conv2d_coop.wgsl", label, p, b),
+            LayerKernel::Coop(splits) => match scratch {
+                Some(scratch) => self.gemm_split("conv2d_coop.wgsl", label, p, b, splits, scratch),
                 None => bail!("{label}: split-K without a scratch buffer"),
             },
         }
@@ -231,41 +250,58 @@ impl Kernels {
         p.co_groups = p.out_c.div_ceil(4);
         p.flags = epilogue_flags(p.flags, b);
         let n = (p.out_h * p.out_w) as usize * p.co_groups as usize;
-        self.bind(label, "conv2d.wgsl", Variant::Plain, &self.conv_bindings(b), &p, grid_for(n)?)
+        self.bind(label, "conv2d.wgsl", Variant::PLAIN, &self.conv_bindings(b), &p, grid_for(n)?)
     }
 
     /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
-    pub fn conv2d_gemm(&self, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
-        p.flags = epilogue_flags(p.flags, b);
-        p.k_split = p.k().max(1);
-        let variant = if p.pointwise() { Variant::Pointwise } else { Variant::Plain };
-        self.bind(label, "conv2d_gemm.wgsl", variant, &self.conv_bindings(b), &p, gemm_grid(&p, 1)?)
+    pub fn conv2d_gemm(&self, label: &str, p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        self.gemm("conv2d_gemm.wgsl", label, p, b)
     }
 
     /// The implicit-GEMM convolution with K cut into `splits` slices (see
     /// [`gemm_splits`]): partial sums go to `scratch`, then a second kernel
     /// adds them up and applies the epilogue.
-    pub fn conv2d_gemm_split(&self, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
+    pub fn conv2d_gemm_split(&self, label: &str, p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
+        self.gemm_split("conv2d_gemm.wgsl", label, p, b, splits, scratch)
+    }
+
+    /// The f16 matrix-fragment convolution (`conv2d_coop.wgsl`), K in `splits`
+    /// slices (1: none; then `scratch` may be anything).
+    pub fn conv2d_coop(&self, label: &str, p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
+        self.gemm_split("conv2d_coop.wgsl", label, p, b, splits, scratch)
+    }
+
+    /// One of the implicit GEMMs (64×64 output tiles) without split-K.
+    fn gemm(&self, file: &'static str, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        p.flags = epilogue_flags(p.flags, b);
+        p.k_split = p.k().max(1);
+        let variant = Variant { pointwise: p.pointwise(), partials: false };
+        self.bind(label, file, variant, &self.conv_bindings(b), &p, gemm_grid(&p, 1)?)
+    }
+
+    /// One of the implicit GEMMs with K cut into `splits` slices: partial sums
+    /// to `scratch` (at least `splits·out_c·out_h·out_w` f32s), then their
+    /// sum with the epilogue.
+    fn gemm_split(&self, file: &'static str, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
         p.k_split = k_slice(p.k(), splits.max(1));
         // Rounding the slice up to 16 can leave fewer non-empty slices.
         let splits = p.k().div_ceil(p.k_split).max(1);
         if splits == 1 {
-            return self.conv2d_gemm(label, p, b);
+            return self.gemm(file, label, p, b);
         }
         let n = p.out_h * p.out_w;
         let len = p.out_c * n;
         if scratch.size() < (splits as u64) * (len as u64) * 4 {
             bail!("{label}: the split-K scratch buffer is too small");
         }
-        // First the raw partial sums of each K slice, then their sum with the epilogue.
         let reduce = SplitKParams { len, plane: n, splits, flags: epilogue_flags(p.flags, b) };
         p.flags = ConvParams::SPLIT;
         let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
-        let variant = if p.pointwise() { Variant::PointwisePartials } else { Variant::Partials };
-        let mut first = self.bind(label, "conv2d_gemm.wgsl", variant, &self.conv_bindings(&partial), &p, gemm_grid(&p, splits)?)?;
+        let variant = Variant { pointwise: p.pointwise(), partials: true };
+        let mut first = self.bind(label, file, variant, &self.conv_bindings(&partial), &p, gemm_grid(&p, splits)?)?;
         let buffers = [scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
         let label = format!("{label} (sum of {splits} K slices)");
-        first.then = Some(Box::new(self.bind(&label, "conv_splitk.wgsl", Variant::Plain, &buffers, &reduce, grid_for(len as usize)?)?));
+        first.then = Some(Box::new(self.bind(&label, "conv_splitk.wgsl", Variant::PLAIN, &buffers, &reduce, grid_for(len as usize)?)?));
         Ok(first)
     }
 

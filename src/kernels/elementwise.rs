@@ -31,16 +31,16 @@ impl Kernels {
     #[allow(clippy::too_many_arguments)]
     pub fn batchnorm(&self, label: &str, channels: usize, plane: usize, eps: f32, input: &wgpu::Buffer, bn: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = BnParams { channels: channels as u32, plane: plane as u32, eps, _pad: 0 };
-        self.bind(label, "batchnorm.wgsl", Variant::Plain, &[input, bn, output], &p, grid_for(channels * plane)?)
+        self.bind(label, "batchnorm.wgsl", Variant::PLAIN, &[input, bn, output], &p, grid_for(channels * plane)?)
     }
 
     pub fn add_relu(&self, label: &str, len: usize, a: &wgpu::Buffer, b: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = LenParams { len: len as u32, ..Default::default() };
-        self.bind(label, "add_relu.wgsl", Variant::Plain, &[a, b, output], &p, grid_for(len)?)
+        self.bind(label, "add_relu.wgsl", Variant::PLAIN, &[a, b, output], &p, grid_for(len)?)
     }
 
     pub fn relu(&self, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = LenParams { len: len as u32, ..Default::default() };
-        self.bind(label, "relu.wgsl", Variant::Plain, &[input, output], &p, grid_for(len)?)
+        self.bind(label, "relu.wgsl", Variant::PLAIN, &[input, output], &p, grid_for(len)?)
     }
 }

@@ -23,12 +23,12 @@ impl Kernels {
     #[allow(clippy::too_many_arguments)]
     pub fn dense(&self, label: &str, in_features: usize, out_features: usize, input: &wgpu::Buffer, weight: &wgpu::Buffer, bias: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = DenseParams { in_features: in_features as u32, out_features: out_features as u32, ..Default::default() };
-        self.bind(label, "dense.wgsl", Variant::Plain, &[input, weight, bias, output], &p, grid(out_features)?)
+        self.bind(label, "dense.wgsl", Variant::PLAIN, &[input, weight, bias, output], &p, grid(out_features)?)
     }
 
     /// Softmax of `len` values in one workgroup.
     pub fn softmax(&self, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = SoftmaxParams { len: len as u32, ..Default::default() };
-        self.bind(label, "softmax.wgsl", Variant::Plain, &[input, output], &p, [1, 1, 1])
+        self.bind(label, "softmax.wgsl", Variant::PLAIN, &[input, output], &p, [1, 1, 1])
     }
 }

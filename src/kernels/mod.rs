@@ -167,6 +167,8 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 pub struct Kernels {
     device: wgpu::Device,
     precision: Precision,
+    /// Cooperative matrices in hardware (else conv2d_coop.wgsl runs its portable twin).
+    native_coop: bool,
     /// Pipelines by (file, specialisation), compiled on first use.
     pipelines: std::sync::Mutex<HashMap<(&'static str, Variant), wgpu::ComputePipeline>>,
     /// Bound where a kernel's optional input (bias, residual) is absent.
@@ -176,14 +178,17 @@ pub struct Kernels {
 }
 
 /// A pipeline's specialisation beyond the precision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Variant {
-    Plain,
-    /// `POINTWISE = true`: the GEMM for 1×1 stride-1 unpadded convs.
-    Pointwise,
-    /// The GEMM writing f32 split-K partial sums (f16 path only).
-    Partials,
-    PointwisePartials,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+struct Variant {
+    /// `POINTWISE = true`: the GEMMs for 1×1 stride-1 unpadded convs.
+    pointwise: bool,
+    /// The GEMM writing f32 split-K partial sums (the f16 path; in f32 the
+    /// partial sums already have the activations' type).
+    partials: bool,
+}
+
+impl Variant {
+    const PLAIN: Variant = Variant { pointwise: false, partials: false };
 }
 
 impl Kernels {
@@ -193,6 +198,7 @@ impl Kernels {
         Kernels {
             device: device.clone(),
             precision,
+            native_coop: device.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             pipelines: Default::default(),
             dummy: storage_buffer(device, "dummy", &[0.0; 4]),
             dummy_out: storage_buffer(device, "dummy out", &[0.0; 4]),
@@ -207,17 +213,18 @@ impl Kernels {
         &self.device
     }
 
+    /// Whether conv2d_coop.wgsl runs on tensor cores (else its portable twin).
+    pub fn native_coop(&self) -> bool {
+        self.native_coop
+    }
+
     fn pipeline(&self, file: &'static str, variant: Variant) -> Result<wgpu::ComputePipeline> {
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&(file, variant)) {
             return Ok(p.clone());
         }
-        let partials = matches!(variant, Variant::Partials | Variant::PointwisePartials);
-        let constants: &[(&str, f64)] = match variant {
-            Variant::Pointwise | Variant::PointwisePartials => &[("POINTWISE", 1.0)],
-            _ => &[],
-        };
-        // In f32 the partial sums already have the activations' type.
-        let wgsl = source::specialised(source::shader(file), self.precision, partials && self.precision != Precision::F32)?;
+        let constants: &[(&str, f64)] = if variant.pointwise { &[("POINTWISE", 1.0)] } else { &[] };
+        let spec = source::Spec { precision: self.precision, partials: variant.partials && self.precision != Precision::F32, native_coop: self.native_coop };
+        let wgsl = source::specialised(source::shader(file), spec)?;
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(file),

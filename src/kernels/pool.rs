@@ -44,12 +44,12 @@ impl PoolParams {
 impl Kernels {
     pub fn maxpool(&self, label: &str, p: PoolParams, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let n = p.channels as usize * p.out_h as usize * p.out_w as usize;
-        self.bind(label, "maxpool.wgsl", Variant::Plain, &[input, output], &p, grid_for(n)?)
+        self.bind(label, "maxpool.wgsl", Variant::PLAIN, &[input, output], &p, grid_for(n)?)
     }
 
     /// The mean of each of `channels` planes of `plane` values (one workgroup per channel).
     pub fn global_avg_pool(&self, label: &str, channels: usize, plane: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = GapParams { channels: channels as u32, plane: plane as u32, ..Default::default() };
-        self.bind(label, "global_avg_pool.wgsl", Variant::Plain, &[input, output], &p, grid(channels)?)
+        self.bind(label, "global_avg_pool.wgsl", Variant::PLAIN, &[input, output], &p, grid(channels)?)
     }
 }

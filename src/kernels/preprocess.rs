@@ -27,6 +27,6 @@ impl Kernels {
     /// `src` holds RGBA8 pixels packed in u32s; `output` a 3×out_h×out_w tensor.
     pub fn preprocess(&self, label: &str, p: PreprocessParams, src: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let n = p.out_w as usize * p.out_h as usize;
-        self.bind(label, "preprocess.wgsl", Variant::Plain, &[src, output], &p, grid_for(n)?)
+        self.bind(label, "preprocess.wgsl", Variant::PLAIN, &[src, output], &p, grid_for(n)?)
     }
 }

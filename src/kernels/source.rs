@@ -8,7 +8,7 @@ use crate::{bail, Result};
 
 /// How activations and conv weights are stored in fast mode. Arithmetic is
 /// f32 either way (products are summed in f32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     #[default]
     F32,
@@ -34,11 +34,16 @@ pub struct Shader {
     pub file: &'static str,
     pub source: &'static str,
     pub aliases: &'static [&'static str],
+    /// Only compiles on the f16 path (it keeps f16 tiles).
+    pub f16_only: bool,
 }
 
 macro_rules! shader {
     ($file:literal, [$($alias:literal),*]) => {
-        Shader { file: $file, source: include_str!(concat!("../../shaders/", $file)), aliases: &[$($alias),*] }
+        shader!($file, [$($alias),*], false)
+    };
+    ($file:literal, [$($alias:literal),*], $f16_only:expr) => {
+        Shader { file: $file, source: include_str!(concat!("../../shaders/", $file)), aliases: &[$($alias),*], f16_only: $f16_only }
     };
 }
 
@@ -46,6 +51,7 @@ macro_rules! shader {
 pub const SHADERS: &[Shader] = &[
     shader!("conv2d.wgsl", ["act", "wt"]),
     shader!("conv2d_gemm.wgsl", ["act", "wt"]),
+    shader!("conv2d_coop.wgsl", ["act", "wt"], true),
     shader!("conv_splitk.wgsl", ["act"]),
     shader!("batchnorm.wgsl", []),
     shader!("add_relu.wgsl", []),
@@ -62,7 +68,10 @@ pub const SHADERS: &[Shader] = &[
 pub const SNIPPETS: &[(&str, &str)] = &[
     ("lib/conv_epilogue.wgsl", include_str!("../../shaders/lib/conv_epilogue.wgsl")),
     ("lib/conv_params.wgsl", include_str!("../../shaders/lib/conv_params.wgsl")),
+    ("lib/coop_native.wgsl", include_str!("../../shaders/lib/coop_native.wgsl")),
+    ("lib/coop_portable.wgsl", include_str!("../../shaders/lib/coop_portable.wgsl")),
     ("lib/flat_index.wgsl", include_str!("../../shaders/lib/flat_index.wgsl")),
+    ("lib/gemm_loads.wgsl", include_str!("../../shaders/lib/gemm_loads.wgsl")),
     ("lib/reduce.wgsl", include_str!("../../shaders/lib/reduce.wgsl")),
 ];
 
@@ -82,14 +91,15 @@ fn file(name: &str) -> Result<Cow<'static, str>> {
     }
 }
 
-/// A kernel's WGSL with its `// #include` lines replaced by the snippets.
-pub fn expanded(name: &str) -> Result<String> {
+/// A kernel's WGSL with its `// #include` lines replaced by the snippets;
+/// `lib/coop_ops.wgsl` stands for the cooperative-matrix fragments, native
+/// (`lib/coop_native.wgsl`) or portable (`lib/coop_portable.wgsl`).
+pub fn expanded(name: &str, native_coop: bool) -> Result<String> {
     let mut out = String::new();
     for line in file(name)?.lines() {
-        match line.trim_start().strip_prefix(INCLUDE) {
-            Some(snippet) => {
-                out.push_str(&file(snippet.trim())?);
-            }
+        match line.trim_start().strip_prefix(INCLUDE).map(str::trim) {
+            Some("lib/coop_ops.wgsl") => out.push_str(&file(if native_coop { "lib/coop_native.wgsl" } else { "lib/coop_portable.wgsl" })?),
+            Some(snippet) => out.push_str(&file(snippet)?),
             None => out.push_str(line),
         }
         out.push('\n');
@@ -97,12 +107,24 @@ pub fn expanded(name: &str) -> Result<String> {
     Ok(out)
 }
 
-/// The WGSL a pipeline compiles: `precision` sets the storage aliases (f16
-/// adds `enable f16;`), and `partials` makes the GEMM write f32 split-K
-/// partial sums (`alias out_t = act;` → f32). Fails if an alias the shader
-/// is meant to declare is not there in exactly that form.
-pub fn specialised(shader: &Shader, precision: Precision, partials: bool) -> Result<String> {
-    let mut s = expanded(shader.file)?;
+/// How a shader is specialised for one pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Spec {
+    /// Storage of activations and weights: f16 sets the aliases and adds `enable f16;`.
+    pub precision: Precision,
+    /// The GEMM writes f32 split-K partial sums (`alias out_t = act;` → f32).
+    pub partials: bool,
+    /// Cooperative matrices in hardware (`enable wgpu_cooperative_matrix;`).
+    pub native_coop: bool,
+}
+
+/// The WGSL a pipeline compiles. Fails if an alias the shader is meant to
+/// declare is not there in exactly that form, or an f16-only shader is asked for in f32.
+pub fn specialised(shader: &Shader, spec: Spec) -> Result<String> {
+    if shader.f16_only && spec.precision != Precision::F16 {
+        bail!("{} works on f16 activations only: use the f16 path", shader.file);
+    }
+    let mut s = expanded(shader.file, spec.native_coop)?;
     let mut set = |alias: &str, from: &str, to: &str| -> Result<()> {
         let (old, new) = (format!("alias {alias} = {from};"), format!("alias {alias} = {to};"));
         if !s.contains(&old) {
@@ -111,28 +133,43 @@ pub fn specialised(shader: &Shader, precision: Precision, partials: bool) -> Res
         s = s.replacen(&old, &new, 1);
         Ok(())
     };
-    if partials {
+    if spec.partials {
         set("out_t", "act", "f32")?;
     }
-    if precision == Precision::F16 {
+    if spec.precision == Precision::F16 {
         for alias in shader.aliases {
             set(alias, "f32", "f16")?;
         }
         s.insert_str(0, "enable f16;\n");
     }
+    if spec.native_coop && shader.source.contains("coop_ops.wgsl") {
+        s.insert_str(0, "enable wgpu_cooperative_matrix;\n");
+    }
     Ok(s)
 }
 
-/// Every specialisation of every shader: (description, WGSL). The tests
-/// parse and validate each with naga.
-pub fn all_specialisations() -> Result<Vec<(String, String)>> {
+/// Every specialisation of every shader: (description, WGSL, needs
+/// cooperative matrices). The tests parse and validate each with naga.
+pub fn all_specialisations() -> Result<Vec<(String, String, bool)>> {
     let mut out = Vec::new();
     for shader in SHADERS {
+        let coop = shader.source.contains("coop_ops.wgsl");
         for precision in [Precision::F32, Precision::F16] {
-            out.push((format!("{} ({precision})", shader.file), specialised(shader, precision, false)?));
-        }
-        if shader.source.contains("alias out_t") {
-            out.push((format!("{} (f32 partial sums)", shader.file), specialised(shader, Precision::F16, true)?));
+            if shader.f16_only && precision == Precision::F32 {
+                continue;
+            }
+            for partials in [false, true] {
+                if partials && (!shader.source.contains("alias out_t") || precision == Precision::F32) {
+                    continue;
+                }
+                for native_coop in [false, true] {
+                    if native_coop && !coop {
+                        continue;
+                    }
+                    let spec = Spec { precision, partials, native_coop };
+                    out.push((format!("{} {spec:?}", shader.file), specialised(shader, spec)?, native_coop));
+                }
+            }
         }
     }
     Ok(out)

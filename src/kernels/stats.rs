@@ -17,6 +17,6 @@ impl Kernels {
     /// `out[out_index] = Σ a²` over `len` values, in one workgroup.
     pub fn sum_squares(&self, label: &str, len: usize, a: &wgpu::Buffer, out: &wgpu::Buffer, out_index: usize) -> Result<Dispatch> {
         let p = SumSquaresParams { len: len as u32, out_index: out_index as u32, ..Default::default() };
-        self.bind(label, "sum_squares.wgsl", Variant::Plain, &[a, out], &p, [1, 1, 1])
+        self.bind(label, "sum_squares.wgsl", Variant::PLAIN, &[a, out], &p, [1, 1, 1])
     }
 }

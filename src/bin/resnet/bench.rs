@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use resnet::{bail, Engine, Error, Mode, Result};
+use resnet::{bail, ConvKernels, Engine, Error, Mode, Result};
 
 use crate::io::Input;
 use crate::{Bench, Engines};
@@ -40,6 +40,12 @@ pub async fn bench(b: Bench) -> Result<()> {
         (Mode::Inspect, _) => "direct".to_string(),
         (Mode::Fast, Some(k)) => k.to_string(),
     };
+    // The coop kernel falls back to its portable twin where the device has no
+    // cooperative matrices: say which one was timed.
+    if matches!(engine.conv_kernels(), Some(ConvKernels::Coop { .. })) && engine.mode() == Mode::Fast {
+        let native = engine.gpu().is_some_and(|g| g.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX));
+        conv.push_str(if native { " (tensor cores)" } else { " (portable twin, no tensor cores)" });
+    }
     // Kernel variants under test (see `RESNET_SHADER_DIR` in kernels/source.rs).
     if let Some(dir) = std::env::var_os("RESNET_SHADER_DIR").filter(|d| !d.is_empty()) {
         conv = format!("{conv} (shaders from {})", dir.to_string_lossy());

@@ -48,7 +48,10 @@ impl GpuBackend {
                 bail!(Unsupported, "this GPU adapter ({}) has no shader-f16: use f32", gpu.adapter_name());
             }
         }
-        let conv = config.conv.unwrap_or_else(|| ConvKernels::for_adapter(&gpu.adapter_info));
+        let conv = config.conv.unwrap_or_else(|| ConvKernels::for_adapter(&gpu.adapter_info, gpu.features, config.precision));
+        if matches!(conv, ConvKernels::Coop { .. }) && config.precision != Precision::F16 {
+            bail!(BadInput, "the matrix-fragment conv kernel (coop) reads f16 activations: use precision f16");
+        }
         network::check_fits(&gpu, &plan, config.precision, conv)?;
         let scopes = gpu.error_scopes();
         let kernels = Kernels::new(&gpu.device, config.precision);

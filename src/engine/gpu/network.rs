@@ -137,6 +137,7 @@ fn split_k_floats(plan: &Plan, conv: ConvKernels) -> Option<u64> {
         .filter_map(|op| match op {
             Op::Conv(c) => match kernel_of(c, plan, conv) {
                 LayerKernel::SplitK(s) => Some(s as u64 * plan.shape(c.output).len() as u64),
+                LayerKernel::Coop(s) if s > 1 => Some(s as u64 * plan.shape(c.output).len() as u64),
                 _ => None,
             },
             _ => None,
@@ -202,6 +203,8 @@ fn conv(cx: &Ctx, label: &str, c: &ConvOp) -> Result<Dispatch> {
         LayerKernel::Direct => format!("{label} [direct {shape}]"),
         LayerKernel::Gemm => format!("{label} [gemm {shape}]"),
         LayerKernel::SplitK(n) => format!("{label} [gemm {shape}, K in {n}]"),
+        LayerKernel::Coop(1) => format!("{label} [coop {shape}]"),
+        LayerKernel::Coop(n) => format!("{label} [coop {shape}, K in {n}]"),
     };
     cx.k.conv(&label, ConvParams::of(s, i, o, c.relu), &bufs, kernel, cx.scratch)
 }

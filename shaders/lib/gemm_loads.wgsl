@@ -1,0 +1,84 @@
+// The tile loaders of the implicit-GEMM convolutions (conv2d_gemm.wgsl,
+// conv2d_coop.wgsl): 4 consecutive weights of one row of K×M, and 4
+// consecutive im2col values of one row of K×N gathered from the NCHW input.
+// The including shader declares `input`, `weight`, the aliases `act` and
+// `wt`, and the uniform `p` (lib/conv_params.wgsl).
+
+// A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.
+override POINTWISE: bool = false;
+
+// An invocation loads 4 consecutive values of rows of each tile: columns
+// `gm..gm+3` of the weights, `gn..gn+3` of the inputs. Its 4 output pixels
+// stay the same for the whole K loop, so their input coordinates are
+// computed once, before it.
+struct Loader {
+    lk: u32,
+    gm: u32,          // first of the 4 output channels it loads weights for
+    gn: u32,          // first of the 4 output pixels it gathers inputs for
+    oy: vec4<i32>,    // top-left input row of each pixel's window
+    ox: vec4<i32>,
+    live: vec4<bool>, // pixel < N
+}
+
+fn weight_row(ld: Loader, k: u32, K: u32, M: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (k >= K) {
+        return v;
+    }
+    let base = k * M + ld.gm;
+    if (ld.gm + 3u < M) {
+        return vec4<f32>(vec4<wt>(weight[base], weight[base + 1u], weight[base + 2u], weight[base + 3u]));
+    }
+    // The last tile's ragged edge. Lanes are spelled out: a dynamically
+    // indexed vector could be moved to slow local memory by a driver.
+    if (ld.gm < M) { v.x = f32(weight[base]); }
+    if (ld.gm + 1u < M) { v.y = f32(weight[base + 1u]); }
+    if (ld.gm + 2u < M) { v.z = f32(weight[base + 2u]); }
+    return v;
+}
+
+// Four im2col elements X[k][gn..gn+3], zero outside the input.
+fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    if (k >= K) {
+        return v;
+    }
+    if (POINTWISE) {
+        let base = k * N + ld.gn;
+        if (ld.gn + 3u < N) {
+            return vec4<f32>(vec4<act>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]));
+        }
+        if (ld.live.x) { v.x = f32(input[base]); }
+        if (ld.live.y) { v.y = f32(input[base + 1u]); }
+        if (ld.live.z) { v.z = f32(input[base + 2u]); }
+        return v;
+    }
+    // One division chain per step for all 4 values: k → (channel, ky, kx).
+    let taps = p.k_h * p.k_w;
+    let ci = k / taps;
+    let r = k - ci * taps;
+    let ky = r / p.k_w;
+    let kx = r - ky * p.k_w;
+    let iy = ld.oy + vec4<i32>(i32(ky));
+    let ix = ld.ox + vec4<i32>(i32(kx));
+    let ok = ld.live & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.in_h))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.in_w)));
+    let at = vec4<i32>(i32(ci * p.in_h * p.in_w)) + iy * i32(p.in_w) + ix;
+    if (ok.x) { v.x = f32(input[u32(at.x)]); }
+    if (ok.y) { v.y = f32(input[u32(at.y)]); }
+    if (ok.z) { v.z = f32(input[u32(at.z)]); }
+    if (ok.w) { v.w = f32(input[u32(at.w)]); }
+    return v;
+}
+
+fn make_loader(lk: u32, gm: u32, gn: u32, N: u32) -> Loader {
+    var ld: Loader;
+    ld.lk = lk;
+    ld.gm = gm;
+    ld.gn = gn;
+    let px = vec4<u32>(gn) + vec4<u32>(0u, 1u, 2u, 3u);
+    ld.live = px < vec4<u32>(N);
+    let ow = vec4<u32>(max(p.out_w, 1u));
+    ld.oy = vec4<i32>((px / ow) * p.stride) - vec4<i32>(i32(p.pad_y));
+    ld.ox = vec4<i32>((px % ow) * p.stride) - vec4<i32>(i32(p.pad_x));
+    return ld;
+}
