@@ -150,19 +150,27 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let mut names: Vec<String> = Vec::new();
     let mut runs = Vec::new();
     // The GPU's kernels, then the CPU backend (GEMM), in both modes.
-    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "cpu fast", "cpu inspect"] {
+    let mut dispatches = std::collections::HashMap::new();
+    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "splitk+fold:256:16", "cpu fast", "cpu inspect"] {
         let (device, config) = match conv {
             "cpu fast" => (&Device::Cpu, EngineConfig::mode(Mode::Fast)),
             "cpu inspect" => (&Device::Cpu, EngineConfig::mode(Mode::Inspect)),
             _ => (&gpu, EngineConfig { conv: Some(conv.parse().unwrap()), ..EngineConfig::mode(Mode::Fast) }),
         };
         let mut e = pollster::block_on(Engine::new(device, &w, config, 45, 51)).unwrap();
+        dispatches.insert(conv, e.dispatches_per_frame());
         names = e.blocks().iter().filter(|b| b.role != BlockRole::Head).map(|b| b.name.clone()).collect();
         e.run_tensor(&x).unwrap();
         let logits = pollster::block_on(e.output()).unwrap().logits.clone();
         let blocks: Vec<Vec<f32>> = names.iter().map(|n| pollster::block_on(e.read(n)).unwrap().1).collect();
         runs.push((conv, logits, blocks));
     }
+    // Folding a reduction into the next conv's loads sums in the same order:
+    // the same bits, fewer dispatches (here 3 of the 7 split convs are a
+    // block's first conv, read only by its second).
+    let (split, fold) = (&runs[2], &runs[4]);
+    assert_eq!((split.1.clone(), split.2.clone()), (fold.1.clone(), fold.2.clone()), "splitk+fold differs from splitk");
+    assert_eq!(dispatches["splitk+fold:256:16"], dispatches["splitk:256:16"] - 3, "{dispatches:?}");
     let (_, ref_logits, ref_blocks) = &runs[0];
     for (conv, logits, blocks) in &runs[1..] {
         assert_close(&format!("{conv} logits"), logits, ref_logits, 1e-4, 1e-5);
@@ -221,7 +229,7 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     assert!(e.to_string().contains("f16"), "the tensor-core kernel needs f16 storage: {e}");
     // The coop kernel runs its portable twin here (lavapipe has no
     // cooperative matrices): same tiling and split-K, plain WGSL.
-    for (precision, conv) in [(Precision::F32, "splitk:256:16"), (Precision::F16, "splitk:256:16"), (Precision::F16, "coop:256:16")] {
+    for (precision, conv) in [(Precision::F32, "splitk:256:16"), (Precision::F16, "splitk:256:16"), (Precision::F16, "coop:256:16"), (Precision::F16, "coop+fold:256:16")] {
         let config = EngineConfig { precision, conv: Some(conv.parse::<ConvKernels>().unwrap()), ..Default::default() };
         let mut e = pollster::block_on(Engine::new(&gpu, &w, config, 57, 57)).unwrap();
         e.run_tensor(&x).unwrap();
@@ -240,4 +248,6 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     assert_close("f16 layer1.0", &results[1].1, &results[0].1, 1e-2, 1e-3);
     assert_close("f16 coop logits", &results[2].0, &results[0].0, 1e-2, 1e-3);
     assert_close("f16 coop layer1.0", &results[2].1, &results[0].1, 1e-2, 1e-3);
+    assert_close("f16 coop+fold logits", &results[3].0, &results[0].0, 1e-2, 1e-3);
+    assert_close("f16 coop+fold layer1.0", &results[3].1, &results[0].1, 1e-2, 1e-3);
 }

@@ -5,16 +5,17 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer_as, ConvBuffers, ConvParams, Kernels, PoolParams};
+use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer_as, ConvBuffers, ConvParams, FoldedInput, Kernels, LayerKernel, PoolParams};
 use resnet::kernels::source;
 use resnet::Preprocess;
 
 #[test]
 fn every_shader_parses_and_validates_with_naga() {
     // Each in f32 and f16, the GEMMs writing f32 partial sums, and the
-    // matrix-fragment conv in its portable and cooperative-matrix forms.
+    // matrix-fragment conv in its portable and cooperative-matrix forms;
+    // the GEMMs reading a folded input too (3 for conv2d_gemm, 4 for coop).
     let all = source::all_specialisations().unwrap();
-    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3);
+    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 3 + 4);
     assert!(all.iter().any(|(_, src, native)| *native && src.starts_with("enable wgpu_cooperative_matrix;") && src.contains("coopMultiplyAdd")));
     for (name, src, native) in all {
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
@@ -85,6 +86,30 @@ struct ConvCase {
     relu: bool,
 }
 
+impl ConvCase {
+    fn out_size(&self) -> (usize, usize) {
+        ((self.h + 2 * self.pad - self.k) / self.stride + 1, (self.w + 2 * self.pad - self.k) / self.stride + 1)
+    }
+    fn params(&self) -> ConvParams {
+        let (oh, ow) = self.out_size();
+        ConvParams {
+            in_c: self.cin as u32,
+            in_h: self.h as u32,
+            in_w: self.w as u32,
+            out_c: self.cout as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            k_h: self.k as u32,
+            k_w: self.k as u32,
+            stride: self.stride as u32,
+            pad_y: self.pad as u32,
+            pad_x: self.pad as u32,
+            flags: if self.relu { ConvParams::RELU } else { 0 },
+            ..Default::default()
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn conv_cpu(x: &[f32], wt: &[f32], bias: Option<&[f32]>, res: Option<&[f32]>, c: &ConvCase, oh: usize, ow: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; c.cout * oh * ow];
@@ -145,8 +170,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
     let cases = conv_cases();
     let mut rng = Rng::new(1);
     for (n, c) in cases.iter().enumerate() {
-        let oh = (c.h + 2 * c.pad - c.k) / c.stride + 1;
-        let ow = (c.w + 2 * c.pad - c.k) / c.stride + 1;
+        let (oh, ow) = c.out_size();
         let x = rng.vec(c.cin * c.h * c.w);
         let wt = rng.vec(c.cout * c.cin * c.k * c.k);
         let bias = rng.vec(c.cout);
@@ -157,21 +181,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         let wb = cx.upload(&conv_weights_km(&wt, c.cout));
         let bb = cx.upload(&bias);
         let rb = cx.upload(&res);
-        let p = ConvParams {
-            in_c: c.cin as u32,
-            in_h: c.h as u32,
-            in_w: c.w as u32,
-            out_c: c.cout as u32,
-            out_h: oh as u32,
-            out_w: ow as u32,
-            k_h: c.k as u32,
-            k_w: c.k as u32,
-            stride: c.stride as u32,
-            pad_y: c.pad as u32,
-            pad_x: c.pad as u32,
-            flags: if c.relu { ConvParams::RELU } else { 0 },
-            ..Default::default()
-        };
+        let p = c.params();
         // F(x) alone: conv + bias, before the residual and the ReLU.
         let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
         // The direct kernel (inspect mode), the tiled implicit GEMM (fast
@@ -186,6 +196,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
                 residual: c.residual.then_some(&rb),
                 output: &ob,
                 main_out: Some(&mb),
+                fold: None,
             };
             let d = match splits {
                 0 => cx.k.conv2d("conv", p, &bufs).unwrap(),
@@ -231,7 +242,7 @@ fn coop_conv_portable_twin_matches_cpu() {
     let f16 = |v: &[f32]| storage_buffer_as(dev, "f16", v, resnet::Precision::F16);
     let mut rng = Rng::new(21);
     for (n, c) in conv_cases().iter().enumerate() {
-        let (oh, ow) = ((c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1);
+        let (oh, ow) = c.out_size();
         // Inputs as f16 stores them, so the reference sees the same operands.
         let x = round_f16(&rng.vec(c.cin * c.h * c.w));
         let wt = round_f16(&rng.vec(c.cout * c.cin * c.k * c.k));
@@ -240,25 +251,11 @@ fn coop_conv_portable_twin_matches_cpu() {
         let want = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), c.residual.then_some(&res[..]), c, oh, ow);
         let want_main = conv_cpu(&x, &wt, c.bias.then_some(&bias[..]), None, &ConvCase { relu: false, ..*c }, oh, ow);
         let (xb, wb, bb, rb) = (f16(&x), f16(&conv_weights_km(&wt, c.cout)), cx.upload(&bias), f16(&res));
-        let p = ConvParams {
-            in_c: c.cin as u32,
-            in_h: c.h as u32,
-            in_w: c.w as u32,
-            out_c: c.cout as u32,
-            out_h: oh as u32,
-            out_w: ow as u32,
-            k_h: c.k as u32,
-            k_w: c.k as u32,
-            stride: c.stride as u32,
-            pad_y: c.pad as u32,
-            pad_x: c.pad as u32,
-            flags: if c.relu { ConvParams::RELU } else { 0 },
-            ..Default::default()
-        };
+        let p = c.params();
         let scratch = cx.zeros(5 * want.len());
         for splits in [1, 5] {
             let (ob, mb) = (f16(&vec![0.0; want.len()]), f16(&vec![0.0; want.len()]));
-            let bufs = ConvBuffers { input: &xb, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb) };
+            let bufs = ConvBuffers { input: &xb, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb), fold: None };
             let d = k16.conv2d_coop("coop", p, &bufs, splits, &scratch).unwrap();
             cx.run(&[&d]);
             // Exact products, f32 sums, one f16 rounding of the result.
@@ -266,6 +263,83 @@ fn coop_conv_portable_twin_matches_cpu() {
             assert_close(&what, &read_f16(cx, &ob, want.len()), &want, 2e-3, 2e-3);
             assert_close(&format!("{what} F(x)"), &read_f16(cx, &mb, want.len()), &want_main, 2e-3, 2e-3);
         }
+    }
+}
+
+/// Two convs in a row, the first split (K in 3) with its partial sums left
+/// unreduced (`conv_partials`) and finished by the second one's loads
+/// (`FoldedInput`): bias, ReLU, and padding that stays zero (the producer's
+/// bias is positive, so a padded tap finished by mistake would show).
+#[test]
+fn folded_split_k_input_matches_cpu() {
+    let cx = ctx();
+    let mut rng = Rng::new(31);
+    let chains = [
+        // 1×1 into a 3×3 with padding and a residual, ragged tiles.
+        (
+            ConvCase { cin: 40, h: 9, w: 11, cout: 67, k: 1, stride: 1, pad: 0, bias: true, residual: false, relu: true },
+            ConvCase { cin: 67, h: 9, w: 11, cout: 70, k: 3, stride: 1, pad: 1, bias: true, residual: true, relu: true },
+        ),
+        // 3×3 into a 1×1 (the gather-free POINTWISE loads).
+        (
+            ConvCase { cin: 33, h: 7, w: 7, cout: 64, k: 3, stride: 1, pad: 1, bias: true, residual: false, relu: true },
+            ConvCase { cin: 64, h: 7, w: 7, cout: 130, k: 1, stride: 1, pad: 0, bias: true, residual: false, relu: false },
+        ),
+        // No bias, no ReLU in the producer; a strided 3×3 reader.
+        (
+            ConvCase { cin: 45, h: 13, w: 9, cout: 66, k: 1, stride: 1, pad: 0, bias: false, residual: false, relu: false },
+            ConvCase { cin: 66, h: 13, w: 9, cout: 64, k: 3, stride: 2, pad: 1, bias: false, residual: false, relu: true },
+        ),
+    ];
+    let k16 = cx.gpu.features.contains(wgpu::Features::SHADER_F16).then(|| Kernels::new(&cx.gpu.device, resnet::Precision::F16));
+    for (n, (a, b)) in chains.iter().enumerate() {
+        let (mh, mw) = a.out_size();
+        assert_eq!((mh, mw, a.cout), (b.h, b.w, b.cin));
+        let (oh, ow) = b.out_size();
+        let x = round_f16(&rng.vec(a.cin * a.h * a.w));
+        let wa = round_f16(&rng.vec(a.cout * a.cin * a.k * a.k));
+        let ba: Vec<f32> = rng.vec(a.cout).iter().map(|v| v.abs() + 0.25).collect();
+        let wb = round_f16(&rng.vec(b.cout * b.cin * b.k * b.k));
+        let bb = rng.vec(b.cout);
+        let res = round_f16(&rng.vec(b.cout * oh * ow));
+        let mid = conv_cpu(&x, &wa, a.bias.then_some(&ba[..]), None, a, mh, mw);
+        let want = conv_cpu(&mid, &wb, b.bias.then_some(&bb[..]), b.residual.then_some(&res[..]), b, oh, ow);
+        let splits = LayerKernel::SplitK(3).splits(a.cin * a.k * a.k);
+        assert_eq!(splits, 3);
+        let partial_sums = cx.zeros(splits as usize * mid.len());
+        let scratch = cx.zeros(4 * want.len());
+        let (bab, bbb) = (cx.upload(&ba), cx.upload(&bb));
+        let fold = Some(FoldedInput { splits, bias: a.bias.then_some(&bab), relu: a.relu });
+
+        // f32: the GEMM reader without and with its own split.
+        let (xb, wab, wbb, rb) = (cx.upload(&x), cx.upload(&conv_weights_km(&wa, a.cout)), cx.upload(&conv_weights_km(&wb, b.cout)), cx.upload(&res));
+        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None };
+        let produce = cx.k.conv_partials("first", a.params(), &first, LayerKernel::SplitK(3)).unwrap();
+        for reader_splits in [1, 4] {
+            let ob = cx.zeros(want.len());
+            let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold };
+            let kernel = if reader_splits == 1 { LayerKernel::Gemm } else { LayerKernel::SplitK(reader_splits) };
+            let read = cx.k.conv("second", b.params(), &second, kernel, Some(&scratch)).unwrap();
+            cx.run(&[&produce, &read]);
+            assert_close(&format!("chain {n}, reader K in {reader_splits}"), &cx.read(&ob, want.len()), &want, 1e-5, 1e-5);
+        }
+        // The direct kernel cannot read partial sums: refused, not miscomputed.
+        let ob = cx.zeros(want.len());
+        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: None, residual: None, output: &ob, main_out: None, fold };
+        assert!(cx.k.conv("second", b.params(), &second, LayerKernel::Direct, None).is_err());
+
+        // f16: the matrix-fragment kernel on both sides (its portable twin here).
+        let Some(k16) = &k16 else { continue };
+        let f16 = |v: &[f32]| storage_buffer_as(&cx.gpu.device, "f16", v, resnet::Precision::F16);
+        let (xb, wab, wbb, rb, ob) = (f16(&x), f16(&conv_weights_km(&wa, a.cout)), f16(&conv_weights_km(&wb, b.cout)), f16(&res), f16(&vec![0.0; want.len()]));
+        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None };
+        let produce = k16.conv_partials("first", a.params(), &first, LayerKernel::Coop(3)).unwrap();
+        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold };
+        let read = k16.conv("second", b.params(), &second, LayerKernel::Coop(2), Some(&scratch)).unwrap();
+        cx.run(&[&produce, &read]);
+        // The reader's tiles hold the finished values as f16.
+        let want16 = conv_cpu(&round_f16(&mid), &wb, b.bias.then_some(&bb[..]), b.residual.then_some(&res[..]), b, oh, ow);
+        assert_close(&format!("chain {n}, f16 fragments"), &read_f16(cx, &ob, want.len()), &want16, 2e-3, 2e-3);
     }
 }
 

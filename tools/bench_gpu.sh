@@ -61,13 +61,15 @@ cp "$w"/*.ref.npy "$out"/
 # VARIANTS: folders of replacement .wgsl files (kernel experiments), timed
 # beside the built-in shaders ("-"). PRECISIONS: f32 and/or f16 storage.
 # coop (tensor cores, f16 only) runs on its portable twin where the driver
-# offers no cooperative matrices; the bench line says which.
+# offers no cooperative matrices; the bench line says which. `+fold` leaves
+# a split conv's partial sums for the next conv to finish while loading
+# (fewer dispatches, more loads): which wins is what this run decides.
 for arch in resnet18 resnet50; do
     for precision in ${PRECISIONS:-f32 f16}; do
         "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
             >"$out/ours_${arch}_${precision}_logits.json" || exit 1
         for variant in ${VARIANTS:--}; do
-            for conv in ${CONVS:-splitk:256 gemm direct coop}; do
+            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 gemm direct coop coop+fold}; do
                 # coop needs f16; f16 only for the built-in shaders, splitk and coop.
                 case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"

@@ -148,7 +148,7 @@ def report(d):
                 print(f"| {label} | {r['median_ms']:.3f} | {ref / r['median_ms']:.2f}× |")
         for r in rows:
             gpu = statistics.median(r["gpu_frame_ms"]) if r["gpu_frame_ms"] else float("nan")
-            r["conv"] = f"{r['conv']} {r.get('precision', 'f32')}"
+            r["conv"] = f"{r['conv']} {r.get('precision', 'f32')}, {r.get('dispatches_per_frame', '?')} dispatches"
             print(f"| ours {r['mode']} {r['conv']}: latency | {r['wall_median_ms']:.3f} | {ref / r['wall_median_ms']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: back-to-back frames | {r['throughput_ms_per_frame']:.3f} | {ref / r['throughput_ms_per_frame']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: GPU time (timestamps) | {gpu:.3f} | {ref / gpu:.2f}× |")

@@ -1,11 +1,39 @@
 // The tile loaders of the implicit-GEMM convolutions (conv2d_gemm.wgsl,
 // conv2d_coop.wgsl): 4 consecutive weights of one row of K×M, and 4
 // consecutive im2col values of one row of K×N gathered from the NCHW input.
-// The including shader declares `input`, `weight`, the aliases `act` and
-// `wt`, and the uniform `p` (lib/conv_params.wgsl).
+// The including shader declares `input` (of `in_t`), `weight`, `in_bias`,
+// the aliases `act`, `wt` and `in_t`, and the uniform `p`
+// (lib/conv_params.wgsl).
 
 // A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.
 override POINTWISE: bool = false;
+
+// A folded input: `input` holds the previous conv's `p.in_splits` split-K
+// partial sums (f32, one input-sized slice each) instead of its output, and
+// each value is finished here as conv_splitk.wgsl would have finished it
+// (sum in slice order, + in_bias[channel] if HAS_BIAS in p.in_flags, ReLU
+// if RELU). That saves the reduction's dispatch between two convs, at S
+// reads per loaded value.
+override FOLDED: bool = false;
+
+// Input value `i` of channel `ci`, finished when FOLDED.
+fn load_in(i: u32, ci: u32) -> f32 {
+    if (!FOLDED) {
+        return f32(input[i]);
+    }
+    let len = p.in_c * p.in_h * p.in_w;
+    var v = 0.0;
+    for (var s = 0u; s < p.in_splits; s++) {
+        v += f32(input[s * len + i]);
+    }
+    if ((p.in_flags & HAS_BIAS) != 0u) {
+        v += in_bias[ci];
+    }
+    if ((p.in_flags & RELU) != 0u) {
+        v = max(v, 0.0);
+    }
+    return v;
+}
 
 // An invocation loads 4 consecutive values of rows of each tile: columns
 // `gm..gm+3` of the weights, `gn..gn+3` of the inputs. Its 4 output pixels
@@ -45,12 +73,13 @@ fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
     }
     if (POINTWISE) {
         let base = k * N + ld.gn;
-        if (ld.gn + 3u < N) {
-            return vec4<f32>(vec4<act>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]));
+        if (ld.gn + 3u < N && !FOLDED) {
+            return vec4<f32>(vec4<in_t>(input[base], input[base + 1u], input[base + 2u], input[base + 3u]));
         }
-        if (ld.live.x) { v.x = f32(input[base]); }
-        if (ld.live.y) { v.y = f32(input[base + 1u]); }
-        if (ld.live.z) { v.z = f32(input[base + 2u]); }
+        if (ld.live.x) { v.x = load_in(base, k); }
+        if (ld.live.y) { v.y = load_in(base + 1u, k); }
+        if (ld.live.z) { v.z = load_in(base + 2u, k); }
+        if (ld.live.w) { v.w = load_in(base + 3u, k); }
         return v;
     }
     // One division chain per step for all 4 values: k → (channel, ky, kx).
@@ -63,10 +92,11 @@ fn input_row(ld: Loader, k: u32, K: u32, N: u32) -> vec4<f32> {
     let ix = ld.ox + vec4<i32>(i32(kx));
     let ok = ld.live & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.in_h))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.in_w)));
     let at = vec4<i32>(i32(ci * p.in_h * p.in_w)) + iy * i32(p.in_w) + ix;
-    if (ok.x) { v.x = f32(input[u32(at.x)]); }
-    if (ok.y) { v.y = f32(input[u32(at.y)]); }
-    if (ok.z) { v.z = f32(input[u32(at.z)]); }
-    if (ok.w) { v.w = f32(input[u32(at.w)]); }
+    // Padding stays 0: only values inside the input are finished.
+    if (ok.x) { v.x = load_in(u32(at.x), ci); }
+    if (ok.y) { v.y = load_in(u32(at.y), ci); }
+    if (ok.z) { v.z = load_in(u32(at.z), ci); }
+    if (ok.w) { v.w = load_in(u32(at.w), ci); }
     return v;
 }
 

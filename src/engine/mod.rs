@@ -231,7 +231,9 @@ impl Engine {
         if input.len() != shape.len() {
             bail!(BadInput, "the input tensor has {} values, the network is planned for {}×{}×{} = {}", input.len(), shape.c, shape.h, shape.w, shape.len());
         }
-        if input.iter().any(|v| !v.is_finite()) {
+        // A fold, not `any`: without the early exit it vectorises (14 µs
+        // instead of 50 for a 224×224 input, on every frame).
+        if !input.iter().fold(true, |ok, v| ok & v.is_finite()) {
             bail!(BadInput, "the input tensor contains NaN or infinite values");
         }
         let (disabled, stats) = (&self.disabled, self.config.stats);

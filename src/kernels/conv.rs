@@ -28,7 +28,10 @@ crate::uniform! {
         pub co_groups: u32,
         /// Split-K slice length (set by the kernel functions).
         pub k_split: u32,
-        pub _pad: [u32; 2],
+        /// A folded input (see [`FoldedInput`]): its slices, and the
+        /// producer's HAS_BIAS and RELU flags.
+        pub in_splits: u32,
+        pub in_flags: u32,
     }
 }
 
@@ -86,12 +89,14 @@ pub enum ConvKernels {
     /// The tiled implicit GEMM where its tiles fill, K never split.
     Gemm,
     /// The GEMM with K split so a layer has about `target` workgroups, in
-    /// slices of at least `min_slice` (see [`gemm_splits`]).
-    SplitK { target: usize, min_slice: usize },
+    /// slices of at least `min_slice` (see [`gemm_splits`]). With `fold`,
+    /// a split conv whose only reader is the next conv leaves its partial
+    /// sums for that conv to finish while loading (no reduction dispatch).
+    SplitK { target: usize, min_slice: usize, fold: bool },
     /// The f16 matrix-fragment GEMM (the f16 path), K split the same way
     /// (`target` 0: never): tensor cores where the adapter has cooperative
     /// matrices, else its portable twin.
-    Coop { target: usize, min_slice: usize },
+    Coop { target: usize, min_slice: usize, fold: bool },
 }
 
 impl ConvKernels {
@@ -100,9 +105,9 @@ impl ConvKernels {
     /// path, a device with cooperative matrices gets the tensor-core kernel.
     pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, precision: Precision) -> ConvKernels {
         match info.device_type {
-            _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128 },
+            _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128, fold: false },
             wgpu::DeviceType::Cpu => ConvKernels::Gemm,
-            _ => ConvKernels::SplitK { target: 256, min_slice: 128 },
+            _ => ConvKernels::SplitK { target: 256, min_slice: 128, fold: false },
         }
     }
 
@@ -118,23 +123,34 @@ impl ConvKernels {
             _ if !tiled => LayerKernel::Direct,
             ConvKernels::Direct => LayerKernel::Direct,
             ConvKernels::Gemm => LayerKernel::Gemm,
-            ConvKernels::SplitK { target, min_slice } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
+            ConvKernels::SplitK { target, min_slice, .. } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
                 1 => LayerKernel::Gemm,
                 n => LayerKernel::SplitK(n),
             },
             ConvKernels::Coop { target: 0, .. } => LayerKernel::Coop(1),
-            ConvKernels::Coop { target, min_slice } => LayerKernel::Coop(gemm_splits(c.out_channels, pixels, k, target, min_slice)),
+            ConvKernels::Coop { target, min_slice, .. } => LayerKernel::Coop(gemm_splits(c.out_channels, pixels, k, target, min_slice)),
         }
+    }
+
+    /// Whether split convs may hand their partial sums to the next conv.
+    pub fn folds(self) -> bool {
+        matches!(self, ConvKernels::SplitK { fold: true, .. } | ConvKernels::Coop { fold: true, .. })
     }
 }
 
 impl std::str::FromStr for ConvKernels {
     type Err = Error;
-    /// `direct`, `gemm` (no split) or `splitk[:N[:S]]` (about N workgroups per
-    /// layer, 256 by default; K slices of at least S, 128 by default).
+    /// `direct`, `gemm` (no split), `splitk[:N[:S]]` (about N workgroups per
+    /// layer, 256 by default; K slices of at least S, 128 by default) or
+    /// `coop[:N[:S]]`; `splitk+fold` and `coop+fold` fold reductions into
+    /// the next conv where they can.
     fn from_str(s: &str) -> Result<ConvKernels> {
         let mut parts = s.split(':');
         let kind = parts.next().unwrap_or_default();
+        let (kind, fold) = match kind.strip_suffix("+fold") {
+            Some(k) => (k, true),
+            None => (kind, false),
+        };
         let mut num = |default: usize| -> Result<usize> {
             match parts.next() {
                 None => Ok(default),
@@ -142,11 +158,11 @@ impl std::str::FromStr for ConvKernels {
             }
         };
         let k = match kind {
-            "direct" => ConvKernels::Direct,
-            "gemm" => ConvKernels::Gemm,
-            "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)? },
-            "coop" => ConvKernels::Coop { target: num(256)?, min_slice: num(128)? },
-            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[:N[:S]] or coop[:N[:S]]"),
+            "direct" if !fold => ConvKernels::Direct,
+            "gemm" if !fold => ConvKernels::Gemm,
+            "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)?, fold },
+            "coop" => ConvKernels::Coop { target: num(256)?, min_slice: num(128)?, fold },
+            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[+fold][:N[:S]] or coop[+fold][:N[:S]]"),
         };
         if parts.next().is_some() {
             bail!(BadInput, "too many parts in conv kernels `{s}`");
@@ -161,8 +177,8 @@ impl std::fmt::Display for ConvKernels {
         match *self {
             ConvKernels::Direct => f.write_str("direct"),
             ConvKernels::Gemm => f.write_str("gemm"),
-            ConvKernels::SplitK { target, min_slice } => write!(f, "splitk:{target}:{min_slice}"),
-            ConvKernels::Coop { target, min_slice } => write!(f, "coop:{target}:{min_slice}"),
+            ConvKernels::SplitK { target, min_slice, fold } => write!(f, "splitk{}:{target}:{min_slice}", if fold { "+fold" } else { "" }),
+            ConvKernels::Coop { target, min_slice, fold } => write!(f, "coop{}:{target}:{min_slice}", if fold { "+fold" } else { "" }),
         }
     }
 }
@@ -176,6 +192,22 @@ pub enum LayerKernel {
     SplitK(u32),
     /// The f16 matrix-fragment GEMM, K in this many slices (1: no split).
     Coop(u32),
+}
+
+impl LayerKernel {
+    /// The K slices the layer really runs in (`k` = in_channels·kh·kw):
+    /// rounding slices up to the 16-deep K step can leave fewer than asked.
+    pub fn splits(self, k: usize) -> u32 {
+        match self {
+            LayerKernel::SplitK(n) | LayerKernel::Coop(n) => effective_splits(k as u32, n),
+            LayerKernel::Direct | LayerKernel::Gemm => 1,
+        }
+    }
+
+    /// One of the implicit GEMMs (the kernels that can load a folded input).
+    pub fn is_gemm(self) -> bool {
+        !matches!(self, LayerKernel::Direct)
+    }
 }
 
 /// Output tiles of the implicit-GEMM conv (64 channels × 64 pixels each).
@@ -199,7 +231,11 @@ pub fn gemm_splits(out_c: usize, pixels: usize, k: usize, target: usize, min_sli
 
 /// K slice length for `splits` slices: a multiple of the 16-deep K step.
 fn k_slice(k: u32, splits: u32) -> u32 {
-    k.div_ceil(splits).div_ceil(16) * 16
+    k.div_ceil(splits.max(1)).div_ceil(16).max(1) * 16
+}
+
+fn effective_splits(k: u32, splits: u32) -> u32 {
+    k.div_ceil(k_slice(k, splits)).max(1)
 }
 
 /// OIHW conv kernel → the K×M matrix both conv kernels read: `[ci][ky][kx][co]`,
@@ -218,18 +254,33 @@ pub fn conv_weights_km(oihw: &[f32], o: usize) -> Vec<f32> {
 /// The buffers of one convolution. `main_out`, when given, receives F(x):
 /// the conv + bias before the residual add and ReLU.
 pub struct ConvBuffers<'a> {
+    /// The input; with `fold`, the previous conv's partial sums.
     pub input: &'a wgpu::Buffer,
     pub weight: &'a wgpu::Buffer,
     pub bias: Option<&'a wgpu::Buffer>,
     pub residual: Option<&'a wgpu::Buffer>,
     pub output: &'a wgpu::Buffer,
     pub main_out: Option<&'a wgpu::Buffer>,
+    pub fold: Option<FoldedInput<'a>>,
+}
+
+/// An input left as the previous conv's split-K partial sums (`splits`
+/// input-sized f32 slices), finished by the GEMM's loads with that conv's
+/// `bias` and `relu`: what its reduction would have done, one dispatch fewer.
+#[derive(Clone, Copy)]
+pub struct FoldedInput<'a> {
+    pub splits: u32,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub relu: bool,
 }
 
 impl Kernels {
     /// One conv layer on the kernel `kernel` chose; split-K needs `scratch`
     /// (at least `splits·out_c·out_h·out_w` floats).
     pub fn conv(&self, label: &str, p: ConvParams, b: &ConvBuffers, kernel: LayerKernel, scratch: Option<&wgpu::Buffer>) -> Result<Dispatch> {
+        if b.fold.is_some() && !kernel.is_gemm() {
+            bail!("{label}: only the GEMM kernels read a folded input");
+        }
         match kernel {
             LayerKernel::Direct => self.conv2d(label, p, b),
             LayerKernel::Gemm => self.conv2d_gemm(label, p, b),
@@ -245,12 +296,35 @@ impl Kernels {
         }
     }
 
+    /// A split-K GEMM conv's first half only: its raw partial sums go to
+    /// `b.output` (at least `kernel.splits(k)·out_c·out_h·out_w` f32s) for
+    /// the next conv to read as a [`FoldedInput`]; `b.bias`, `b.residual`
+    /// and `b.main_out` must be left for that conv (they are refused here).
+    pub fn conv_partials(&self, label: &str, mut p: ConvParams, b: &ConvBuffers, kernel: LayerKernel) -> Result<Dispatch> {
+        let file = match kernel {
+            LayerKernel::SplitK(_) => "conv2d_gemm.wgsl",
+            LayerKernel::Coop(_) => "conv2d_coop.wgsl",
+            _ => bail!("{label}: only a split-K GEMM leaves partial sums"),
+        };
+        let splits = kernel.splits(p.k() as usize);
+        if splits < 2 || b.bias.is_some() || b.residual.is_some() || b.main_out.is_some() {
+            bail!("{label}: partial sums need 2+ K slices and no epilogue buffers");
+        }
+        p.k_split = k_slice(p.k(), splits);
+        if b.output.size() < splits as u64 * (p.out_c * p.out_h * p.out_w) as u64 * 4 {
+            bail!("{label}: the partial-sums buffer is too small");
+        }
+        p.flags = ConvParams::SPLIT;
+        self.bind_gemm(label, file, p, b, true, splits)
+    }
+
     /// The direct convolution, `output = epilogue(conv(input, weight))`; `weight` by [`conv_weights_km`].
     pub fn conv2d(&self, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
         p.co_groups = p.out_c.div_ceil(4);
         p.flags = epilogue_flags(p.flags, b);
         let n = (p.out_h * p.out_w) as usize * p.co_groups as usize;
-        self.bind(label, "conv2d.wgsl", Variant::PLAIN, &self.conv_bindings(b), &p, grid_for(n)?)
+        let buffers = [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
+        self.bind(label, "conv2d.wgsl", Variant::PLAIN, &buffers, &p, grid_for(n)?)
     }
 
     /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
@@ -275,17 +349,33 @@ impl Kernels {
     fn gemm(&self, file: &'static str, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
         p.flags = epilogue_flags(p.flags, b);
         p.k_split = p.k().max(1);
-        let variant = Variant { pointwise: p.pointwise(), partials: false };
-        self.bind(label, file, variant, &self.conv_bindings(b), &p, gemm_grid(&p, 1)?)
+        self.bind_gemm(label, file, p, b, false, 1)
+    }
+
+    /// Binds one of the GEMM shaders: `b`'s buffers, a folded input's
+    /// parameters and bias, `splits` slices of K along z.
+    fn bind_gemm(&self, label: &str, file: &'static str, mut p: ConvParams, b: &ConvBuffers, partials: bool, splits: u32) -> Result<Dispatch> {
+        let mut in_bias = &self.dummy;
+        if let Some(f) = &b.fold {
+            p.in_splits = f.splits;
+            p.in_flags = if f.relu { ConvParams::RELU } else { 0 };
+            if let Some(bias) = f.bias {
+                p.in_flags |= ConvParams::HAS_BIAS;
+                in_bias = bias;
+            }
+        }
+        let variant = Variant { pointwise: p.pointwise(), partials, folded: b.fold.is_some() };
+        let buffers = [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out), in_bias];
+        self.bind(label, file, variant, &buffers, &p, gemm_grid(&p, splits)?)
     }
 
     /// One of the implicit GEMMs with K cut into `splits` slices: partial sums
     /// to `scratch` (at least `splits·out_c·out_h·out_w` f32s), then their
     /// sum with the epilogue.
     fn gemm_split(&self, file: &'static str, label: &str, mut p: ConvParams, b: &ConvBuffers, splits: u32, scratch: &wgpu::Buffer) -> Result<Dispatch> {
-        p.k_split = k_slice(p.k(), splits.max(1));
+        p.k_split = k_slice(p.k(), splits);
         // Rounding the slice up to 16 can leave fewer non-empty slices.
-        let splits = p.k().div_ceil(p.k_split).max(1);
+        let splits = effective_splits(p.k(), splits);
         if splits == 1 {
             return self.gemm(file, label, p, b);
         }
@@ -296,17 +386,12 @@ impl Kernels {
         }
         let reduce = SplitKParams { len, plane: n, splits, flags: epilogue_flags(p.flags, b) };
         p.flags = ConvParams::SPLIT;
-        let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None };
-        let variant = Variant { pointwise: p.pointwise(), partials: true };
-        let mut first = self.bind(label, file, variant, &self.conv_bindings(&partial), &p, gemm_grid(&p, splits)?)?;
+        let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None, fold: b.fold };
+        let mut first = self.bind_gemm(label, file, p, &partial, true, splits)?;
         let buffers = [scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
         let label = format!("{label} (sum of {splits} K slices)");
         first.then = Some(Box::new(self.bind(&label, "conv_splitk.wgsl", Variant::PLAIN, &buffers, &reduce, grid_for(len as usize)?)?));
         Ok(first)
-    }
-
-    fn conv_bindings<'a>(&'a self, b: &ConvBuffers<'a>) -> [&'a wgpu::Buffer; 6] {
-        [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)]
     }
 }
 

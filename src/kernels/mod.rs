@@ -29,7 +29,7 @@ pub mod preprocess;
 pub mod source;
 pub mod stats;
 
-pub use conv::{conv_weights_km, gemm_splits, ConvBuffers, ConvKernels, ConvParams, LayerKernel};
+pub use conv::{conv_weights_km, gemm_splits, ConvBuffers, ConvKernels, ConvParams, FoldedInput, LayerKernel};
 pub use elementwise::pack_batchnorm;
 pub use pool::PoolParams;
 pub use preprocess::PreprocessParams;
@@ -185,10 +185,13 @@ struct Variant {
     /// The GEMM writing f32 split-K partial sums (the f16 path; in f32 the
     /// partial sums already have the activations' type).
     partials: bool,
+    /// `FOLDED = true`: the GEMMs reading the previous conv's split-K partial
+    /// sums as their input (see `FoldedInput`).
+    folded: bool,
 }
 
 impl Variant {
-    const PLAIN: Variant = Variant { pointwise: false, partials: false };
+    const PLAIN: Variant = Variant { pointwise: false, partials: false, folded: false };
 }
 
 impl Kernels {
@@ -222,8 +225,13 @@ impl Kernels {
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&(file, variant)) {
             return Ok(p.clone());
         }
-        let constants: &[(&str, f64)] = if variant.pointwise { &[("POINTWISE", 1.0)] } else { &[] };
-        let spec = source::Spec { precision: self.precision, partials: variant.partials && self.precision != Precision::F32, native_coop: self.native_coop };
+        let constants: Vec<(&str, f64)> = [("POINTWISE", variant.pointwise), ("FOLDED", variant.folded)].into_iter().filter(|c| c.1).map(|(name, _)| (name, 1.0)).collect();
+        let spec = source::Spec {
+            precision: self.precision,
+            partials: variant.partials && self.precision != Precision::F32,
+            native_coop: self.native_coop,
+            folded: variant.folded && self.precision != Precision::F32,
+        };
         let wgsl = source::specialised(source::shader(file), spec)?;
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -232,7 +240,7 @@ impl Kernels {
             module: &module,
             entry_point: Some("main"),
             // Every shader writes its workgroup tiles before reading them.
-            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
             cache: None,
         });
         self.pipelines.lock().expect("pipeline cache").insert((file, variant), pipeline.clone());

@@ -116,6 +116,8 @@ pub struct Spec {
     pub partials: bool,
     /// Cooperative matrices in hardware (`enable wgpu_cooperative_matrix;`).
     pub native_coop: bool,
+    /// The GEMM reads f32 split-K partial sums as its input (`alias in_t = act;` → f32).
+    pub folded: bool,
 }
 
 /// The WGSL a pipeline compiles. Fails if an alias the shader is meant to
@@ -135,6 +137,9 @@ pub fn specialised(shader: &Shader, spec: Spec) -> Result<String> {
     };
     if spec.partials {
         set("out_t", "act", "f32")?;
+    }
+    if spec.folded {
+        set("in_t", "act", "f32")?;
     }
     if spec.precision == Precision::F16 {
         for alias in shader.aliases {
@@ -162,11 +167,11 @@ pub fn all_specialisations() -> Result<Vec<(String, String, bool)>> {
                 if partials && (!shader.source.contains("alias out_t") || precision == Precision::F32) {
                     continue;
                 }
-                for native_coop in [false, true] {
-                    if native_coop && !coop {
+                for (native_coop, folded) in [(false, false), (true, false), (false, true), (true, true)] {
+                    if (native_coop && !coop) || (folded && !shader.source.contains("alias in_t")) {
                         continue;
                     }
-                    let spec = Spec { precision, partials, native_coop };
+                    let spec = Spec { precision, partials, native_coop, folded };
                     out.push((format!("{} {spec:?}", shader.file), specialised(shader, spec)?, native_coop));
                 }
             }

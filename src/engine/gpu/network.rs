@@ -2,7 +2,7 @@
 //! a bound dispatch per op, made once; each frame only records them.
 
 use crate::gpu::Gpu;
-use crate::kernels::{ConvBuffers, ConvKernels, ConvParams, Dispatch, Kernels, LayerKernel, PoolParams, Precision};
+use crate::kernels::{ConvBuffers, ConvKernels, ConvParams, Dispatch, FoldedInput, Kernels, LayerKernel, PoolParams, Precision};
 use crate::model::Shape;
 use crate::plan::{BlockRole, ConvOp, Op, Plan, Storage, TensorId};
 use crate::{bail, Result};
@@ -66,8 +66,8 @@ pub(super) struct Network {
     /// Per block: identity blocks only, relu(input) → output, recorded
     /// instead of the block's ops when it is switched off.
     pub bypass: Vec<Option<Dispatch>>,
-    /// Partial sums of split-K convs (one buffer, reused by every such layer).
-    _scratch: Option<wgpu::Buffer>,
+    /// Partial sums of split-K convs (see [`SplitK`]).
+    _scratch: Vec<wgpu::Buffer>,
 }
 
 /// What building a dispatch needs.
@@ -77,7 +77,8 @@ struct Ctx<'a> {
     plan: &'a Plan,
     slots: &'a Slots,
     conv: ConvKernels,
-    scratch: Option<&'a wgpu::Buffer>,
+    split: &'a SplitK,
+    scratch: &'a [wgpu::Buffer],
 }
 
 impl Ctx<'_> {
@@ -102,9 +103,10 @@ impl Network {
     pub fn new(gpu: &Gpu, k: &Kernels, params: &GpuParams, plan: Plan, conv: ConvKernels) -> Result<Network> {
         check_fits(gpu, &plan, k.precision(), conv)?;
         let slots = Slots::new(gpu, &plan, k.precision());
-        let scratch = split_k_scratch(gpu, &plan, conv);
-        let cx = Ctx { k, params, plan: &plan, slots: &slots, conv, scratch: scratch.as_ref() };
-        let dispatches = plan.ops.iter().map(|op| build_op(&cx, op)).collect::<Result<Vec<_>>>()?;
+        let split = SplitK::new(&plan, conv);
+        let scratch = split.buffers(gpu);
+        let cx = Ctx { k, params, plan: &plan, slots: &slots, conv, split: &split, scratch: &scratch };
+        let dispatches = plan.ops.iter().enumerate().map(|(i, op)| build_op(&cx, i, op)).collect::<Result<Vec<_>>>()?;
         // Skipping an identity block: relu(0 + x) = x, recorded in its place.
         let bypass = plan
             .blocks
@@ -130,19 +132,97 @@ impl Network {
     }
 }
 
-/// Values of split-K partial sums the largest split-K conv writes.
-fn split_k_floats(plan: &Plan, conv: ConvKernels) -> Option<u64> {
-    plan.ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Conv(c) => match kernel_of(c, plan, conv) {
-                LayerKernel::SplitK(s) => Some(s as u64 * plan.shape(c.output).len() as u64),
-                LayerKernel::Coop(s) if s > 1 => Some(s as u64 * plan.shape(c.output).len() as u64),
-                _ => None,
-            },
-            _ => None,
-        })
-        .max()
+/// Where split-K convs leave their partial sums, and which of them (with
+/// `+fold`) leave them unreduced for the next conv to finish while loading.
+/// Partial sums live in a few scratch buffers, each reused by split convs
+/// whose lifetimes do not overlap: a folded conv's sums live until its
+/// reader has run, so a conv that reads folded sums and splits K itself
+/// writes to another buffer.
+struct SplitK {
+    /// Per op: the scratch buffer its partial sums go to.
+    scratch_of: Vec<Option<usize>>,
+    /// Per op: it reads the partial sums of this earlier op (folded input).
+    folded_from: Vec<Option<usize>>,
+    /// Each scratch buffer's size in f32s.
+    floats: Vec<u64>,
+}
+
+impl SplitK {
+    fn new(plan: &Plan, conv: ConvKernels) -> SplitK {
+        let n = plan.ops.len();
+        let mut folded_from = vec![None; n];
+        let mut reader = vec![None; n];
+        for (i, op) in plan.ops.iter().enumerate() {
+            if let Some(j) = fold_reader(plan, conv, i, op) {
+                folded_from[j] = Some(i);
+                reader[i] = Some(j);
+            }
+        }
+        let mut scratch_of = vec![None; n];
+        // (size in f32s, busy up to and including this op).
+        let mut buffers: Vec<(u64, usize)> = Vec::new();
+        for (i, op) in plan.ops.iter().enumerate() {
+            let Some(floats) = partial_floats(plan, conv, op) else { continue };
+            let until = reader[i].unwrap_or(i);
+            let b = match buffers.iter().position(|&(_, busy)| busy < i) {
+                Some(b) => b,
+                None => {
+                    buffers.push((0, 0));
+                    buffers.len() - 1
+                }
+            };
+            buffers[b] = (buffers[b].0.max(floats), until);
+            scratch_of[i] = Some(b);
+        }
+        SplitK { scratch_of, folded_from, floats: buffers.iter().map(|b| b.0).collect() }
+    }
+
+    fn buffers(&self, gpu: &Gpu) -> Vec<wgpu::Buffer> {
+        self.floats
+            .iter()
+            .map(|&n| gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("split-K partial sums"), size: n * 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false }))
+            .collect()
+    }
+
+    /// Whether op `i` leaves its partial sums unreduced.
+    fn unreduced(&self, i: usize) -> bool {
+        self.folded_from.contains(&Some(i))
+    }
+}
+
+/// The K slices conv `c` runs in (1: not split).
+fn splits_of(c: &ConvOp, plan: &Plan, conv: ConvKernels) -> u32 {
+    kernel_of(c, plan, conv).splits(c.conv.in_channels * c.conv.kernel.0 * c.conv.kernel.1)
+}
+
+/// Values of split-K partial sums `op` writes, if it is a split conv.
+fn partial_floats(plan: &Plan, conv: ConvKernels, op: &Op) -> Option<u64> {
+    match op {
+        Op::Conv(c) => match splits_of(c, plan, conv) {
+            1 => None,
+            s => Some(s as u64 * plan.shape(c.output).len() as u64),
+        },
+        _ => None,
+    }
+}
+
+/// With `+fold`: the op that may finish op `i`'s partial sums itself. Op
+/// `i` must be a split conv with no residual or F(x) copy whose output
+/// nobody reads afterwards (not kept) but one conv of the same block, as
+/// its input, on a GEMM kernel.
+fn fold_reader(plan: &Plan, conv: ConvKernels, i: usize, op: &Op) -> Option<usize> {
+    let Op::Conv(c) = op else { return None };
+    if !conv.folds() || splits_of(c, plan, conv) < 2 || c.residual.is_some() || c.main_out.is_some() || plan.tensors[c.output].keep {
+        return None;
+    }
+    let mut readers = plan.ops.iter().enumerate().filter(|(j, o)| *j != i && o.inputs().contains(&c.output));
+    let (j, reader) = readers.next()?;
+    if readers.next().is_some() || j < i {
+        return None;
+    }
+    let Op::Conv(d) = reader else { return None };
+    let same_block = plan.blocks.iter().any(|b| b.ops.contains(&i) && b.ops.contains(&j));
+    (d.input == c.output && d.residual != Some(c.output) && same_block && kernel_of(d, plan, conv).is_gemm()).then_some(j)
 }
 
 /// Refuses, before anything is allocated, a plan whose buffers exceed what
@@ -154,24 +234,16 @@ pub(super) fn check_fits(gpu: &Gpu, plan: &Plan, precision: Precision, conv: Con
     if largest > max {
         bail!(InputTooLarge, "input {h}×{w} is too large for this GPU: an activation would take {} MB, more than the {} MB it can bind at once", largest >> 20, max >> 20);
     }
-    if let Some(n) = split_k_floats(plan, conv).filter(|n| n * 4 > max) {
+    if let Some(n) = plan.ops.iter().filter_map(|op| partial_floats(plan, conv, op)).max().filter(|n| n * 4 > max) {
         bail!(InputTooLarge, "input {h}×{w} is too large for this GPU: split-K partial sums would take {} MB, more than the {} MB it can bind at once", (n * 4) >> 20, max >> 20);
     }
     Ok(())
 }
 
-/// The buffer every split-K conv writes its partial sums to: as large as the
-/// largest of them needs.
-fn split_k_scratch(gpu: &Gpu, plan: &Plan, conv: ConvKernels) -> Option<wgpu::Buffer> {
-    split_k_floats(plan, conv).map(|n| {
-        gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("split-K partial sums"), size: n * 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
-    })
-}
-
-fn build_op(cx: &Ctx, op: &Op) -> Result<Dispatch> {
+fn build_op(cx: &Ctx, index: usize, op: &Op) -> Result<Dispatch> {
     let label = op.label(&cx.plan.tensors);
     match op {
-        Op::Conv(c) => conv(cx, &label, c),
+        Op::Conv(c) => conv(cx, index, &label, c),
         Op::BatchNorm { bn, input, output } => {
             let s = cx.shape(*input);
             cx.k.batchnorm(&label, s.c, s.h * s.w, bn.eps, cx.buf(*input), &cx.params.bns[&bn.name], cx.buf(*output))
@@ -191,11 +263,18 @@ fn build_op(cx: &Ctx, op: &Op) -> Result<Dispatch> {
     }
 }
 
-fn conv(cx: &Ctx, label: &str, c: &ConvOp) -> Result<Dispatch> {
+fn conv(cx: &Ctx, index: usize, label: &str, c: &ConvOp) -> Result<Dispatch> {
     let s = &c.conv;
     let (i, o) = (cx.shape(c.input), cx.shape(c.output));
     let (w, b) = &cx.params.convs[&s.name];
-    let bufs = ConvBuffers { input: cx.buf(c.input), weight: w, bias: b.as_ref(), residual: c.residual.map(|t| cx.buf(t)), output: cx.buf(c.output), main_out: c.main_out.map(|t| cx.buf(t)) };
+    let scratch = cx.split.scratch_of[index].map(|b| &cx.scratch[b]);
+    let mut bufs = ConvBuffers { input: cx.buf(c.input), weight: w, bias: b.as_ref(), residual: c.residual.map(|t| cx.buf(t)), output: cx.buf(c.output), main_out: c.main_out.map(|t| cx.buf(t)), fold: None };
+    // A folded input: the previous conv's partial sums, its bias and ReLU.
+    if let Some(from) = cx.split.folded_from[index] {
+        let (Op::Conv(pc), Some(at)) = (&cx.plan.ops[from], cx.split.scratch_of[from]) else { bail!("{label}: folded from an op without partial sums") };
+        bufs.input = &cx.scratch[at];
+        bufs.fold = Some(FoldedInput { splits: splits_of(pc, cx.plan, cx.conv), bias: cx.params.convs[&pc.conv.name].1.as_ref(), relu: pc.relu });
+    }
     let kernel = kernel_of(c, cx.plan, cx.conv);
     // The label says which kernel and shape, for per-layer timings.
     let shape = format!("{}×{}/{} {}→{} at {}×{}", s.kernel.0, s.kernel.1, s.stride, i.c, o.c, o.h, o.w);
@@ -206,5 +285,16 @@ fn conv(cx: &Ctx, label: &str, c: &ConvOp) -> Result<Dispatch> {
         LayerKernel::Coop(1) => format!("{label} [coop {shape}]"),
         LayerKernel::Coop(n) => format!("{label} [coop {shape}, K in {n}]"),
     };
-    cx.k.conv(&label, ConvParams::of(s, i, o, c.relu), &bufs, kernel, cx.scratch)
+    let label = match (bufs.fold.is_some(), cx.split.unreduced(index)) {
+        (false, false) => label,
+        (true, false) => format!("{label} (input folded)"),
+        (false, true) => format!("{label} (sums left to the next conv)"),
+        (true, true) => format!("{label} (input folded, sums left to the next conv)"),
+    };
+    if cx.split.unreduced(index) {
+        let Some(out) = scratch else { bail!("{label}: no buffer for its partial sums") };
+        let partials = ConvBuffers { bias: None, residual: None, main_out: None, output: out, ..bufs };
+        return cx.k.conv_partials(&label, ConvParams::of(s, i, o, c.relu), &partials, kernel);
+    }
+    cx.k.conv(&label, ConvParams::of(s, i, o, c.relu), &bufs, kernel, scratch)
 }
