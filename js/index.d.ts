@@ -61,7 +61,8 @@ export interface LoadOptions {
   stats?: boolean;
   /**
    * 'f32' (default) or 'f16': fast mode stores activations and conv weights as f16 (half the
-   * memory traffic; arithmetic stays f32; logits move by about 0.1–2% of their largest value).
+   * memory traffic) and multiplies in f16 with f32 accumulation every 16 products (twice the
+   * rate on most laptop and mobile GPUs); logits move by about 0.1–2% of their largest value.
    * Needs the adapter's 'shader-f16' feature, else load() rejects with code 'UNSUPPORTED'.
    */
   precision?: 'f32' | 'f16';

@@ -17,6 +17,11 @@ fn every_shader_parses_and_validates_with_naga() {
     let all = source::all_specialisations().unwrap();
     assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 3 + 4);
     assert!(all.iter().any(|(_, src, native)| *native && src.starts_with("enable wgpu_cooperative_matrix;") && src.contains("coopMultiplyAdd")));
+    // The f16 GEMM multiplies in f16 from f16 tiles; the f32 one does not.
+    let gemm = |precision| source::specialised(source::shader("conv2d_gemm.wgsl"), source::Spec { precision, ..Default::default() }).unwrap();
+    let f16 = gemm(resnet::Precision::F16);
+    assert!(f16.contains("const F16_MATH = true;") && f16.contains("alias mul_t = f16;"));
+    assert!(gemm(resnet::Precision::F32).contains("const F16_MATH = false;"));
     for (name, src, native) in all {
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16;
@@ -227,11 +232,12 @@ fn read_f16(cx: &common::Ctx, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
     b.chunks_exact(2).take(n).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
 }
 
-/// The matrix-fragment conv (`conv2d_coop.wgsl`) in its portable form —
-/// the same tiles, fragment offsets and layouts as the tensor-core form —
-/// against the CPU on every conv case, without and with split-K.
+/// The f16 convs against the CPU on every conv case, without and with
+/// split-K: the matrix-fragment conv (`conv2d_coop.wgsl`) in its portable
+/// form — the same tiles, fragment offsets and layouts as the tensor-core
+/// form — and the tiled GEMM with f16 products.
 #[test]
-fn coop_conv_portable_twin_matches_cpu() {
+fn f16_convs_match_cpu() {
     let cx = ctx();
     if !cx.gpu.features.contains(wgpu::Features::SHADER_F16) {
         return; // lavapipe has shader-f16; an adapter without it never runs this kernel
@@ -253,15 +259,22 @@ fn coop_conv_portable_twin_matches_cpu() {
         let (xb, wb, bb, rb) = (f16(&x), f16(&conv_weights_km(&wt, c.cout)), cx.upload(&bias), f16(&res));
         let p = c.params();
         let scratch = cx.zeros(5 * want.len());
-        for splits in [1, 5] {
+        for (kernel, splits) in [("coop", 1), ("coop", 5), ("gemm", 1), ("gemm", 3)] {
             let (ob, mb) = (f16(&vec![0.0; want.len()]), f16(&vec![0.0; want.len()]));
             let bufs = ConvBuffers { input: &xb, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb), fold: None };
-            let d = k16.conv2d_coop("coop", p, &bufs, splits, &scratch).unwrap();
+            let d = match (kernel, splits) {
+                ("coop", s) => k16.conv2d_coop("coop", p, &bufs, s, &scratch).unwrap(),
+                (_, 1) => k16.conv2d_gemm("gemm", p, &bufs).unwrap(),
+                (_, s) => k16.conv2d_gemm_split("gemm", p, &bufs, s, &scratch).unwrap(),
+            };
             cx.run(&[&d]);
-            // Exact products, f32 sums, one f16 rounding of the result.
-            let what = format!("coop conv case {n}, K in {splits}");
-            assert_close(&what, &read_f16(cx, &ob, want.len()), &want, 2e-3, 2e-3);
-            assert_close(&format!("{what} F(x)"), &read_f16(cx, &mb, want.len()), &want_main, 2e-3, 2e-3);
+            // coop: exact products, f32 sums, one f16 rounding of the
+            // result. gemm: f16 products summed in f16 over each K step of
+            // 16, those sums added in f32.
+            let tol = if kernel == "coop" { 2e-3 } else { 4e-3 };
+            let what = format!("f16 {kernel} conv case {n}, K in {splits}");
+            assert_close(&what, &read_f16(cx, &ob, want.len()), &want, tol, 2e-3);
+            assert_close(&format!("{what} F(x)"), &read_f16(cx, &mb, want.len()), &want_main, tol, 2e-3);
         }
     }
 }

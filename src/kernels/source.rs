@@ -6,8 +6,10 @@ use std::borrow::Cow;
 
 use crate::{bail, Result};
 
-/// How activations and conv weights are stored in fast mode. Arithmetic is
-/// f32 either way (products are summed in f32).
+/// How activations and conv weights are stored in fast mode. In f16 the
+/// tiled GEMM also multiplies in f16 (sums of 16 products, then f32
+/// accumulators) and the tensor-core kernel multiplies f16 into f32; the
+/// other kernels compute in f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     #[default]
@@ -50,7 +52,7 @@ macro_rules! shader {
 /// Every kernel (the tests validate them all, in every specialisation).
 pub const SHADERS: &[Shader] = &[
     shader!("conv2d.wgsl", ["act", "wt"]),
-    shader!("conv2d_gemm.wgsl", ["act", "wt"]),
+    shader!("conv2d_gemm.wgsl", ["act", "wt", "mul_t"]),
     shader!("conv2d_coop.wgsl", ["act", "wt"], true),
     shader!("conv_splitk.wgsl", ["act"]),
     shader!("batchnorm.wgsl", []),
@@ -145,6 +147,8 @@ pub fn specialised(shader: &Shader, spec: Spec) -> Result<String> {
         for alias in shader.aliases {
             set(alias, "f32", "f16")?;
         }
+        // f16 products (conv2d_gemm.wgsl).
+        s = s.replacen("const F16_MATH = false;", "const F16_MATH = true;", 1);
         s.insert_str(0, "enable f16;\n");
     }
     if spec.native_coop && shader.source.contains("coop_ops.wgsl") {
