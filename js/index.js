@@ -90,7 +90,8 @@ export async function webgpuSupport() {
   if (!adapter) {
     return { ok: false, message: 'WebGPU is present but no GPU adapter is available (blocklisted GPU or driver, or GPU disabled).' };
   }
-  const need = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 6 };
+  // The limits src/gpu.rs checks natively (7 storage buffers: the GEMM convs).
+  const need = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 7 };
   for (const [k, v] of Object.entries(need)) {
     if (adapter.limits[k] < v) {
       return { ok: false, message: `The GPU adapter is below the needed limits: ${k} is ${adapter.limits[k]}, at least ${v} is needed.` };

@@ -38,28 +38,37 @@ impl Gpu {
                 )
             })?;
         let limits = adapter.limits();
-        // The shaders use 64- and 256-wide workgroups and at most 6 storage buffers.
-        let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 6, ..wgpu::Limits::downlevel_defaults() };
+        // The shaders use 64- and 256-wide workgroups and at most 7 storage
+        // buffers (the GEMMs: input, weights, bias, residual, output, F(x), a
+        // folded input's bias).
+        let needed = wgpu::Limits { max_compute_invocations_per_workgroup: 256, max_compute_workgroup_size_x: 256, max_storage_buffers_per_shader_stage: 7, ..wgpu::Limits::downlevel_defaults() };
         if let Some(fail) = limits_below(&limits, &needed) {
             bail!(Unsupported, "the GPU adapter is below the needed limits: {fail}");
         }
-        let mut features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let plain = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let descriptor = wgpu::DeviceDescriptor { label: Some("resnet"), required_features: plain, required_limits: limits.clone(), ..Default::default() };
         // Tensor cores for the f16 path, where the adapter offers what
-        // conv2d_coop.wgsl needs (see `coop_usable`).
-        let coop = coop_usable(&adapter);
-        let mut descriptor = wgpu::DeviceDescriptor { label: Some("resnet"), required_features: features, required_limits: limits.clone(), ..Default::default() };
-        if coop {
-            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-            descriptor.required_features = features;
-            // SAFETY: wgpu's experimental features may have bugs; we ask for
-            // cooperative matrices only, run them only in conv2d_coop.wgsl,
-            // and the tests hold that kernel to the same references.
-            descriptor.experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        // conv2d_coop.wgsl needs (see `coop_usable`); a device that cannot
+        // be opened that way is opened without them.
+        let mut opened = None;
+        if coop_usable(&adapter) {
+            let coop = wgpu::DeviceDescriptor {
+                required_features: plain | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                // SAFETY: wgpu's experimental features may have bugs; we ask for
+                // cooperative matrices only, run them only in conv2d_coop.wgsl,
+                // and the tests hold that kernel to the same references.
+                experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+                ..descriptor.clone()
+            };
+            opened = adapter.request_device(&coop).await.ok().map(|d| (d, coop.required_features));
         }
-        let (device, queue) = adapter
-            .request_device(&descriptor)
-            .await
-            .map_err(|e| Error::of(ErrorKind::Unsupported, format!("could not open the GPU device: {e}")))?;
+        let ((device, queue), features) = match opened {
+            Some(d) => d,
+            None => (
+                adapter.request_device(&descriptor).await.map_err(|e| Error::of(ErrorKind::Unsupported, format!("could not open the GPU device: {e}")))?,
+                plain,
+            ),
+        };
         let errors = Arc::new(Mutex::new(Vec::new()));
         let lost = errors.clone();
         device.set_device_lost_callback(move |reason, message| {
