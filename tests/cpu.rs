@@ -128,7 +128,7 @@ fn maxpool_matches_the_direct_max() {
             }
         }
         let mut got = vec![0.0; o.len()];
-        ops::maxpool(&x, i, &p, &mut got, o);
+        ops::maxpool(&x, i, &p, &mut got, o, &mut Scratch::default());
         assert_eq!(got, want, "maxpool {c}×{h}×{w} k{k} s{s} p{pad}");
     }
 }

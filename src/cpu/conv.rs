@@ -36,6 +36,13 @@ pub struct Scratch {
     winograd: winograd::Scratch,
 }
 
+impl Scratch {
+    /// Max pooling's buffers: the phased input and the row maxima.
+    pub(super) fn pool_buffers(&mut self) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut self.phases, &mut self.col)
+    }
+}
+
 /// What the epilogue does after the GEMM.
 pub struct Epilogue<'a> {
     pub residual: Option<&'a [f32]>,

@@ -205,7 +205,7 @@ impl CpuBackend {
             }
             Op::Relu { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::relu(io.input(*input), out)),
             Op::AddRelu { main, shortcut, output } => with_io(slots, plan, *output, None, |io, out, _| ops::add_relu(io.input(*main), io.input(*shortcut), out)),
-            Op::MaxPool { pool, input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::maxpool(io.input(*input), shape(*input), pool, out, shape(*output))),
+            Op::MaxPool { pool, input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::maxpool(io.input(*input), shape(*input), pool, out, shape(*output), scratch)),
             Op::GlobalAvgPool { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::global_avg_pool(io.input(*input), shape(*input), out)),
             Op::Dense { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::dense(io.input(*input), &params.dense_w, &params.dense_b, out)),
             Op::Softmax { input, output } => with_io(slots, plan, *output, None, |io, out, _| ops::softmax(io.input(*input), out)),

@@ -40,7 +40,9 @@ pub fn add_relu(main: &[f32], shortcut: &[f32], output: &mut [f32]) {
 /// Taps outside the input never win (-inf padding, as in PyTorch and ONNX).
 /// Separable, one tap at a time over whole rows: a max over each window's
 /// columns, then over its rows, in loops without per-element bounds logic.
-pub fn maxpool(input: &[f32], i: Shape, p: &PoolSpec, output: &mut [f32], o: Shape) {
+/// `scratch` (the convs' own, kept across frames) holds the phased input and
+/// the row maxima, so a frame allocates nothing here.
+pub fn maxpool(input: &[f32], i: Shape, p: &PoolSpec, output: &mut [f32], o: Shape, scratch: &mut super::conv::Scratch) {
     let (k, s, pad) = (p.kernel, p.stride, p.padding);
     // The outputs a tap at offset `d` (from the window's start) reaches inside
     // an axis of `n` inputs: `lo..hi`, reading input `o·s + d − pad`.
@@ -49,10 +51,11 @@ pub fn maxpool(input: &[f32], i: Shape, p: &PoolSpec, output: &mut [f32], o: Sha
         let hi = if n + pad > d { ((n + pad - d - 1) / s + 1).min(outs) } else { 0 };
         (lo.min(hi), hi)
     };
-    let mut rows = vec![f32::MIN; i.h * o.w];
+    let (phased, rows) = scratch.pool_buffers();
+    rows.clear();
+    rows.resize(i.h * o.w, f32::MIN);
     // Each input row split into its stride phases: a tap then reads a contiguous run.
-    let mut phased = Vec::new();
-    super::conv::split_phases(&input[..i.len()], i.w, s, &mut phased);
+    super::conv::split_phases(&input[..i.len()], i.w, s, phased);
     let phase_start: Vec<usize> = (0..s).scan(0, |at, p| {
         let start = *at;
         *at += i.w.saturating_sub(p).div_ceil(s);
