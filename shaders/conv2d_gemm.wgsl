@@ -44,22 +44,13 @@ alias in_t = act;
 
 // Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
 // #include lib/conv_epilogue.wgsl
-const SPLIT: u32 = 16u;
 
 const TM: u32 = 64u;  // output channels per tile
 const TN: u32 = 64u;  // output pixels per tile
 const TK: u32 = 16u;  // reduction depth per step
 
-@group(0) @binding(0) var<storage, read> input: array<in_t>;
-@group(0) @binding(1) var<storage, read> weight: array<wt>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<act>;
-@group(0) @binding(4) var<storage, read_write> output: array<out_t>;
-// F(x) before the residual add, for the ‖F(x)‖ statistic (flag WRITE_MAIN).
-@group(0) @binding(5) var<storage, read_write> main_out: array<act>;
-// The previous conv's bias when the input is FOLDED.
-@group(0) @binding(6) var<storage, read> in_bias: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+// input, weight, bias, residual, output, main_out, in_bias, p and SPLIT:
+// #include lib/gemm_bindings.wgsl
 
 var<workgroup> a_tile: array<vec4<mul_t>, 256>;  // [TK][TM/4]
 var<workgroup> b_tile: array<vec4<mul_t>, 256>;  // [TK][TN/4]

@@ -1,9 +1,9 @@
 // The tile loaders of the implicit-GEMM convolutions (conv2d_gemm.wgsl,
 // conv2d_coop.wgsl): 4 consecutive weights of one row of K×M, and 4
 // consecutive im2col values of one row of K×N gathered from the NCHW input.
-// The including shader declares `input` (of `in_t`), `weight`, `in_bias`,
-// the aliases `act`, `wt` and `in_t`, and the uniform `p`
-// (lib/conv_params.wgsl).
+// The including shader declares the aliases `act`, `wt` and `in_t`, and
+// includes lib/conv_params.wgsl, lib/conv_epilogue.wgsl (the flags) and
+// lib/gemm_bindings.wgsl (`input`, `weight`, `in_bias`, `p`).
 
 // A 1×1, stride-1, unpadded conv: X is the input itself, read without a gather.
 override POINTWISE: bool = false;

@@ -72,6 +72,7 @@ pub const SNIPPETS: &[(&str, &str)] = &[
     ("lib/conv_params.wgsl", include_str!("../../shaders/lib/conv_params.wgsl")),
     ("lib/coop_native.wgsl", include_str!("../../shaders/lib/coop_native.wgsl")),
     ("lib/coop_portable.wgsl", include_str!("../../shaders/lib/coop_portable.wgsl")),
+    ("lib/gemm_bindings.wgsl", include_str!("../../shaders/lib/gemm_bindings.wgsl")),
     ("lib/flat_index.wgsl", include_str!("../../shaders/lib/flat_index.wgsl")),
     ("lib/gemm_loads.wgsl", include_str!("../../shaders/lib/gemm_loads.wgsl")),
     ("lib/reduce.wgsl", include_str!("../../shaders/lib/reduce.wgsl")),
