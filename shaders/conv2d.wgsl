@@ -19,13 +19,15 @@
 // `enable f16;`; arithmetic stays f32 either way.
 alias act = f32;
 alias wt = f32;
+// The input: `act`, or f32 when it is the network's input on the f16 path.
+alias in_t = act;
 
 // #include lib/conv_params.wgsl
 
 // Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
 // #include lib/conv_epilogue.wgsl
 
-@group(0) @binding(0) var<storage, read> input: array<act>;
+@group(0) @binding(0) var<storage, read> input: array<in_t>;
 @group(0) @binding(1) var<storage, read> weight: array<wt>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> residual: array<act>;

@@ -21,7 +21,8 @@
 alias act = f32;
 alias wt = f32;
 alias out_t = act;
-// The input: `act`, or f32 split-K partial sums when FOLDED (lib/gemm_loads.wgsl).
+// The input: `act`, or f32: split-K partial sums when FOLDED
+// (lib/gemm_loads.wgsl), or the network's input on the f16 path.
 alias in_t = act;
 
 // #include lib/conv_params.wgsl

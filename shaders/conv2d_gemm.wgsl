@@ -37,7 +37,8 @@ alias out_t = act;
 // accumulators (F16_MATH false: the selects below fold away).
 alias mul_t = f32;
 const F16_MATH = false;
-// The input: `act`, or f32 split-K partial sums when FOLDED (lib/gemm_loads.wgsl).
+// The input: `act`, or f32: split-K partial sums when FOLDED
+// (lib/gemm_loads.wgsl), or the network's input on the f16 path.
 alias in_t = act;
 
 // #include lib/conv_params.wgsl

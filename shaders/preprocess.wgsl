@@ -9,8 +9,8 @@
 
 // #include lib/flat_index.wgsl
 
-// `act`: the activations' storage type (f16 on the f16 path, see kernels/source.rs).
-alias act = f32;
+// The input tensor is f32 on every path (the f16 path's first conv reads
+// it as f32), so the normalised values are stored unrounded.
 
 struct Params {
     src_w: u32, src_h: u32, out_w: u32, out_h: u32,
@@ -22,7 +22,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> output: array<act>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 // Filter window [first, last) along one axis and the triangle's scale.
@@ -70,7 +70,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         wsum_y += fy;
     }
     let rgb = (sum / wsum_y - p.mean.rgb) * p.inv_std.rgb;
-    output[i] = act(rgb.r);
-    output[plane + i] = act(rgb.g);
-    output[2u * plane + i] = act(rgb.b);
+    output[i] = rgb.r;
+    output[plane + i] = rgb.g;
+    output[2u * plane + i] = rgb.b;
 }

@@ -13,9 +13,10 @@ use resnet::Preprocess;
 fn every_shader_parses_and_validates_with_naga() {
     // Each in f32 and f16, the GEMMs writing f32 partial sums, and the
     // matrix-fragment conv in its portable and cooperative-matrix forms;
-    // the GEMMs reading a folded input too (3 for conv2d_gemm, 4 for coop).
+    // the convs reading an f32 input too (a folded input, or the network's
+    // input on the f16 path: 2 for conv2d, 3 for conv2d_gemm, 4 for coop).
     let all = source::all_specialisations().unwrap();
-    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 3 + 4);
+    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 2 + 3 + 4);
     assert!(all.iter().any(|(_, src, native)| *native && src.starts_with("enable wgpu_cooperative_matrix;") && src.contains("coopMultiplyAdd")));
     // The f16 GEMM multiplies in f16 from f16 tiles; the f32 one does not.
     let gemm = |precision| source::specialised(source::shader("conv2d_gemm.wgsl"), source::Spec { precision, ..Default::default() }).unwrap();
@@ -202,6 +203,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
                 output: &ob,
                 main_out: Some(&mb),
                 fold: None,
+                f32_input: false,
             };
             let d = match splits {
                 0 => cx.k.conv2d("conv", p, &bufs).unwrap(),
@@ -259,20 +261,27 @@ fn f16_convs_match_cpu() {
         let (xb, wb, bb, rb) = (f16(&x), f16(&conv_weights_km(&wt, c.cout)), cx.upload(&bias), f16(&res));
         let p = c.params();
         let scratch = cx.zeros(5 * want.len());
-        for (kernel, splits) in [("coop", 1), ("coop", 5), ("gemm", 1), ("gemm", 3)] {
+        // The same values as an f32 input (the network's input tensor,
+        // which stays f32 on the f16 path).
+        let xb32 = cx.upload(&x);
+        let runs = [("coop", 1, false), ("coop", 5, false), ("gemm", 1, false), ("gemm", 3, false), ("direct", 0, true), ("gemm", 1, true), ("gemm", 3, true), ("coop", 1, true), ("coop", 5, true)];
+        for (kernel, splits, f32_input) in runs {
             let (ob, mb) = (f16(&vec![0.0; want.len()]), f16(&vec![0.0; want.len()]));
-            let bufs = ConvBuffers { input: &xb, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb), fold: None };
+            let input = if f32_input { &xb32 } else { &xb };
+            let bufs = ConvBuffers { input, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb), fold: None, f32_input };
             let d = match (kernel, splits) {
+                ("direct", _) => k16.conv2d("direct", p, &bufs).unwrap(),
                 ("coop", s) => k16.conv2d_coop("coop", p, &bufs, s, &scratch).unwrap(),
                 (_, 1) => k16.conv2d_gemm("gemm", p, &bufs).unwrap(),
                 (_, s) => k16.conv2d_gemm_split("gemm", p, &bufs, s, &scratch).unwrap(),
             };
             cx.run(&[&d]);
-            // coop: exact products, f32 sums, one f16 rounding of the
-            // result. gemm: f16 products summed in f16 over each K step of
-            // 16, those sums added in f32.
-            let tol = if kernel == "coop" { 2e-3 } else { 4e-3 };
-            let what = format!("f16 {kernel} conv case {n}, K in {splits}");
+            // coop and direct: exact products, f32 sums, one f16 rounding of
+            // the result. gemm: f16 products summed in f16 over each K step
+            // of 16, those sums added in f32.
+            let tol = if kernel == "gemm" { 4e-3 } else { 2e-3 };
+            let input = if f32_input { "f32" } else { "f16" };
+            let what = format!("f16 {kernel} conv case {n}, K in {splits}, {input} input");
             assert_close(&what, &read_f16(cx, &ob, want.len()), &want, tol, 2e-3);
             assert_close(&format!("{what} F(x)"), &read_f16(cx, &mb, want.len()), &want_main, tol, 2e-3);
         }
@@ -326,11 +335,11 @@ fn folded_split_k_input_matches_cpu() {
 
         // f32: the GEMM reader without and with its own split.
         let (xb, wab, wbb, rb) = (cx.upload(&x), cx.upload(&conv_weights_km(&wa, a.cout)), cx.upload(&conv_weights_km(&wb, b.cout)), cx.upload(&res));
-        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None };
+        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None, f32_input: false };
         let produce = cx.k.conv_partials("first", a.params(), &first, LayerKernel::SplitK(3)).unwrap();
         for reader_splits in [1, 4] {
             let ob = cx.zeros(want.len());
-            let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold };
+            let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold, f32_input: false };
             let kernel = if reader_splits == 1 { LayerKernel::Gemm } else { LayerKernel::SplitK(reader_splits) };
             let read = cx.k.conv("second", b.params(), &second, kernel, Some(&scratch)).unwrap();
             cx.run(&[&produce, &read]);
@@ -338,16 +347,16 @@ fn folded_split_k_input_matches_cpu() {
         }
         // The direct kernel cannot read partial sums: refused, not miscomputed.
         let ob = cx.zeros(want.len());
-        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: None, residual: None, output: &ob, main_out: None, fold };
+        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: None, residual: None, output: &ob, main_out: None, fold, f32_input: false };
         assert!(cx.k.conv("second", b.params(), &second, LayerKernel::Direct, None).is_err());
 
         // f16: the matrix-fragment kernel on both sides (its portable twin here).
         let Some(k16) = &k16 else { continue };
         let f16 = |v: &[f32]| storage_buffer_as(&cx.gpu.device, "f16", v, resnet::Precision::F16);
         let (xb, wab, wbb, rb, ob) = (f16(&x), f16(&conv_weights_km(&wa, a.cout)), f16(&conv_weights_km(&wb, b.cout)), f16(&res), f16(&vec![0.0; want.len()]));
-        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None };
+        let first = ConvBuffers { input: &xb, weight: &wab, bias: None, residual: None, output: &partial_sums, main_out: None, fold: None, f32_input: false };
         let produce = k16.conv_partials("first", a.params(), &first, LayerKernel::Coop(3)).unwrap();
-        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold };
+        let second = ConvBuffers { input: &partial_sums, weight: &wbb, bias: b.bias.then_some(&bbb), residual: b.residual.then_some(&rb), output: &ob, main_out: None, fold, f32_input: false };
         let read = k16.conv("second", b.params(), &second, LayerKernel::Coop(2), Some(&scratch)).unwrap();
         cx.run(&[&produce, &read]);
         // The reader's tiles hold the finished values as f16.

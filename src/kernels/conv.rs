@@ -262,6 +262,9 @@ pub struct ConvBuffers<'a> {
     pub output: &'a wgpu::Buffer,
     pub main_out: Option<&'a wgpu::Buffer>,
     pub fold: Option<FoldedInput<'a>>,
+    /// The input holds f32 whatever the precision (the network's input
+    /// tensor; a folded input is f32 anyway).
+    pub f32_input: bool,
 }
 
 /// An input left as the previous conv's split-K partial sums (`splits`
@@ -324,7 +327,8 @@ impl Kernels {
         p.flags = epilogue_flags(p.flags, b);
         let n = (p.out_h * p.out_w) as usize * p.co_groups as usize;
         let buffers = [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
-        self.bind(label, "conv2d.wgsl", Variant::PLAIN, &buffers, &p, grid_for(n)?)
+        let variant = Variant { f32_input: b.f32_input, ..Variant::PLAIN };
+        self.bind(label, "conv2d.wgsl", variant, &buffers, &p, grid_for(n)?)
     }
 
     /// The tiled implicit-GEMM convolution (64×64 output tiles); `weight` by [`conv_weights_km`].
@@ -364,7 +368,7 @@ impl Kernels {
                 in_bias = bias;
             }
         }
-        let variant = Variant { pointwise: p.pointwise(), partials, folded: b.fold.is_some() };
+        let variant = Variant { pointwise: p.pointwise(), partials, folded: b.fold.is_some(), f32_input: b.f32_input };
         let buffers = [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out), in_bias];
         self.bind(label, file, variant, &buffers, &p, gemm_grid(&p, splits)?)
     }
@@ -386,7 +390,7 @@ impl Kernels {
         }
         let reduce = SplitKParams { len, plane: n, splits, flags: epilogue_flags(p.flags, b) };
         p.flags = ConvParams::SPLIT;
-        let partial = ConvBuffers { input: b.input, weight: b.weight, bias: None, residual: None, output: scratch, main_out: None, fold: b.fold };
+        let partial = ConvBuffers { bias: None, residual: None, output: scratch, main_out: None, ..*b };
         let mut first = self.bind_gemm(label, file, p, &partial, true, splits)?;
         let buffers = [scratch, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out)];
         let label = format!("{label} (sum of {splits} K slices)");

@@ -188,10 +188,13 @@ struct Variant {
     /// `FOLDED = true`: the GEMMs reading the previous conv's split-K partial
     /// sums as their input (see `FoldedInput`).
     folded: bool,
+    /// The conv's input is an f32 tensor on the f16 path (the network's
+    /// input, which stays f32 so it is uploaded without a conversion).
+    f32_input: bool,
 }
 
 impl Variant {
-    const PLAIN: Variant = Variant { pointwise: false, partials: false, folded: false };
+    const PLAIN: Variant = Variant { pointwise: false, partials: false, folded: false, f32_input: false };
 }
 
 impl Kernels {
@@ -230,7 +233,7 @@ impl Kernels {
             precision: self.precision,
             partials: variant.partials && self.precision != Precision::F32,
             native_coop: self.native_coop,
-            folded: variant.folded && self.precision != Precision::F32,
+            f32_input: (variant.folded || variant.f32_input) && self.precision != Precision::F32,
         };
         let wgsl = source::specialised(source::shader(file), spec)?;
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });

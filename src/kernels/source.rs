@@ -62,7 +62,7 @@ pub const SHADERS: &[Shader] = &[
     shader!("global_avg_pool.wgsl", ["act"]),
     shader!("dense.wgsl", []),
     shader!("softmax.wgsl", []),
-    shader!("preprocess.wgsl", ["act"]),
+    shader!("preprocess.wgsl", []),
     shader!("sum_squares.wgsl", ["act"]),
 ];
 
@@ -119,8 +119,9 @@ pub struct Spec {
     pub partials: bool,
     /// Cooperative matrices in hardware (`enable wgpu_cooperative_matrix;`).
     pub native_coop: bool,
-    /// The GEMM reads f32 split-K partial sums as its input (`alias in_t = act;` → f32).
-    pub folded: bool,
+    /// The conv reads an f32 input (`alias in_t = act;` → f32): split-K
+    /// partial sums (a folded input) or the network's f32 input tensor.
+    pub f32_input: bool,
 }
 
 /// The WGSL a pipeline compiles. Fails if an alias the shader is meant to
@@ -141,7 +142,7 @@ pub fn specialised(shader: &Shader, spec: Spec) -> Result<String> {
     if spec.partials {
         set("out_t", "act", "f32")?;
     }
-    if spec.folded {
+    if spec.f32_input {
         set("in_t", "act", "f32")?;
     }
     if spec.precision == Precision::F16 {
@@ -172,11 +173,11 @@ pub fn all_specialisations() -> Result<Vec<(String, String, bool)>> {
                 if partials && (!shader.source.contains("alias out_t") || precision == Precision::F32) {
                     continue;
                 }
-                for (native_coop, folded) in [(false, false), (true, false), (false, true), (true, true)] {
-                    if (native_coop && !coop) || (folded && !shader.source.contains("alias in_t")) {
+                for (native_coop, f32_input) in [(false, false), (true, false), (false, true), (true, true)] {
+                    if (native_coop && !coop) || (f32_input && !shader.source.contains("alias in_t")) {
                         continue;
                     }
-                    let spec = Spec { precision, partials, native_coop, folded };
+                    let spec = Spec { precision, partials, native_coop, f32_input };
                     out.push((format!("{} {spec:?}", shader.file), specialised(shader, spec)?, native_coop));
                 }
             }

@@ -200,6 +200,9 @@ impl Plan {
         let mut b = Builder { mode, tensors: Vec::new(), ops: Vec::new(), names: HashMap::new() };
         let input = b.tensor("input", Shape::new(model.stem.conv.conv.in_channels, height, width));
         b.keep(input);
+        // f32 at every precision: uploaded as it is (no conversion on the
+        // CPU), and the first conv reads it unrounded.
+        b.tensors[input].storage = Storage::F32;
         let mut blocks = Vec::new();
 
         let (s, _) = b.conv_bn(&model.stem.conv, input, true, None, "stem.conv");
@@ -291,6 +294,7 @@ mod tests {
             assert_eq!(p.tensor("b1.shortcut"), Some(r.shortcut));
             assert!(p.tensors[r.main].keep && p.tensors[r.shortcut].keep);
             assert_eq!(p.tensors[p.logits].storage, Storage::F32);
+            assert_eq!(p.tensors[p.input].storage, Storage::F32);
             assert_eq!(p.tensors[p.blocks[1].tensor].storage, Storage::Activation);
         }
         assert!(Plan::new(&model, 31, 64, Mode::Fast).unwrap_err().message().contains("smaller"));

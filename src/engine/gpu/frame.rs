@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::gpu::Gpu;
-use crate::kernels::{Dispatch, Kernels, Precision, PreprocessParams};
+use crate::kernels::{Dispatch, Kernels, PreprocessParams};
 use crate::Result;
 use crate::{bail, plan::Plan};
 
@@ -28,8 +28,6 @@ pub(super) struct PerSize {
     image: Option<ImageInput>,
     pub reader: TensorReader,
     pub profiler: LayerProfiler,
-    /// The input converted to f16 (the f16 path), kept across frames.
-    upload: Vec<u8>,
 }
 
 struct ImageInput {
@@ -46,25 +44,18 @@ impl PerSize {
         let stats = StatsPass::new(k, &net.plan, &net.slots)?;
         let timer = StageTimer::new(gpu, &net.plan);
         let staging = FrameStaging::new(&gpu.device, StagingLayout::new(classes, stats.floats, timer.bytes()));
-        Ok(PerSize { net, stats, timer, staging, image: None, reader: Default::default(), profiler: Default::default(), upload: Vec::new() })
+        Ok(PerSize { net, stats, timer, staging, image: None, reader: Default::default(), profiler: Default::default() })
     }
 
     pub fn plan(&self) -> &Plan {
         &self.net.plan
     }
 
-    /// Writes a `3×H×W` tensor at the planned size as the input.
-    pub fn write_tensor(&mut self, gpu: &Gpu, precision: Precision, input: &[f32]) {
-        let buf = self.net.slots.of(self.net.plan.input);
-        match precision {
-            Precision::F32 => gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(input)),
-            Precision::F16 => {
-                self.upload.clear();
-                self.upload.extend(input.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()));
-                self.upload.resize(self.upload.len().div_ceil(4) * 4, 0);
-                gpu.queue.write_buffer(buf, 0, &self.upload);
-            }
-        }
+    /// Writes a `3×H×W` tensor at the planned size as the input: f32 on
+    /// every path (the first conv reads it as f32), so nothing is converted
+    /// on the CPU.
+    pub fn write_tensor(&mut self, gpu: &Gpu, input: &[f32]) {
+        gpu.queue.write_buffer(self.net.slots.of(self.net.plan.input), 0, bytemuck::cast_slice(input));
     }
 
     /// Writes RGBA8 pixels and their preprocessing parameters; the frame's

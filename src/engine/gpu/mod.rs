@@ -82,7 +82,7 @@ impl GpuBackend {
     }
 
     pub fn submit_tensor(&mut self, input: &[f32], disabled: &HashSet<String>, stats: bool) {
-        self.sized.write_tensor(&self.gpu, self.precision, input);
+        self.sized.write_tensor(&self.gpu, input);
         self.submitted_stats = stats;
         self.sized.submit(&self.gpu, disabled, false, stats);
     }

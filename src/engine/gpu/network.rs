@@ -268,7 +268,7 @@ fn conv(cx: &Ctx, index: usize, label: &str, c: &ConvOp) -> Result<Dispatch> {
     let (i, o) = (cx.shape(c.input), cx.shape(c.output));
     let (w, b) = &cx.params.convs[&s.name];
     let scratch = cx.split.scratch_of[index].map(|b| &cx.scratch[b]);
-    let mut bufs = ConvBuffers { input: cx.buf(c.input), weight: w, bias: b.as_ref(), residual: c.residual.map(|t| cx.buf(t)), output: cx.buf(c.output), main_out: c.main_out.map(|t| cx.buf(t)), fold: None };
+    let mut bufs = ConvBuffers { input: cx.buf(c.input), weight: w, bias: b.as_ref(), residual: c.residual.map(|t| cx.buf(t)), output: cx.buf(c.output), main_out: c.main_out.map(|t| cx.buf(t)), fold: None, f32_input: cx.plan.tensors[c.input].storage == Storage::F32 };
     // A folded input: the previous conv's partial sums, its bias and ReLU.
     if let Some(from) = cx.split.folded_from[index] {
         let (Op::Conv(pc), Some(at)) = (&cx.plan.ops[from], cx.split.scratch_of[from]) else { bail!("{label}: folded from an op without partial sums") };
