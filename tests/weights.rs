@@ -239,7 +239,15 @@ fn cli_reports_bad_input_on_stderr_without_panicking() {
     assert!(!ok && err.contains("more data than the file holds"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_resnet")).args(["bench", "--weights", w, "--size", "40", "--iters", "3"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("median") && text.contains("stage4"), "{text}");
+    assert!(out.status.success() && text.contains("median") && text.contains("stage4") && text.contains("per layer"), "{text}");
+    // `--layers 0`: no per-layer timing, in the report or the JSON.
+    let json = dir.join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_resnet")).args(["bench", "--weights", w, "--size", "40", "--iters", "2", "--layers", "0", "--json", json.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains("per layer"), "{text}");
+    let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(figures["layers"].as_array().map(Vec::len), Some(0), "{figures}");
+    assert!(figures["dispatches_per_frame"].as_u64().is_some_and(|n| n > 0), "{figures}");
     let (ok, err) = cli(&["dump", "--weights", w, "--size", "16", "--out", dir.join("d").to_str().unwrap(), "--tensor", npy.to_str().unwrap()]);
     assert!(ok, "{err}");
     std::fs::remove_dir_all(&dir).ok();

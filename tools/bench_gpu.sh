@@ -76,7 +76,7 @@ for arch in resnet18 resnet50; do
                 case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
                 RESNET_SHADER_DIR=${variant#-} "$bin" bench --weights "$w/$arch.safetensors" --iters "$iters" --conv "$conv" \
-                    --precision "$precision" --layers 0 --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" \
+                    --precision "$precision" --layers 8 --json "$out/ours_${arch}_fast_${tag}.json" >"$out/last_bench.txt" \
                     || { echo "FAILED: bench $arch $conv $precision" >&2; rm -f "$out/ours_${arch}_fast_${tag}.json"; [ "$precision" = f16 ] || exit 1; continue; }
                 head -6 "$out/last_bench.txt"
             done

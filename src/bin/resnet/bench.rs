@@ -33,7 +33,7 @@ pub async fn bench(b: Bench) -> Result<()> {
     // A fixed pseudo-random input: the timing does not depend on the values.
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
     let input = Input::Tensor { h, w, data };
-    let f = measure(&mut engines, &input, b.iters).await?;
+    let f = measure(&mut engines, &input, b.iters, b.layers > 0).await?;
     let engine = engines.get((h, w)).await?;
     let mut conv = match (engine.mode(), engine.conv_kernels()) {
         (_, None) => "GEMM on the CPU".to_string(),
@@ -58,7 +58,9 @@ pub async fn bench(b: Bench) -> Result<()> {
     Ok(())
 }
 
-async fn measure(engines: &mut Engines, input: &Input, iters: usize) -> Result<Figures> {
+/// Latency, recording and GPU times over `iters` frames; with `per_layer`,
+/// also each op timed alone (a few extra frames).
+async fn measure(engines: &mut Engines, input: &Input, iters: usize, per_layer: bool) -> Result<Figures> {
     let Input::Tensor { h, w, data } = input else { unreachable!("bench runs a tensor") };
     let mut f = Figures { wall: Vec::new(), record: Vec::new(), gpu: Vec::new(), stages: Vec::new(), per_frame: 0.0, dispatches: 0, layers: Vec::new() };
     for i in 0..iters + 2 {
@@ -91,7 +93,7 @@ async fn measure(engines: &mut Engines, input: &Input, iters: usize) -> Result<F
     }
     engine.output().await?;
     f.per_frame = t0.elapsed().as_secs_f64() * 1e3 / iters as f64;
-    if engine.gpu().is_none_or(|g| g.features.contains(wgpu::Features::TIMESTAMP_QUERY)) {
+    if per_layer && engine.gpu().is_none_or(|g| g.features.contains(wgpu::Features::TIMESTAMP_QUERY)) {
         // Median over a few profiled frames per layer.
         let mut runs = Vec::new();
         for _ in 0..iters.clamp(1, 5) {

@@ -50,12 +50,17 @@ struct Common {
     height: Option<usize>,
     #[arg(long)]
     width: Option<usize>,
-    /// Fast mode's conv kernels: `direct`, `gemm`, or `splitk[:N]` (split K
-    /// until a layer has about N workgroups); by default split-K on GPUs, plain GEMM on CPU adapters.
+    /// Fast mode's conv kernels: `direct`, `gemm`, `splitk[+fold][:N[:S]]`
+    /// (split K until a layer has about N workgroups, slices of at least S;
+    /// `+fold`: the next conv finishes the partial sums) or
+    /// `coop[+fold][:N[:S]]` (f16 only: the matrix-fragment GEMM, on tensor
+    /// cores where the adapter has cooperative matrices). By default split-K
+    /// on GPUs, plain GEMM on CPU adapters, coop under f16 with cooperative matrices.
     #[arg(long, value_parser = parse_conv)]
     conv: Option<ConvKernels>,
     /// How fast mode stores activations and conv weights: `f32` (default) or
-    /// `f16` (needs the adapter's shader-f16; arithmetic stays f32).
+    /// `f16` (needs the adapter's shader-f16; the GEMMs then multiply in f16
+    /// and accumulate in f32, the other kernels compute in f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     precision: Precision,
     /// Where to run: `gpu`, `cpu`, or `auto` (the GPU if wgpu finds one that
@@ -126,7 +131,7 @@ struct Bench {
     /// Timed runs, after 2 warm-ups.
     #[arg(long, default_value_t = 20)]
     iters: usize,
-    /// How many of the slowest layers to list (per-layer GPU times).
+    /// How many of the slowest layers to list (per-layer GPU times); 0 skips the per-layer timing.
     #[arg(long, default_value_t = 10)]
     layers: usize,
     /// Also write every figure (each run, each layer) to this JSON file.
