@@ -41,38 +41,62 @@ fn stats_match_on(device: &Device) {
     let mut fx_by_mode = Vec::new();
     for mode in [Mode::Inspect, Mode::Fast] {
         let mut e = engine_on(device, mode, 41, 53);
-        e.run_tensor(&Rng::new(1).vec(3 * 41 * 53)).unwrap();
-        pollster::block_on(e.output()).unwrap();
-        let stats = e.block_stats().clone();
-        let blocks = e.blocks().to_vec();
-        assert_eq!(stats.channel_means.len(), blocks.len());
-        for (i, b) in blocks.iter().enumerate() {
-            let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
-            if b.role == BlockRole::Head {
-                assert_eq!(stats.channel_means[i], data, "the head's means are the pooled vector");
-                continue;
-            }
-            let plane = s.h * s.w;
-            let means: Vec<f32> = (0..s.c).map(|c| data[c * plane..(c + 1) * plane].iter().sum::<f32>() / plane as f32).collect();
-            assert_close(&format!("{} means", b.name), &stats.channel_means[i], &means, 1e-4, 1e-6);
-            if let Some((fx, x)) = stats.norms[i] {
-                let sc = pollster::block_on(e.read(&format!("{}.shortcut", b.name))).unwrap().1;
-                assert_close("‖x‖", &[x], &[norm(&sc)], 1e-4, 0.0);
-                let main = pollster::block_on(e.read(&format!("{}.main", b.name))).unwrap().1;
-                assert_close("‖F(x)‖", &[fx], &[norm(&main)], 1e-4, 0.0);
-                // F(x) + x, through the ReLU, is the block's output.
-                let y: Vec<f32> = main.iter().zip(&sc).map(|(f, x)| (f + x).max(0.0)).collect();
-                assert_close(&format!("{} = relu(F(x) + x)", b.name), &data, &y, 1e-5, 1e-5);
-                fx_by_mode.push((b.name.clone(), fx));
-            }
-        }
-        assert_eq!(stats.norms.iter().filter(|n| n.is_some()).count(), 8);
+        fx_by_mode.extend(check_stats(&mut e, 1e-4));
     }
     // Both modes measure the same ‖F(x)‖.
     let (inspect, fast) = fx_by_mode.split_at(8);
     for ((n, a), (_, b)) in inspect.iter().zip(fast) {
         assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{n}: inspect {a} vs fast {b}");
     }
+}
+
+/// The f16 path's statistics (read from f16 tensors) against those tensors.
+#[test]
+fn f16_stats_match_the_tensors_they_summarise() {
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+        return; // lavapipe has shader-f16
+    }
+    let w8 = Weights::from_safetensors(&weights(&small_spec())).unwrap();
+    let config = EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Fast) };
+    let mut e = pollster::block_on(Engine::new(&Device::Gpu(gpu), &w8, config, 41, 53)).unwrap();
+    check_stats(&mut e, 1e-3);
+}
+
+/// Runs a frame and checks its statistics against the tensors they
+/// summarise (within `tol`); returns each residual block's ‖F(x)‖.
+fn check_stats(e: &mut Engine, tol: f32) -> Vec<(String, f32)> {
+    let mut fx_norms = Vec::new();
+    let (h, w) = e.input_size();
+    e.run_tensor(&Rng::new(1).vec(3 * h * w)).unwrap();
+    pollster::block_on(e.output()).unwrap();
+    let stats = e.block_stats().clone();
+    let blocks = e.blocks().to_vec();
+    assert_eq!(stats.channel_means.len(), blocks.len());
+    for (i, b) in blocks.iter().enumerate() {
+        let (s, data) = pollster::block_on(e.read(&b.name)).unwrap();
+        if b.role == BlockRole::Head {
+            assert_eq!(stats.channel_means[i], data, "the head's means are the pooled vector");
+            continue;
+        }
+        let plane = s.h * s.w;
+        let means: Vec<f32> = (0..s.c).map(|c| data[c * plane..(c + 1) * plane].iter().sum::<f32>() / plane as f32).collect();
+        assert_close(&format!("{} means", b.name), &stats.channel_means[i], &means, tol, 1e-6);
+        if let Some((fx, x)) = stats.norms[i] {
+            let sc = pollster::block_on(e.read(&format!("{}.shortcut", b.name))).unwrap().1;
+            assert_close("‖x‖", &[x], &[norm(&sc)], tol, 0.0);
+            let main = pollster::block_on(e.read(&format!("{}.main", b.name))).unwrap().1;
+            assert_close("‖F(x)‖", &[fx], &[norm(&main)], tol, 0.0);
+            // F(x) + x, through the ReLU, is the block's output.
+            let y: Vec<f32> = main.iter().zip(&sc).map(|(f, x)| (f + x).max(0.0)).collect();
+            // (f16: the output and F(x) are each rounded once more.)
+            let relu_tol = if tol > 1e-4 { 2e-3 } else { 1e-5 };
+            assert_close(&format!("{} = relu(F(x) + x)", b.name), &data, &y, relu_tol, 1e-5);
+            fx_norms.push((b.name.clone(), fx));
+        }
+    }
+    assert_eq!(stats.norms.iter().filter(|n| n.is_some()).count(), 8);
+    fx_norms
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! * [`pool`]: max pool and global average pool;
 //! * [`head`]: dense layer and softmax;
 //! * [`preprocess`]: RGBA pixels → the normalised input tensor;
-//! * [`stats`]: sums of squares for ‖F(x)‖ and ‖x‖;
+//! * [`stats`]: the page's per-block statistics (channel means, ‖F(x)‖ and ‖x‖);
 //! * [`source`]: the WGSL files, their shared snippets and f16 variants.
 //!
 //! A [`Dispatch`] is a kernel with its buffers and parameters bound; the
@@ -88,7 +88,8 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         layout::<head::DenseParams>(),
         layout::<head::SoftmaxParams>(),
         layout::<PreprocessParams>(),
-        layout::<stats::SumSquaresParams>(),
+        layout::<stats::BlockStatsParams>(),
+        layout::<stats::StatsNormsParams>(),
     ]
 }
 

@@ -63,7 +63,8 @@ pub const SHADERS: &[Shader] = &[
     shader!("dense.wgsl", []),
     shader!("softmax.wgsl", []),
     shader!("preprocess.wgsl", []),
-    shader!("sum_squares.wgsl", ["act"]),
+    shader!("block_stats.wgsl", ["act"]),
+    shader!("stats_norms.wgsl", []),
 ];
 
 /// The snippets kernels include.

@@ -28,7 +28,7 @@ pub async fn bench(b: Bench) -> Result<()> {
     if b.iters == 0 {
         bail!(BadInput, "--iters must be at least 1");
     }
-    let mut engines = Engines::new(&b.common).await?;
+    let mut engines = Engines::new(&b.common, b.stats).await?;
     let (h, w) = engines.image_size;
     // A fixed pseudo-random input: the timing does not depend on the values.
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
@@ -107,10 +107,11 @@ async fn measure(engines: &mut Engines, input: &Input, iters: usize, per_layer: 
 fn report(engine: &Engine, f: &Figures, conv: &str, b: &Bench) {
     let (h, w) = engine.input_size();
     println!(
-        "{} · {h}×{w} · {} mode, {} · conv {conv} · {} · {} runs",
+        "{} · {h}×{w} · {} mode, {}{} · conv {conv} · {} · {} runs",
         engine.model().description,
         engine.mode(),
         engine.precision(),
+        if engine.config().stats { ", per-block statistics" } else { "" },
         engine.device_name(),
         b.iters
     );
@@ -149,6 +150,7 @@ fn to_json(engine: &Engine, f: &Figures, conv: &str, iters: usize) -> serde_json
         "backend": engine.backend().as_str(),
         "input_size": [h, w],
         "iters": iters,
+        "stats": engine.config().stats,
         "wall_ms": f.wall,
         "wall_median_ms": median(f.wall.clone()),
         "throughput_ms_per_frame": f.per_frame,

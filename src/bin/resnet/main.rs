@@ -137,6 +137,10 @@ struct Bench {
     /// Also write every figure (each run, each layer) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Compute the per-block statistics each frame, as the page does
+    /// (channel means, ‖F(x)‖ and ‖x‖); the other commands never do.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn parse_conv(s: &str) -> std::result::Result<ConvKernels, String> {
@@ -173,12 +177,13 @@ struct Engines {
 }
 
 impl Engines {
-    async fn new(c: &Common) -> Result<Engines> {
+    /// `stats`: per-frame statistics (only `bench --stats`: the command
+    /// line reads logits and tensors).
+    async fn new(c: &Common, stats: bool) -> Result<Engines> {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
         let device = device(c.backend).await?;
-        // The command line reads logits only: no per-frame statistics.
-        let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats: false };
+        let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats };
         Ok(Engines { device, weights, config, image_size, by_size: HashMap::new() })
     }
 
@@ -209,7 +214,7 @@ async fn classify(c: Classify) -> Result<()> {
     if c.tensor.is_empty() && c.images.is_empty() {
         bail!("nothing to classify: give image paths or --tensor X.npy");
     }
-    let mut engines = Engines::new(&c.common).await?;
+    let mut engines = Engines::new(&c.common, false).await?;
     let labels = match &c.labels {
         Some(p) => Some(read_labels(p, engines.weights.model.classes())?),
         None => None,
@@ -264,7 +269,7 @@ async fn dump(d: Dump) -> Result<()> {
         (None, Some(i)) => read_image(i)?,
         _ => bail!("give exactly one input: --tensor X.npy or an image path"),
     };
-    let mut engines = Engines::new(&d.common).await?;
+    let mut engines = Engines::new(&d.common, false).await?;
     std::fs::create_dir_all(&d.out).map_err(|e| Error::of(ErrorKind::Io, format!("cannot create {}: {e}", d.out.display())))?;
     let engine = engines.run(&input).await?;
     let out = engine.output().await?.clone();

@@ -3,51 +3,78 @@
 //! to show) and, per residual block, ‖F(x)‖ and ‖x‖ (how far the block is
 //! from the identity).
 
+use wgpu::util::DeviceExt;
+
 use crate::engine::BlockStats;
+use crate::kernels::stats::{BlockStatsParams, NormsEntry, ResidualPair};
 use crate::kernels::{storage_buffer, Dispatch, Kernels};
 use crate::plan::{BlockRole, Plan};
 use crate::Result;
 
 use super::network::Slots;
 
-/// The statistics' dispatches and buffers for one input size, and where
-/// their values land in the frame's staging buffer (in f32s from its start).
+/// The statistics' dispatches and the one buffer they fill, laid out as the
+/// frame's staging buffer takes them: every block's channel means (at `at`,
+/// block by block; the head's slot stays empty, its means are the pooled
+/// vector, copied as it is), then a (‖F(x)‖², ‖x‖²) pair per block, then
+/// the per-channel squares the pairs are summed from (not read back).
 pub(super) struct StatsPass {
+    /// One per block but the head, then the norms.
     dispatches: Vec<Dispatch>,
-    /// Per block: its means buffer (none for the head: the pooled vector is
-    /// copied as it is) and (offset, channels) in the staging area.
-    means: Vec<(Option<wgpu::Buffer>, usize, usize)>,
-    /// ‖F(x)‖², ‖x‖² per block.
-    norms: wgpu::Buffer,
+    /// Per block: (offset, channels) of its means, in f32s.
+    means: Vec<(usize, usize)>,
+    buffer: wgpu::Buffer,
     norms_at: usize,
     /// f32s the statistics take in the staging buffer.
     pub floats: usize,
+    _entries: wgpu::Buffer,
 }
 
 impl StatsPass {
     pub fn new(k: &Kernels, plan: &Plan, slots: &Slots) -> Result<StatsPass> {
         let nb = plan.blocks.len();
-        let norms = storage_buffer(k.device(), "norms", &vec![0.0; 2 * nb]);
-        let mut dispatches = Vec::new();
-        let mut means = Vec::new();
+        let mut means = Vec::with_capacity(nb);
         let mut at = 0;
+        for b in &plan.blocks {
+            let c = plan.shape(b.tensor).c;
+            means.push((at, c));
+            at += c;
+        }
+        let norms_at = at;
+        let floats = at + 2 * nb;
+        // Per residual block: its channels' squares after the read-back part.
+        let mut squares_at = floats;
+        let mut entries = Vec::new();
+        let mut params = Vec::with_capacity(nb);
         for (i, b) in plan.blocks.iter().enumerate() {
             let s = plan.shape(b.tensor);
-            let buffer = if b.role == BlockRole::Head {
-                None
-            } else {
-                let m = storage_buffer(k.device(), &format!("{} means", b.name), &vec![0.0; s.c]);
-                dispatches.push(k.global_avg_pool("means", s.c, s.h * s.w, slots.of(b.tensor), &m)?);
-                Some(m)
-            };
-            means.push((buffer, at, s.c));
-            at += s.c;
-            if let Some(r) = b.residual {
-                dispatches.push(k.sum_squares("|F(x)|", s.len(), slots.of(r.main), &norms, 2 * i)?);
-                dispatches.push(k.sum_squares("|x|", s.len(), slots.of(r.shortcut), &norms, 2 * i + 1)?);
+            let p = BlockStatsParams { channels: s.c as u32, plane: (s.h * s.w) as u32, means_at: means[i].0 as u32, squares_at: squares_at as u32, ..Default::default() };
+            if b.residual.is_some() {
+                entries.push(NormsEntry { squares_at: squares_at as u32, channels: s.c as u32, block: i as u32, _pad: 0 });
+                squares_at += 2 * s.c;
             }
+            params.push(p);
         }
-        Ok(StatsPass { dispatches, means, norms, norms_at: at, floats: at + 2 * nb })
+        let buffer = storage_buffer(k.device(), "block statistics", &vec![0.0; squares_at]);
+        // A binding is never empty: one blank entry where there is no residual block.
+        let blank = [NormsEntry::default()];
+        let entries_buf = k.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("norms entries"),
+            contents: bytemuck::cast_slice(if entries.is_empty() { &blank[..] } else { &entries[..] }),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let mut dispatches = Vec::new();
+        for (b, p) in plan.blocks.iter().zip(params) {
+            if b.role == BlockRole::Head {
+                continue;
+            }
+            let residual = b.residual.map(|r| ResidualPair { main: slots.of(r.main), shortcut: slots.of(r.shortcut) });
+            dispatches.push(k.block_stats(&format!("{} statistics", b.name), p, slots.of(b.tensor), residual, &buffer)?);
+        }
+        if !entries.is_empty() {
+            dispatches.push(k.stats_norms("‖F(x)‖, ‖x‖", norms_at as u32, &buffer, &entries_buf, entries.len())?);
+        }
+        Ok(StatsPass { dispatches, means, buffer, norms_at, floats, _entries: entries_buf })
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -58,13 +85,23 @@ impl StatsPass {
         self.dispatches.iter().map(Dispatch::count).sum()
     }
 
-    /// Copies the statistics to `staging` from byte `base`.
+    /// Copies the statistics to `staging` from byte `base`: the buffer's
+    /// means and norms in runs around the head's slot, the pooled vector into it.
     pub fn copy_to(&self, enc: &mut wgpu::CommandEncoder, plan: &Plan, slots: &Slots, staging: &wgpu::Buffer, base: u64) {
-        for ((buffer, at, c), b) in self.means.iter().zip(&plan.blocks) {
-            let src = buffer.as_ref().unwrap_or_else(|| slots.of(b.tensor));
-            enc.copy_buffer_to_buffer(src, 0, staging, base + (*at * 4) as u64, (*c * 4) as u64);
+        let copy = |enc: &mut wgpu::CommandEncoder, from: usize, to: usize| {
+            if to > from {
+                enc.copy_buffer_to_buffer(&self.buffer, (from * 4) as u64, staging, base + (from * 4) as u64, ((to - from) * 4) as u64);
+            }
+        };
+        let mut run = 0;
+        for (b, &(at, c)) in plan.blocks.iter().zip(&self.means) {
+            if b.role == BlockRole::Head {
+                copy(enc, run, at);
+                enc.copy_buffer_to_buffer(slots.of(b.tensor), 0, staging, base + (at * 4) as u64, (c * 4) as u64);
+                run = at + c;
+            }
         }
-        enc.copy_buffer_to_buffer(&self.norms, 0, staging, base + (self.norms_at * 4) as u64, (plan.blocks.len() * 8) as u64);
+        copy(enc, run, self.floats);
     }
 
     /// Reads the statistics from the staging bytes (from `base`) into `out`,
@@ -74,11 +111,11 @@ impl StatsPass {
         let n = plan.blocks.len();
         out.channel_means.resize_with(n, Vec::new);
         out.norms.resize(n, None);
-        for (i, (b, (_, at, c))) in plan.blocks.iter().zip(&self.means).enumerate() {
+        for (i, (b, &(at, c))) in plan.blocks.iter().zip(&self.means).enumerate() {
             let means = &mut out.channel_means[i];
             means.clear();
             if computed {
-                means.extend((*at..at + c).map(float));
+                means.extend((at..at + c).map(float));
             }
             out.norms[i] = match (computed, b.residual) {
                 (true, Some(_)) => Some((float(self.norms_at + 2 * i).max(0.0).sqrt(), float(self.norms_at + 2 * i + 1).max(0.0).sqrt())),
