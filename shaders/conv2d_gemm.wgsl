@@ -9,8 +9,8 @@
 // with no gather at all (POINTWISE). The activation view reads whole channel
 // planes, which NCHW gives without a transpose.
 //
-// A 16×16 workgroup computes a 64×64 output tile; each invocation keeps a
-// 4×4 block (4 channels × 4 pixels) in registers. Both tiles are vec4 in
+// A 16×16 workgroup computes a 64×64 output tile (or 8×8 a 32×32 one, see
+// TS); each invocation keeps a 4×4 block (4 channels × 4 pixels) in registers. Both tiles are vec4 in
 // workgroup memory, so each step reads two vec4s for 16 multiply-adds.
 // Weights are stored K×M ([ci][ky][kx][co]): the A tile loads coalesced too.
 // The next step's tiles are loaded into registers while this one computes.
@@ -46,20 +46,29 @@ alias in_t = act;
 // Flags HAS_BIAS, HAS_RESIDUAL, RELU, WRITE_MAIN and conv_epilogue():
 // #include lib/conv_epilogue.wgsl
 
-const TM: u32 = 64u;  // output channels per tile
-const TN: u32 = 64u;  // output pixels per tile
-const TK: u32 = 16u;  // reduction depth per step
+// Tile side: 64 output channels × 64 pixels (a 16×16 workgroup), or 32×32
+// (an 8×8 one: kernels/source.rs switches it, `small_tile`) for layers with
+// few output tiles, where four times the workgroups can replace split-K and
+// its reduction dispatch.
+const TS: u32 = 64u;
+const TM: u32 = TS;             // output channels per tile
+const TN: u32 = TS;             // output pixels per tile
+const TK: u32 = 16u;            // reduction depth per step
+const T: u32 = TS / 4u;         // invocations per side, 4×4 outputs each
+const TV: u32 = TK * T;         // vec4s per tile
+// Rows of each tile an invocation loads per step: 1 (64×64), 2 (32×32).
+const LOADS: u32 = TV / (T * T);
 
 // input, weight, bias, residual, output, main_out, in_bias, p and SPLIT:
 // #include lib/gemm_bindings.wgsl
 
-var<workgroup> a_tile: array<vec4<mul_t>, 256>;  // [TK][TM/4]
-var<workgroup> b_tile: array<vec4<mul_t>, 256>;  // [TK][TN/4]
+var<workgroup> a_tile: array<vec4<mul_t>, TV>;  // [TK][TM/4]
+var<workgroup> b_tile: array<vec4<mul_t>, TV>;  // [TK][TN/4]
 
 // Loader, weight_row(), input_row() and POINTWISE:
 // #include lib/gemm_loads.wgsl
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(T, T)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let m0 = wg.y * TM;
@@ -71,7 +80,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let k_begin = wg.z * p.k_split;
     let K = min(k_all, k_begin + p.k_split);
 
-    let ld = make_loader(li / 16u, m0 + (li % 16u) * 4u, n0 + (li % 16u) * 4u, N);
+    // Row li / T of each tile (and, with 2 loads, row li / T + T too).
+    let ld = make_loader(li / T, m0 + (li % T) * 4u, n0 + (li % T) * 4u, N);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -82,12 +92,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     // this step's multiply-adds, so their latency hides behind the math.
     var a_next = weight_row(ld, k_begin + ld.lk, K, M);
     var b_next = input_row(ld, k_begin + ld.lk, K, N);
+    var a_next2 = vec4<f32>(0.0);
+    var b_next2 = vec4<f32>(0.0);
+    if (LOADS > 1u) {
+        a_next2 = weight_row(ld, k_begin + ld.lk + T, K, M);
+        b_next2 = input_row(ld, k_begin + ld.lk + T, K, N);
+    }
     for (var k0 = k_begin; k0 < K; k0 += TK) {
         a_tile[li] = vec4<mul_t>(a_next);
         b_tile[li] = vec4<mul_t>(b_next);
+        if (LOADS > 1u) {
+            a_tile[li + T * T] = vec4<mul_t>(a_next2);
+            b_tile[li + T * T] = vec4<mul_t>(b_next2);
+        }
         workgroupBarrier();
         a_next = weight_row(ld, k0 + TK + ld.lk, K, M);
         b_next = input_row(ld, k0 + TK + ld.lk, K, N);
+        if (LOADS > 1u) {
+            a_next2 = weight_row(ld, k0 + TK + ld.lk + T, K, M);
+            b_next2 = input_row(ld, k0 + TK + ld.lk + T, K, N);
+        }
         // This step's sums: the accumulators themselves in f32, fresh f16 ones under F16_MATH.
         var s0 = select(vec4<mul_t>(acc0), vec4<mul_t>(0.0), F16_MATH);
         var s1 = select(vec4<mul_t>(acc1), vec4<mul_t>(0.0), F16_MATH);
@@ -96,14 +120,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         // Unrolled by 4, loads first: more independent work per iteration
         // (10% faster on an H200 than the plain loop).
         for (var kk = 0u; kk < TK; kk += 4u) {
-            let a0 = a_tile[kk * 16u + lid.y];
-            let b0 = b_tile[kk * 16u + lid.x];
-            let a1 = a_tile[kk * 16u + 16u + lid.y];
-            let b1 = b_tile[kk * 16u + 16u + lid.x];
-            let a2 = a_tile[kk * 16u + 32u + lid.y];
-            let b2 = b_tile[kk * 16u + 32u + lid.x];
-            let a3 = a_tile[kk * 16u + 48u + lid.y];
-            let b3 = b_tile[kk * 16u + 48u + lid.x];
+            let a0 = a_tile[kk * T + lid.y];
+            let b0 = b_tile[kk * T + lid.x];
+            let a1 = a_tile[(kk + 1u) * T + lid.y];
+            let b1 = b_tile[(kk + 1u) * T + lid.x];
+            let a2 = a_tile[(kk + 2u) * T + lid.y];
+            let b2 = b_tile[(kk + 2u) * T + lid.x];
+            let a3 = a_tile[(kk + 3u) * T + lid.y];
+            let b3 = b_tile[(kk + 3u) * T + lid.x];
             s0 += a0.x * b0; s1 += a0.y * b0; s2 += a0.z * b0; s3 += a0.w * b0;
             s0 += a1.x * b1; s1 += a1.y * b1; s2 += a1.z * b1; s3 += a1.w * b1;
             s0 += a2.x * b2; s1 += a2.y * b2; s2 += a2.z * b2; s3 += a2.w * b2;

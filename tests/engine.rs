@@ -175,7 +175,10 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let mut runs = Vec::new();
     // The GPU's kernels, then the CPU backend (GEMM), in both modes.
     let mut dispatches = std::collections::HashMap::new();
-    for conv in ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "splitk+fold:256:16", "cpu fast", "cpu inspect"] {
+    // `:8:16`: a target low enough for this small network that some layers
+    // run 32×32 tiles instead of splitting K (`+small`).
+    let convs = ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "splitk+fold:256:16", "splitk:8:16", "splitk+small:8:16", "splitk+fold+small:8:16", "cpu fast", "cpu inspect"];
+    for conv in convs {
         let (device, config) = match conv {
             "cpu fast" => (&Device::Cpu, EngineConfig::mode(Mode::Fast)),
             "cpu inspect" => (&Device::Cpu, EngineConfig::mode(Mode::Inspect)),
@@ -195,6 +198,9 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let (split, fold) = (&runs[2], &runs[4]);
     assert_eq!((split.1.clone(), split.2.clone()), (fold.1.clone(), fold.2.clone()), "splitk+fold differs from splitk");
     assert_eq!(dispatches["splitk+fold:256:16"], dispatches["splitk:256:16"] - 3, "{dispatches:?}");
+    // 32×32 tiles instead of split K: fewer reductions.
+    assert!(dispatches["splitk+small:8:16"] < dispatches["splitk:8:16"], "{dispatches:?}");
+    assert!(dispatches["splitk+fold+small:8:16"] <= dispatches["splitk+small:8:16"], "{dispatches:?}");
     let (_, ref_logits, ref_blocks) = &runs[0];
     for (conv, logits, blocks) in &runs[1..] {
         assert_close(&format!("{conv} logits"), logits, ref_logits, 1e-4, 1e-5);

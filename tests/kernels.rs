@@ -14,9 +14,10 @@ fn every_shader_parses_and_validates_with_naga() {
     // Each in f32 and f16, the GEMMs writing f32 partial sums, and the
     // matrix-fragment conv in its portable and cooperative-matrix forms;
     // the convs reading an f32 input too (a folded input, or the network's
-    // input on the f16 path: 2 for conv2d, 3 for conv2d_gemm, 4 for coop).
+    // input on the f16 path: 2 for conv2d, 3 for conv2d_gemm, 4 for coop),
+    // and the tiled GEMM on 32×32 tiles (4: f32 and f16, each input type).
     let all = source::all_specialisations().unwrap();
-    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 2 + 3 + 4);
+    assert_eq!(all.len(), 2 * source::SHADERS.len() - 1 + 1 + 3 + 2 + 3 + 4 + 4);
     assert!(all.iter().any(|(_, src, native)| *native && src.starts_with("enable wgpu_cooperative_matrix;") && src.contains("coopMultiplyAdd")));
     // The f16 GEMM multiplies in f16 from f16 tiles; the f32 one does not.
     let gemm = |precision| source::specialised(source::shader("conv2d_gemm.wgsl"), source::Spec { precision, ..Default::default() }).unwrap();
@@ -193,7 +194,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         // The direct kernel (inspect mode), the tiled implicit GEMM (fast
         // mode) and the GEMM with K cut into 3 and 7 slices, on the same case.
         let scratch = cx.zeros(7 * want.len());
-        for (kernel, splits) in [("direct", 0), ("gemm", 1), ("gemm", 3), ("gemm", 7)] {
+        for (kernel, splits) in [("direct", 0), ("gemm", 1), ("gemm 32×32 tiles", 1), ("gemm", 3), ("gemm", 7)] {
             let (ob, mb) = (cx.zeros(want.len()), cx.zeros(want.len()));
             let bufs = ConvBuffers {
                 input: &xb,
@@ -207,6 +208,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             };
             let d = match splits {
                 0 => cx.k.conv2d("conv", p, &bufs).unwrap(),
+                1 if kernel.contains("32") => cx.k.conv2d_gemm_small("conv", p, &bufs).unwrap(),
                 1 => cx.k.conv2d_gemm("conv", p, &bufs).unwrap(),
                 s => cx.k.conv2d_gemm_split("conv", p, &bufs, s, &scratch).unwrap(),
             };
@@ -264,13 +266,14 @@ fn f16_convs_match_cpu() {
         // The same values as an f32 input (the network's input tensor,
         // which stays f32 on the f16 path).
         let xb32 = cx.upload(&x);
-        let runs = [("coop", 1, false), ("coop", 5, false), ("gemm", 1, false), ("gemm", 3, false), ("direct", 0, true), ("gemm", 1, true), ("gemm", 3, true), ("coop", 1, true), ("coop", 5, true)];
+        let runs = [("coop", 1, false), ("coop", 5, false), ("gemm", 1, false), ("gemm32", 1, false), ("gemm", 3, false), ("direct", 0, true), ("gemm", 1, true), ("gemm32", 1, true), ("gemm", 3, true), ("coop", 1, true), ("coop", 5, true)];
         for (kernel, splits, f32_input) in runs {
             let (ob, mb) = (f16(&vec![0.0; want.len()]), f16(&vec![0.0; want.len()]));
             let input = if f32_input { &xb32 } else { &xb };
             let bufs = ConvBuffers { input, weight: &wb, bias: c.bias.then_some(&bb), residual: c.residual.then_some(&rb), output: &ob, main_out: Some(&mb), fold: None, f32_input };
             let d = match (kernel, splits) {
                 ("direct", _) => k16.conv2d("direct", p, &bufs).unwrap(),
+                ("gemm32", _) => k16.conv2d_gemm_small("gemm32", p, &bufs).unwrap(),
                 ("coop", s) => k16.conv2d_coop("coop", p, &bufs, s, &scratch).unwrap(),
                 (_, 1) => k16.conv2d_gemm("gemm", p, &bufs).unwrap(),
                 (_, s) => k16.conv2d_gemm_split("gemm", p, &bufs, s, &scratch).unwrap(),
@@ -279,7 +282,7 @@ fn f16_convs_match_cpu() {
             // coop and direct: exact products, f32 sums, one f16 rounding of
             // the result. gemm: f16 products summed in f16 over each K step
             // of 16, those sums added in f32.
-            let tol = if kernel == "gemm" { 4e-3 } else { 2e-3 };
+            let tol = if kernel.starts_with("gemm") { 4e-3 } else { 2e-3 };
             let input = if f32_input { "f32" } else { "f16" };
             let what = format!("f16 {kernel} conv case {n}, K in {splits}, {input} input");
             assert_close(&what, &read_f16(cx, &ob, want.len()), &want, tol, 2e-3);

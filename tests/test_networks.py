@@ -46,11 +46,14 @@ MODES = ["fast", "inspect"]
 CPU_MODES = ["cpu-fast", "cpu-inspect"]
 # And the f16 matrix-fragment conv (the tensor-core kernel; its portable twin
 # on lavapipe, which has no cooperative matrices), with K split as on GPUs.
-# And split-K with reductions folded into the next conv's loads (fast-fold).
-DUMP_MODES = MODES + ["fast-splitk", "fast-fold", "fast-f16", "fast-f16-coop"] + CPU_MODES
+# And split-K with reductions folded into the next conv's loads (fast-fold),
+# with 32×32 tiles instead of split K where they give enough workgroups
+# (fast-small: the 57-dispatch ResNet-50).
+DUMP_MODES = MODES + ["fast-splitk", "fast-fold", "fast-small", "fast-f16", "fast-f16-coop"] + CPU_MODES
 MODE_ARGS = {"fast": ["--mode", "fast", "--backend", "gpu"], "inspect": ["--mode", "inspect", "--backend", "gpu"],
              "fast-splitk": ["--mode", "fast", "--backend", "gpu", "--conv", "splitk:256:16"],
              "fast-fold": ["--mode", "fast", "--backend", "gpu", "--conv", "splitk+fold:256:16"],
+             "fast-small": ["--mode", "fast", "--backend", "gpu", "--conv", "splitk+fold+small:256:16"],
              "fast-f16": ["--mode", "fast", "--backend", "gpu", "--precision", "f16"],
              "fast-f16-coop": ["--mode", "fast", "--backend", "gpu", "--precision", "f16", "--conv", "coop:256:16"],
              "cpu-fast": ["--mode", "fast", "--backend", "cpu"],

@@ -63,7 +63,9 @@ cp "$w"/*.ref.npy "$out"/
 # coop (tensor cores, f16 only) runs on its portable twin where the driver
 # offers no cooperative matrices; the bench line says which. `+fold` leaves
 # a split conv's partial sums for the next conv to finish while loading
-# (fewer dispatches, more loads): which wins is what this run decides.
+# (fewer dispatches, more loads); `+small` runs 32×32 tiles unsplit where
+# they give enough workgroups (no reduction at all: 57 dispatches for
+# ResNet-50 with +fold): which wins is what this run decides.
 for arch in resnet18 resnet50; do
     for precision in ${PRECISIONS:-f32 f16}; do
         # An f16 failure (the tensor-core kernel on a new driver, say) is
@@ -71,7 +73,7 @@ for arch in resnet18 resnet50; do
         "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
             >"$out/ours_${arch}_${precision}_logits.json" || { echo "FAILED: classify $arch $precision" >&2; rm -f "$out/ours_${arch}_${precision}_logits.json"; [ "$precision" = f16 ] || exit 1; }
         for variant in ${VARIANTS:--}; do
-            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 gemm direct coop coop+fold}; do
+            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 splitk+small:256 splitk+fold+small:256 gemm direct coop coop+fold}; do
                 # coop needs f16; f16 only for the built-in shaders, splitk and coop.
                 case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"

@@ -92,7 +92,10 @@ pub enum ConvKernels {
     /// slices of at least `min_slice` (see [`gemm_splits`]). With `fold`,
     /// a split conv whose only reader is the next conv leaves its partial
     /// sums for that conv to finish while loading (no reduction dispatch).
-    SplitK { target: usize, min_slice: usize, fold: bool },
+    /// With `small`, a layer that would split K runs unsplit on 32×32 tiles
+    /// instead where those alone give at least half of `target`
+    /// ([`small_tiles_suffice`]): no partial sums, no reduction dispatch.
+    SplitK { target: usize, min_slice: usize, fold: bool, small: bool },
     /// The f16 matrix-fragment GEMM (the f16 path), K split the same way
     /// (`target` 0: never): tensor cores where the adapter has cooperative
     /// matrices, else its portable twin.
@@ -107,7 +110,7 @@ impl ConvKernels {
         match info.device_type {
             _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128, fold: false },
             wgpu::DeviceType::Cpu => ConvKernels::Gemm,
-            _ => ConvKernels::SplitK { target: 256, min_slice: 128, fold: false },
+            _ => ConvKernels::SplitK { target: 256, min_slice: 128, fold: false, small: false },
         }
     }
 
@@ -123,8 +126,9 @@ impl ConvKernels {
             _ if !tiled => LayerKernel::Direct,
             ConvKernels::Direct => LayerKernel::Direct,
             ConvKernels::Gemm => LayerKernel::Gemm,
-            ConvKernels::SplitK { target, min_slice, .. } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
+            ConvKernels::SplitK { target, min_slice, small, .. } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
                 1 => LayerKernel::Gemm,
+                _ if small && small_tiles_suffice(c.out_channels, pixels, target) => LayerKernel::SmallGemm,
                 n => LayerKernel::SplitK(n),
             },
             ConvKernels::Coop { target: 0, .. } => LayerKernel::Coop(1),
@@ -143,14 +147,20 @@ impl std::str::FromStr for ConvKernels {
     /// `direct`, `gemm` (no split), `splitk[:N[:S]]` (about N workgroups per
     /// layer, 256 by default; K slices of at least S, 128 by default) or
     /// `coop[:N[:S]]`; `splitk+fold` and `coop+fold` fold reductions into
-    /// the next conv where they can.
+    /// the next conv where they can; `splitk+small` (also `+fold+small`)
+    /// runs 32×32 tiles instead of splitting where they give enough workgroups.
     fn from_str(s: &str) -> Result<ConvKernels> {
         let mut parts = s.split(':');
-        let kind = parts.next().unwrap_or_default();
-        let (kind, fold) = match kind.strip_suffix("+fold") {
-            Some(k) => (k, true),
-            None => (kind, false),
-        };
+        let mut flags = parts.next().unwrap_or_default().split('+');
+        let kind = flags.next().unwrap_or_default();
+        let (mut fold, mut small) = (false, false);
+        for flag in flags {
+            match flag {
+                "fold" if !fold => fold = true,
+                "small" if !small && kind == "splitk" => small = true,
+                _ => bail!(BadInput, "unknown option `+{flag}` in conv kernels `{s}`: splitk takes +fold and +small, coop +fold"),
+            }
+        }
         let mut num = |default: usize| -> Result<usize> {
             match parts.next() {
                 None => Ok(default),
@@ -160,9 +170,9 @@ impl std::str::FromStr for ConvKernels {
         let k = match kind {
             "direct" if !fold => ConvKernels::Direct,
             "gemm" if !fold => ConvKernels::Gemm,
-            "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)?, fold },
+            "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)?, fold, small },
             "coop" => ConvKernels::Coop { target: num(256)?, min_slice: num(128)?, fold },
-            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[+fold][:N[:S]] or coop[+fold][:N[:S]]"),
+            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[+fold][+small][:N[:S]] or coop[+fold][:N[:S]]"),
         };
         if parts.next().is_some() {
             bail!(BadInput, "too many parts in conv kernels `{s}`");
@@ -177,7 +187,7 @@ impl std::fmt::Display for ConvKernels {
         match *self {
             ConvKernels::Direct => f.write_str("direct"),
             ConvKernels::Gemm => f.write_str("gemm"),
-            ConvKernels::SplitK { target, min_slice, fold } => write!(f, "splitk{}:{target}:{min_slice}", if fold { "+fold" } else { "" }),
+            ConvKernels::SplitK { target, min_slice, fold, small } => write!(f, "splitk{}{}:{target}:{min_slice}", if fold { "+fold" } else { "" }, if small { "+small" } else { "" }),
             ConvKernels::Coop { target, min_slice, fold } => write!(f, "coop{}:{target}:{min_slice}", if fold { "+fold" } else { "" }),
         }
     }
@@ -188,6 +198,8 @@ impl std::fmt::Display for ConvKernels {
 pub enum LayerKernel {
     Direct,
     Gemm,
+    /// The GEMM on 32×32 tiles, K not split.
+    SmallGemm,
     /// The GEMM with K cut into this many slices (2 or more).
     SplitK(u32),
     /// The f16 matrix-fragment GEMM, K in this many slices (1: no split).
@@ -200,7 +212,7 @@ impl LayerKernel {
     pub fn splits(self, k: usize) -> u32 {
         match self {
             LayerKernel::SplitK(n) | LayerKernel::Coop(n) => effective_splits(k as u32, n),
-            LayerKernel::Direct | LayerKernel::Gemm => 1,
+            LayerKernel::Direct | LayerKernel::Gemm | LayerKernel::SmallGemm => 1,
         }
     }
 
@@ -213,6 +225,14 @@ impl LayerKernel {
 /// Output tiles of the implicit-GEMM conv (64 channels × 64 pixels each).
 pub fn gemm_tiles(out_c: usize, pixels: usize) -> usize {
     out_c.div_ceil(64) * pixels.div_ceil(64)
+}
+
+/// Whether 32×32 tiles alone give a layer at least half of `target`
+/// workgroups: then `splitk+small` runs them instead of splitting K (a
+/// ResNet-50's block-ending 1×1 convs and shortcuts at 14×14 and 7×7: 128
+/// to 400 workgroups, where 64×64 tiles give 32 to 104).
+pub fn small_tiles_suffice(out_c: usize, pixels: usize, target: usize) -> bool {
+    out_c.div_ceil(32) * pixels.div_ceil(32) >= target.div_ceil(2)
 }
 
 /// How many slices of K a GEMM conv is split into: enough that the layer has
@@ -287,6 +307,7 @@ impl Kernels {
         match kernel {
             LayerKernel::Direct => self.conv2d(label, p, b),
             LayerKernel::Gemm => self.conv2d_gemm(label, p, b),
+            LayerKernel::SmallGemm => self.conv2d_gemm_small(label, p, b),
             LayerKernel::SplitK(splits) => match scratch {
                 Some(scratch) => self.gemm_split("conv2d_gemm.wgsl", label, p, b, splits, scratch),
                 None => bail!("{label}: split-K without a scratch buffer"),
@@ -336,6 +357,15 @@ impl Kernels {
         self.gemm("conv2d_gemm.wgsl", label, p, b)
     }
 
+    /// The tiled implicit-GEMM convolution on 32×32 output tiles (8×8
+    /// invocations): four times the workgroups of 64×64 tiles, for layers
+    /// with few output tiles.
+    pub fn conv2d_gemm_small(&self, label: &str, mut p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        p.flags = epilogue_flags(p.flags, b);
+        p.k_split = p.k().max(1);
+        self.bind_gemm_tiled(label, "conv2d_gemm.wgsl", p, b, false, 1, true)
+    }
+
     /// The implicit-GEMM convolution with K cut into `splits` slices (see
     /// [`gemm_splits`]): partial sums go to `scratch`, then a second kernel
     /// adds them up and applies the epilogue.
@@ -358,7 +388,13 @@ impl Kernels {
 
     /// Binds one of the GEMM shaders: `b`'s buffers, a folded input's
     /// parameters and bias, `splits` slices of K along z.
-    fn bind_gemm(&self, label: &str, file: &'static str, mut p: ConvParams, b: &ConvBuffers, partials: bool, splits: u32) -> Result<Dispatch> {
+    fn bind_gemm(&self, label: &str, file: &'static str, p: ConvParams, b: &ConvBuffers, partials: bool, splits: u32) -> Result<Dispatch> {
+        self.bind_gemm_tiled(label, file, p, b, partials, splits, false)
+    }
+
+    /// [`Self::bind_gemm`] on 64×64 or (`small_tile`) 32×32 output tiles.
+    #[allow(clippy::too_many_arguments)]
+    fn bind_gemm_tiled(&self, label: &str, file: &'static str, mut p: ConvParams, b: &ConvBuffers, partials: bool, splits: u32, small_tile: bool) -> Result<Dispatch> {
         let mut in_bias = &self.dummy;
         if let Some(f) = &b.fold {
             p.in_splits = f.splits;
@@ -368,9 +404,10 @@ impl Kernels {
                 in_bias = bias;
             }
         }
-        let variant = Variant { pointwise: p.pointwise(), partials, folded: b.fold.is_some(), f32_input: b.f32_input };
+        let variant = Variant { pointwise: p.pointwise(), partials, folded: b.fold.is_some(), f32_input: b.f32_input, small_tile };
         let buffers = [b.input, b.weight, b.bias.unwrap_or(&self.dummy), b.residual.unwrap_or(&self.dummy), b.output, b.main_out.unwrap_or(&self.dummy_out), in_bias];
-        self.bind(label, file, variant, &buffers, &p, gemm_grid(&p, splits)?)
+        let tile = if small_tile { 32 } else { 64 };
+        self.bind(label, file, variant, &buffers, &p, gemm_grid(&p, splits, tile)?)
     }
 
     /// One of the implicit GEMMs with K cut into `splits` slices: partial sums
@@ -399,9 +436,9 @@ impl Kernels {
     }
 }
 
-/// Output tiles along x (pixels) and y (channels), K slices along z.
-fn gemm_grid(p: &ConvParams, splits: u32) -> Result<[u32; 3]> {
-    let grid = [(p.out_h * p.out_w).div_ceil(64), p.out_c.div_ceil(64), splits];
+/// Output tiles (`tile`×`tile`) along x (pixels) and y (channels), K slices along z.
+fn gemm_grid(p: &ConvParams, splits: u32, tile: u32) -> Result<[u32; 3]> {
+    let grid = [(p.out_h * p.out_w).div_ceil(tile), p.out_c.div_ceil(tile), splits];
     if grid.iter().any(|&n| n > 65535) {
         bail!(InputTooLarge, "a {}×{} output map needs more than 65535 GEMM tiles along one axis", p.out_h, p.out_w);
     }

@@ -192,10 +192,12 @@ struct Variant {
     /// The conv's input is an f32 tensor on the f16 path (the network's
     /// input, which stays f32 so it is uploaded without a conversion).
     f32_input: bool,
+    /// The tiled GEMM on 32×32 tiles (`LayerKernel::SmallGemm`).
+    small_tile: bool,
 }
 
 impl Variant {
-    const PLAIN: Variant = Variant { pointwise: false, partials: false, folded: false, f32_input: false };
+    const PLAIN: Variant = Variant { pointwise: false, partials: false, folded: false, f32_input: false, small_tile: false };
 }
 
 impl Kernels {
@@ -235,6 +237,7 @@ impl Kernels {
             partials: variant.partials && self.precision != Precision::F32,
             native_coop: self.native_coop,
             f32_input: (variant.folded || variant.f32_input) && self.precision != Precision::F32,
+            small_tile: variant.small_tile,
         };
         let wgsl = source::specialised(source::shader(file), spec)?;
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });

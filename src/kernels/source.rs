@@ -123,6 +123,8 @@ pub struct Spec {
     /// The conv reads an f32 input (`alias in_t = act;` → f32): split-K
     /// partial sums (a folded input) or the network's f32 input tensor.
     pub f32_input: bool,
+    /// The tiled GEMM on 32×32 output tiles instead of 64×64 (`const TS`).
+    pub small_tile: bool,
 }
 
 /// The WGSL a pipeline compiles. Fails if an alias the shader is meant to
@@ -132,6 +134,13 @@ pub fn specialised(shader: &Shader, spec: Spec) -> Result<String> {
         bail!("{} works on f16 activations only: use the f16 path", shader.file);
     }
     let mut s = expanded(shader.file, spec.native_coop)?;
+    if spec.small_tile {
+        const TILE: &str = "const TS: u32 = 64u;";
+        if !s.contains(TILE) {
+            bail!("{}: expected the line `{TILE}` for 32×32 tiles", shader.file);
+        }
+        s = s.replacen(TILE, "const TS: u32 = 32u;", 1);
+    }
     let mut set = |alias: &str, from: &str, to: &str| -> Result<()> {
         let (old, new) = (format!("alias {alias} = {from};"), format!("alias {alias} = {to};"));
         if !s.contains(&old) {
@@ -178,8 +187,14 @@ pub fn all_specialisations() -> Result<Vec<(String, String, bool)>> {
                     if (native_coop && !coop) || (f32_input && !shader.source.contains("alias in_t")) {
                         continue;
                     }
-                    let spec = Spec { precision, partials, native_coop, f32_input };
-                    out.push((format!("{} {spec:?}", shader.file), specialised(shader, spec)?, native_coop));
+                    // 32×32 tiles: the tiled GEMM, never split.
+                    for small_tile in [false, true] {
+                        if small_tile && (partials || !shader.source.contains("const TS: u32 = 64u;")) {
+                            continue;
+                        }
+                        let spec = Spec { precision, partials, native_coop, f32_input, small_tile };
+                        out.push((format!("{} {spec:?}", shader.file), specialised(shader, spec)?, native_coop));
+                    }
                 }
             }
         }

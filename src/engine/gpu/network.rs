@@ -281,6 +281,7 @@ fn conv(cx: &Ctx, index: usize, label: &str, c: &ConvOp) -> Result<Dispatch> {
     let label = match kernel {
         LayerKernel::Direct => format!("{label} [direct {shape}]"),
         LayerKernel::Gemm => format!("{label} [gemm {shape}]"),
+        LayerKernel::SmallGemm => format!("{label} [gemm 32×32 tiles {shape}]"),
         LayerKernel::SplitK(n) => format!("{label} [gemm {shape}, K in {n}]"),
         LayerKernel::Coop(1) => format!("{label} [coop {shape}]"),
         LayerKernel::Coop(n) => format!("{label} [coop {shape}, K in {n}]"),
