@@ -73,7 +73,7 @@ for arch in resnet18 resnet50; do
         "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
             >"$out/ours_${arch}_${precision}_logits.json" || { echo "FAILED: classify $arch $precision" >&2; rm -f "$out/ours_${arch}_${precision}_logits.json"; [ "$precision" = f16 ] || exit 1; }
         for variant in ${VARIANTS:--}; do
-            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 splitk+small:256 splitk+fold+small:256 gemm direct coop coop+fold}; do
+            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 splitk+small:256 splitk+fold+small:256 splitk+fold+small:256:256 gemm direct coop coop+fold}; do
                 # coop needs f16; f16 only for the built-in shaders, splitk and coop.
                 case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"
