@@ -455,3 +455,33 @@ fn epilogue_flags(flags: u32, b: &ConvBuffers) -> u32 {
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_kernel_names_read_back_as_written() {
+        for s in ["direct", "gemm", "splitk:256:128", "splitk+fold:64:16", "splitk+small:256:128", "splitk+fold+small:256:256", "coop:256:128", "coop+fold:0:128"] {
+            let k: ConvKernels = s.parse().unwrap();
+            assert_eq!(k.to_string(), s);
+        }
+        // Options in either order, defaults filled in.
+        assert_eq!("splitk+small+fold".parse::<ConvKernels>().unwrap(), ConvKernels::SplitK { target: 256, min_slice: 128, fold: true, small: true });
+        for bad in ["coop+small", "splitk+fold+fold", "gemm+fold", "splitk+tiny", "splitk:x", "splitk:1:2:3", "winograd"] {
+            assert!(bad.parse::<ConvKernels>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn small_tiles_replace_only_splits_they_can_fill() {
+        let conv = |i: usize, o: usize, k: usize| ConvSpec { name: "c".into(), in_channels: i, out_channels: o, kernel: (k, k), stride: 1, padding: (k / 2, k / 2), bias: false };
+        let small: ConvKernels = "splitk+small:256:128".parse().unwrap();
+        // ResNet-50's layer4 conv3 (512→2048 at 7×7): 32 tiles of 64×64, 128 of 32×32.
+        assert_eq!(small.for_layer(&conv(512, 2048, 1), Shape::new(2048, 7, 7)), LayerKernel::SmallGemm);
+        // Its layer4 conv2 (3×3 512→512 at 7×7): 32×32 tiles give only 32 workgroups: split.
+        assert!(matches!(small.for_layer(&conv(512, 512, 3), Shape::new(512, 7, 7)), LayerKernel::SplitK(_)));
+        // A layer with enough 64×64 tiles is never split, nor shrunk.
+        assert_eq!(small.for_layer(&conv(64, 256, 1), Shape::new(256, 56, 56)), LayerKernel::Gemm);
+    }
+}
