@@ -159,6 +159,7 @@ def report(d):
             print(f"\nslowest layers ({best['mode']} {best['conv']}; each op in its own timed pass, {total:.3f} ms in all):\n")
             for l in sorted(best["layers"], key=lambda l: -l["ms"])[:8]:
                 print(f"- {l['ms']:.3f} ms ({100 * l['ms'] / total:.1f}%) {l['name']}")
+        per_layer_table(rows)
         refp = d / f"{arch}.ref.npy"
         for precision in ("f32", "f16"):
             logits = d / f"ours_{arch}_{precision}_logits.json"
@@ -171,6 +172,32 @@ def report(d):
             print(f"\nours ({precision}) logits against a float64 PyTorch forward pass: max|Δ| {err:.3g}, "
                   f"relative to max|ref| {err / np.abs(want).max():.3g}; top-5 {'same' if same else 'DIFFERENT'}")
         print()
+
+
+def per_layer_table(rows, top=25):
+    """Each op's GPU time under every conv choice timed (fast mode, without
+    statistics), slowest first by the first choice: the data for choosing a
+    kernel per layer. Ops are matched by name (the text before the kernel
+    description); a split conv is timed with its reduction, and a folded
+    pair's cost lands on its two ops."""
+    runs = [r for r in rows if r["mode"] == "fast" and r["layers"] and not r.get("stats")]
+    if len(runs) < 2:
+        return
+    # The GPUs' default first (f32 split-K), the order of the runs after it.
+    runs.sort(key=lambda r: not (r["conv"].startswith("splitk:") and r.get("precision", "f32") == "f32"))
+    cols = [(r["conv"].rsplit(",", 1)[0], {l["name"].split(" [")[0]: l["ms"] for l in r["layers"]}) for r in runs]
+    base = cols[0][1]
+    ops = sorted(base, key=lambda n: -base[n])
+    print(f"\nper-op GPU time (ms), each op in its own timed pass, by conv choice; the {min(top, len(ops))} slowest under the first:\n")
+    print("| op | " + " | ".join(c for c, _ in cols) + " | fastest |")
+    print("|---|" + "---|" * (len(cols) + 1))
+    for op in ops[:top]:
+        times = [c.get(op, float("nan")) for _, c in cols]
+        best = min(range(len(cols)), key=lambda i: times[i] if times[i] == times[i] else float("inf"))
+        print(f"| {op} | " + " | ".join(f"{t:.4f}" for t in times) + f" | {cols[best][0]} |")
+    totals = [sum(c.values()) for _, c in cols]
+    best_each = sum(min(c.get(op, float("inf")) for _, c in cols) for op in ops)
+    print("| all ops | " + " | ".join(f"{t:.4f}" for t in totals) + f" | {best_each:.4f} taking each op's fastest |")
 
 
 if __name__ == "__main__":
