@@ -246,7 +246,7 @@ fn f16_convs_match_cpu() {
     if !cx.gpu.features.contains(wgpu::Features::SHADER_F16) {
         return; // lavapipe has shader-f16; an adapter without it never runs this kernel
     }
-    let k16 = Kernels::new(&cx.gpu.device, resnet::Precision::F16);
+    let k16 = Kernels::new(&cx.gpu.device, &cx.gpu.queue, resnet::Precision::F16);
     assert!(!k16.native_coop(), "lavapipe has no cooperative matrices: this runs the portable twin");
     let dev = &cx.gpu.device;
     let f16 = |v: &[f32]| storage_buffer_as(dev, "f16", v, resnet::Precision::F16);
@@ -316,7 +316,7 @@ fn folded_split_k_input_matches_cpu() {
             ConvCase { cin: 66, h: 13, w: 9, cout: 64, k: 3, stride: 2, pad: 1, bias: false, residual: false, relu: true },
         ),
     ];
-    let k16 = cx.gpu.features.contains(wgpu::Features::SHADER_F16).then(|| Kernels::new(&cx.gpu.device, resnet::Precision::F16));
+    let k16 = cx.gpu.features.contains(wgpu::Features::SHADER_F16).then(|| Kernels::new(&cx.gpu.device, &cx.gpu.queue, resnet::Precision::F16));
     for (n, (a, b)) in chains.iter().enumerate() {
         let (mh, mw) = a.out_size();
         assert_eq!((mh, mw, a.cout), (b.h, b.w, b.cin));

@@ -98,16 +98,18 @@ pub struct Dispatch {
     pub label: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
-    /// The kernel's uniform block, rewritable per frame (`queue.write_buffer`).
-    params: wgpu::Buffer,
+    /// Where the kernel's uniform block lives (a shared buffer, at this
+    /// offset), rewritable per frame with [`Dispatch::write_params`].
+    params: (wgpu::Buffer, u64),
     workgroups: [u32; 3],
     /// A second kernel recorded right after this one (split-K's reduction).
     then: Option<Box<Dispatch>>,
 }
 
 impl Dispatch {
-    pub fn params(&self) -> &wgpu::Buffer {
-        &self.params
+    /// Replaces the kernel's uniform block (from the next submission on).
+    pub fn write_params<U: Uniform>(&self, queue: &wgpu::Queue, params: &U) {
+        queue.write_buffer(&self.params.0, self.params.1, bytemuck::bytes_of(params));
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -167,6 +169,10 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 /// The compiled kernels of one device, at one storage precision.
 pub struct Kernels {
     device: wgpu::Device,
+    /// Writes the dispatches' uniform blocks.
+    queue: wgpu::Queue,
+    /// The uniform blocks of all dispatches, packed into shared buffers.
+    uniforms: std::sync::Mutex<UniformArena>,
     precision: Precision,
     /// Cooperative matrices in hardware (else conv2d_coop.wgsl runs its portable twin).
     native_coop: bool,
@@ -176,6 +182,45 @@ pub struct Kernels {
     dummy: wgpu::Buffer,
     /// The same for an optional output (a buffer cannot be bound both ways).
     dummy_out: wgpu::Buffer,
+}
+
+/// Uniform blocks packed into shared buffers, at the device's uniform offset
+/// alignment: one buffer for a network's ~60–120 dispatches instead of one
+/// each, so wgpu tracks (and a frame's command buffer references) one
+/// resource where it tracked each. A full buffer is left to the dispatches
+/// that use it (freed with them) and a new one started.
+#[derive(Default)]
+struct UniformArena {
+    current: Option<wgpu::Buffer>,
+    used: u64,
+}
+
+impl UniformArena {
+    /// Bytes per shared buffer: 256 uniform blocks at the usual alignment.
+    const CHUNK: u64 = 64 << 10;
+
+    /// A `size`-byte slot: its buffer and offset.
+    fn slot(&mut self, device: &wgpu::Device, size: u64) -> (wgpu::Buffer, u64) {
+        let align = device.limits().min_uniform_buffer_offset_alignment.max(4) as u64;
+        let offset = self.used.div_ceil(align) * align;
+        match &self.current {
+            Some(b) if offset + size <= b.size() => {
+                self.used = offset + size;
+                (b.clone(), offset)
+            }
+            _ => {
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("uniform blocks"),
+                    size: Self::CHUNK.max(size),
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.current = Some(b.clone());
+                self.used = size;
+                (b, 0)
+            }
+        }
+    }
 }
 
 /// A pipeline's specialisation beyond the precision.
@@ -203,9 +248,11 @@ impl Variant {
 impl Kernels {
     /// The kernels for `precision` (f16 needs the device's SHADER_F16).
     /// Each shader is compiled on first use and kept.
-    pub fn new(device: &wgpu::Device, precision: Precision) -> Kernels {
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, precision: Precision) -> Kernels {
         Kernels {
             device: device.clone(),
+            queue: queue.clone(),
+            uniforms: Default::default(),
             precision,
             native_coop: device.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             pipelines: Default::default(),
@@ -254,20 +301,19 @@ impl Kernels {
         Ok(pipeline)
     }
 
-    /// Binds `buffers` to bindings 0.. and `params` (a fresh uniform buffer)
-    /// to the next binding.
+    /// Binds `buffers` to bindings 0.. and `params` (a slot of the shared
+    /// uniform buffers) to the next binding.
     fn bind<U: Uniform>(&self, label: &str, file: &'static str, variant: Variant, buffers: &[&wgpu::Buffer], params: &U, workgroups: [u32; 3]) -> Result<Dispatch> {
         debug_assert!(U::SHADERS.contains(&file), "{file} does not declare this uniform block");
         let pipeline = self.pipeline(file, variant)?;
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        });
+        let bytes = bytemuck::bytes_of(params);
+        let (uniform, offset) = self.uniforms.lock().expect("uniform arena").slot(&self.device, bytes.len() as u64);
+        self.queue.write_buffer(&uniform, offset, bytes);
         let mut entries: Vec<wgpu::BindGroupEntry> =
             buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
-        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
+        let size = std::num::NonZeroU64::new(bytes.len() as u64);
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &uniform, offset, size }) });
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &pipeline.get_bind_group_layout(0), entries: &entries });
-        Ok(Dispatch { label: label.to_string(), pipeline, bind_group, params: uniform, workgroups, then: None })
+        Ok(Dispatch { label: label.to_string(), pipeline, bind_group, params: (uniform, offset), workgroups, then: None })
     }
 }

@@ -16,7 +16,7 @@ pub fn ctx() -> &'static Ctx {
     static CTX: OnceLock<Ctx> = OnceLock::new();
     CTX.get_or_init(|| {
         let gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (lavapipe: apt install mesa-vulkan-drivers)");
-        let k = Kernels::new(&gpu.device, resnet::Precision::F32);
+        let k = Kernels::new(&gpu.device, &gpu.queue, resnet::Precision::F32);
         Ctx { gpu, k }
     })
 }

@@ -78,7 +78,7 @@ impl PerSize {
         }
         let img = self.image.as_ref().expect("made above");
         gpu.queue.write_buffer(&img.pixels, 0, pixels);
-        gpu.queue.write_buffer(img.dispatch.params(), 0, bytemuck::bytes_of(&params));
+        img.dispatch.write_params(&gpu.queue, &params);
         Ok(())
     }
 
