@@ -28,7 +28,7 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, safetensors, pytest, h5py" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, safetensors, pytest, h5py" 2>/dev/null || [ ! -x .venv/bin/spirv-val ]; then
   echo "setup: pip install -r tools/requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 fi

@@ -11,6 +11,8 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # Release build: the network tests run ResNet-50 on a software GPU, and
 # `cargo test --release` then shares its artifacts with the release binary.
 echo "== cargo test --release"
+# SPIRV-Tools' validator for the kernels' Vulkan SPIR-V (tests/kernels.rs).
+export SPIRV_VAL="$PWD/.venv/bin/spirv-val"
 cargo test --release
 
 echo "== fuzzing the weights parser, planner and preprocessing (30 s, overflow checks on)"
