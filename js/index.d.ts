@@ -175,7 +175,7 @@ export declare function demoWeights(): Promise<Uint8Array>;
 export declare function topIndices(values: ArrayLike<number>, k: number): number[];
 
 /** Whether this browser can run the engine, and if not, why. */
-export declare function webgpuSupport(): Promise<{ ok: boolean; message: string }>;
+export declare function webgpuSupport(): Promise<{ ok: boolean; message: string; f16?: boolean }>;
 
 /** The 1000 ImageNet class names, in class-index order (shipped with the package). */
 export declare function imagenetClasses(): Promise<string[]>;

@@ -97,7 +97,8 @@ export async function webgpuSupport() {
       return { ok: false, message: `The GPU adapter is below the needed limits: ${k} is ${adapter.limits[k]}, at least ${v} is needed.` };
     }
   }
-  return { ok: true, message: 'WebGPU is available.' };
+  // The f16 path (`precision: 'f16'`) needs the adapter's shader-f16.
+  return { ok: true, message: 'WebGPU is available.', f16: adapter.features.has('shader-f16') };
 }
 
 // ---------------------------------------------------------------- the model

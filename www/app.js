@@ -22,7 +22,7 @@ import { connectPanels } from './panels.js';
 import { connectView, drawOverlay, resizeView } from './view.js';
 import { drawResidualChart } from './results.js';
 import { connectLoop, kick } from './loop.js';
-import { MODELS, handleModelError, loadModel, onModelSelect, pickModel, specFromPicker } from './models.js';
+import { MODELS, handleModelError, loadModel, onModelSelect, pickModel, specFromPicker, syncPrecision } from './models.js';
 import { stopCamera } from './inputs.js';
 
 connectPanels({ overlayChanged: drawOverlay, kick });
@@ -73,6 +73,10 @@ async function main() {
   }
   const backend = params.get('backend');
   if (['auto', 'webgpu', 'cpu'].includes(backend)) document.querySelector('#backend-select').value = backend;
+  // The f16 path where the adapter has shader-f16 (`?precision=f16` picks it).
+  page.f16 = !!(support.ok && support.f16);
+  if (params.get('precision') === 'f16') document.querySelector('#precision-select').value = 'f16';
+  syncPrecision();
   // Start with the offline demo weights (small, no download) unless told otherwise.
   const want = params.get('model') ?? 'demo';
   if (want === 'none') {

@@ -26,6 +26,7 @@ const el = {
   modelHint: $('#model-hint'),
   loadModel: $('#load-model'),
   modeSelect: $('#mode-select'),
+  precisionSelect: $('#precision-select'),
   sizeSelect: $('#size-select'),
   backendSelect: $('#backend-select'),
   modelInfo: $('#model-info'),
@@ -37,7 +38,20 @@ let loadedSpec = null; // what the current model was loaded from, for reloads
 let lastLoss = -Infinity; // when the device was last lost
 
 function currentOptions() {
-  return { mode: el.modeSelect.value, inputSize: Number(el.sizeSelect.value), backend: el.backendSelect.value };
+  syncPrecision();
+  return { mode: el.modeSelect.value, inputSize: Number(el.sizeSelect.value), backend: el.backendSelect.value, precision: el.precisionSelect.value };
+}
+
+/**
+ * f16 is a fast-mode path on a GPU with shader-f16: elsewhere the picker
+ * shows f32, and says why it cannot be changed.
+ */
+export function syncPrecision() {
+  const why = !page.f16 ? 'needs a GPU with shader-f16' : el.backendSelect.value === 'cpu' ? 'GPU only' : el.modeSelect.value !== 'fast' ? 'fast mode only' : null;
+  const f16 = el.precisionSelect.querySelector('option[value="f16"]');
+  f16.disabled = why !== null;
+  f16.textContent = why ? `f16 (${why})` : 'f16 (GPU)';
+  if (why) el.precisionSelect.value = 'f32';
 }
 
 /** `{ kind: 'demo' }` | `{ kind: 'file', file }` | `{ kind: 'url', key, url, label }`; null: no file chosen yet. */
@@ -60,7 +74,7 @@ function specLabel(spec) {
 }
 
 function setLoadingUI(on) {
-  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.sizeSelect, el.backendSelect]) c.disabled = on;
+  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.precisionSelect, el.sizeSelect, el.backendSelect]) c.disabled = on;
   el.loadModel.textContent = on ? 'Loading…' : 'Load model';
 }
 
@@ -149,7 +163,7 @@ function showPlan(m) {
 function showModelInfo(model, spec) {
   const i = model.info;
   const adapter = String(i.adapter || '').replace(/^[\s/]+/, '') || 'WebGPU';
-  el.modelInfo.textContent = `${i.description} · ${i.classes} classes · ${i.inputSize[0]}×${i.inputSize[1]} input · ${i.mode} mode · ${adapter}${i.timestampQuery ? ' · GPU timestamps' : ''}`;
+  el.modelInfo.textContent = `${i.description} · ${i.classes} classes · ${i.inputSize[0]}×${i.inputSize[1]} input · ${i.mode} mode, ${i.precision} · ${adapter}${i.timestampQuery ? ' · GPU timestamps' : ''}`;
   // Which backend runs, and why (WebGPU there, asked for, or why not).
   const where = i.backend === 'cpu' ? 'CPU (WebAssembly SIMD, one thread: slower than a GPU, the same numbers)' : 'WebGPU';
   el.backendInfo.textContent = `Runs on ${where}: ${i.backendReason.replace(/\.$/, '')}.`;
@@ -158,6 +172,7 @@ function showModelInfo(model, spec) {
   document.body.classList.toggle('demo-model', spec.kind === 'demo');
   el.sizeSelect.value = String(i.inputSize[0]);
   el.modeSelect.value = i.mode;
+  el.precisionSelect.value = i.precision;
   resizeView();
 }
 
@@ -191,7 +206,9 @@ export async function handleModelError(e, m) {
   if (again) el.backendSelect.value = 'cpu';
   const recovering = again ? 'The GPU device was lost twice' : 'The GPU device was lost';
   // Reload once the caller (the loop, or a re-plan) has unwound.
-  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize, backend }, recovering }), 0);
+  const precision = again ? 'f32' : info.precision;
+  if (again) syncPrecision();
+  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize, backend, precision }, recovering }), 0);
   return true;
 }
 
@@ -229,11 +246,16 @@ el.weightsFile.addEventListener('change', () => {
   }
 });
 el.modeSelect.addEventListener('change', () => {
+  syncPrecision();
   // The mode changes the plan: reload (URL weights come from the cache).
   if (state.model && loadedSpec) loadModel(loadedSpec);
 });
-// Another backend: reload the same weights there.
+// Another backend or precision: reload the same weights that way.
 el.backendSelect.addEventListener('change', () => {
+  syncPrecision();
+  if (state.model && loadedSpec) loadModel(loadedSpec);
+});
+el.precisionSelect.addEventListener('change', () => {
   if (state.model && loadedSpec) loadModel(loadedSpec);
 });
 el.sizeSelect.addEventListener('change', () => changeInputSize(Number(el.sizeSelect.value)));

@@ -33,6 +33,8 @@ export const page = {
   loading: false,
   /** Why WebGPU is not available here (the CPU backend runs instead), or null. */
   noWebgpu: null,
+  /** Whether the GPU adapter has shader-f16 (the f16 path). */
+  f16: false,
 };
 
 /** A class's name: its ImageNet label when the model has that many classes, else `class N`. */

@@ -82,7 +82,11 @@ describe('the page', () => {
       const { page, context, log } = await openPage(b());
       await expectBackend(page);
       try {
-        assert.match(await page.textContent('#model-info'), /ResNet-18 .*1000 classes.*96×96/);
+        assert.match(await page.textContent('#model-info'), /ResNet-18 .*1000 classes.*96×96.*fast mode, f32/);
+        // SwiftShader has no shader-f16 and the CPU no f16 path: f16 cannot be picked, and the picker says why.
+        assert.equal(await page.isDisabled('#precision-select option[value="f16"]'), true);
+        assert.match(await page.textContent('#precision-select option[value="f16"]'), /needs a GPU with shader-f16/);
+        assert.equal(await page.inputValue('#precision-select'), 'f32');
         assert.equal(await page.isVisible('#untrained-note'), true, 'the demo weights must be labelled as untrained');
         await classifySample(page, 'chelsea.png');
         const items = await page.$$eval('#top5 li', (lis) => lis.map((li) => ({ index: li.dataset.index, text: li.textContent })));
