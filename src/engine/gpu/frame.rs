@@ -111,7 +111,7 @@ impl PerSize {
         let (plan, slots, staging) = (&self.net.plan, &self.net.slots, &self.staging);
         staging.copy_outputs(&mut enc, slots.of(plan.logits), slots.of(plan.probs));
         if with_stats {
-            self.stats.copy_to(&mut enc, plan, slots, &staging.buffer, staging.layout.stats_at as u64);
+            self.stats.copy_to(&mut enc, slots, &staging.buffer, staging.layout.stats_at as u64);
         }
         self.timer.copy_to(&mut enc, &staging.buffer, staging.layout.times_at as u64);
         gpu.queue.submit([enc.finish()]);

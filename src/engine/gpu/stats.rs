@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 use crate::engine::BlockStats;
 use crate::kernels::stats::{BlockStatsParams, NormsEntry, ResidualPair};
 use crate::kernels::{storage_buffer, Dispatch, Kernels};
-use crate::plan::{BlockRole, Plan};
+use crate::plan::{BlockRole, Plan, TensorId};
 use crate::Result;
 
 use super::network::Slots;
@@ -24,6 +24,11 @@ pub(super) struct StatsPass {
     /// Per block: (offset, channels) of its means, in f32s.
     means: Vec<(usize, usize)>,
     buffer: wgpu::Buffer,
+    /// The frame's copies to the staging buffer, worked out once: runs of
+    /// `buffer` (from, to, in f32s) and the head's pooled vector (its
+    /// tensor, offset and length).
+    runs: Vec<(usize, usize)>,
+    head: Vec<(TensorId, usize, usize)>,
     norms_at: usize,
     /// f32s the statistics take in the staging buffer.
     pub floats: usize,
@@ -74,7 +79,18 @@ impl StatsPass {
         if !entries.is_empty() {
             dispatches.push(k.stats_norms("‖F(x)‖, ‖x‖", norms_at as u32, &buffer, &entries_buf, entries.len())?);
         }
-        Ok(StatsPass { dispatches, means, buffer, norms_at, floats, _entries: entries_buf })
+        // Read back: the buffer around the head's slot, which the pooled vector fills.
+        let (mut runs, mut head, mut from) = (Vec::new(), Vec::new(), 0);
+        for (b, &(at, c)) in plan.blocks.iter().zip(&means) {
+            if b.role == BlockRole::Head {
+                runs.push((from, at));
+                head.push((b.tensor, at, c));
+                from = at + c;
+            }
+        }
+        runs.push((from, floats));
+        runs.retain(|(a, b)| b > a);
+        Ok(StatsPass { dispatches, means, buffer, runs, head, norms_at, floats, _entries: entries_buf })
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -85,23 +101,14 @@ impl StatsPass {
         self.dispatches.iter().map(Dispatch::count).sum()
     }
 
-    /// Copies the statistics to `staging` from byte `base`: the buffer's
-    /// means and norms in runs around the head's slot, the pooled vector into it.
-    pub fn copy_to(&self, enc: &mut wgpu::CommandEncoder, plan: &Plan, slots: &Slots, staging: &wgpu::Buffer, base: u64) {
-        let copy = |enc: &mut wgpu::CommandEncoder, from: usize, to: usize| {
-            if to > from {
-                enc.copy_buffer_to_buffer(&self.buffer, (from * 4) as u64, staging, base + (from * 4) as u64, ((to - from) * 4) as u64);
-            }
-        };
-        let mut run = 0;
-        for (b, &(at, c)) in plan.blocks.iter().zip(&self.means) {
-            if b.role == BlockRole::Head {
-                copy(enc, run, at);
-                enc.copy_buffer_to_buffer(slots.of(b.tensor), 0, staging, base + (at * 4) as u64, (c * 4) as u64);
-                run = at + c;
-            }
+    /// Copies the statistics to `staging` from byte `base`.
+    pub fn copy_to(&self, enc: &mut wgpu::CommandEncoder, slots: &Slots, staging: &wgpu::Buffer, base: u64) {
+        for &(from, to) in &self.runs {
+            enc.copy_buffer_to_buffer(&self.buffer, (from * 4) as u64, staging, base + (from * 4) as u64, ((to - from) * 4) as u64);
         }
-        copy(enc, run, self.floats);
+        for &(tensor, at, c) in &self.head {
+            enc.copy_buffer_to_buffer(slots.of(tensor), 0, staging, base + (at * 4) as u64, (c * 4) as u64);
+        }
     }
 
     /// Reads the statistics from the staging bytes (from `base`) into `out`,
