@@ -118,11 +118,14 @@ export interface Activation {
 
 export interface Residual {
   name: string;
-  /** ‖F(x)‖: the main path's output, before the residual add. */
+  /** ‖F(x)‖: the main path's output, before the residual add; 0 when the block was skipped. */
   main: number;
   /** ‖x‖: the shortcut. */
   shortcut: number;
+  /** ‖F(x)‖ / ‖x‖. */
   ratio: number;
+  /** The block was switched off (setBlockEnabled) in that frame: its main path did not run. */
+  skipped: boolean;
 }
 
 export interface Timings {

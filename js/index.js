@@ -268,7 +268,7 @@ export class ResNet {
     return this.#live().channel_means(name);
   }
 
-  /** `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and ‖F(x)‖/‖x‖ per residual block, last frame. */
+  /** `[{ name, main, shortcut, ratio, skipped }]`: ‖F(x)‖, ‖x‖ and ‖F(x)‖/‖x‖ per residual block, last frame (main 0 where the block was skipped). */
   residuals() {
     return this.#live().residuals();
   }

@@ -255,8 +255,8 @@ impl WasmResNet {
         Ok(Float32Array::from(&m[..]))
     }
 
-    /// `[{ name, main, shortcut, ratio }]`: ‖F(x)‖, ‖x‖ and their ratio per
-    /// residual block in the last frame.
+    /// `[{ name, main, shortcut, ratio, skipped }]`: ‖F(x)‖, ‖x‖ and their
+    /// ratio per residual block in the last frame (0 for a skipped block).
     pub fn residuals(&self) -> Result<Array, JsValue> {
         let meta = self.meta.borrow();
         let stats = self.stats.borrow();
@@ -267,10 +267,12 @@ impl WasmResNet {
             .blocks
             .iter()
             .zip(&stats.norms)
-            .filter_map(|(b, n)| n.map(|(m, s)| (b, m, s)))
-            .map(|(b, m, s)| {
+            .enumerate()
+            .filter_map(|(i, (b, n))| n.map(|(m, s)| (i, b, m, s)))
+            .map(|(i, b, m, s)| {
                 let ratio = if s > 0.0 { m / s } else { 0.0 };
-                obj(&[("name", b.0.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into())])
+                let skipped = stats.skipped.get(i).copied().unwrap_or(false);
+                obj(&[("name", b.0.clone().into()), ("main", m.into()), ("shortcut", s.into()), ("ratio", ratio.into()), ("skipped", skipped.into())])
             })
             .collect())
     }

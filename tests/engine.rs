@@ -108,18 +108,29 @@ fn a_skipped_identity_block_passes_its_input_through() {
         let before = pollster::block_on(e.output()).unwrap().clone();
         assert!(e.set_block_enabled("layer2.0", false).unwrap_err().to_string().contains("convolutional"));
         assert!(e.set_block_enabled("nope", false).is_err());
+        let block = e.blocks().iter().position(|b| b.name == "layer3.1").unwrap();
+        let main_before = e.block_stats().norms[block].unwrap().0;
+        assert!(main_before > 0.0 && !e.block_stats().skipped[block]);
         e.set_block_enabled("layer3.1", false).unwrap();
         e.run_tensor(&x).unwrap();
+        // Switched back on before the frame is read: the results still
+        // describe the frame as it was submitted.
+        e.set_block_enabled("layer3.1", true).unwrap();
         let after = pollster::block_on(e.output()).unwrap().clone();
+        // The main path did not run: its norm is 0, not the last frame's.
+        let (main, shortcut) = e.block_stats().norms[block].unwrap();
+        assert!(e.block_stats().skipped[block] && main == 0.0 && shortcut > 0.0, "{mode:?}: {main} {shortcut}");
+        assert_eq!(e.block_stats().skipped.iter().filter(|&&s| s).count(), 1);
         let input = pollster::block_on(e.read("layer3.0")).unwrap().1;
         let output = pollster::block_on(e.read("layer3.1")).unwrap().1;
         assert_eq!(input, output, "{mode:?}");
         let diff = before.logits.iter().zip(&after.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(diff > 1e-3, "skipping a block changed nothing ({diff})");
-        e.set_block_enabled("layer3.1", true).unwrap();
         e.run_tensor(&x).unwrap();
         let again = pollster::block_on(e.output()).unwrap().clone();
         assert_eq!(before.logits, again.logits);
+        assert_eq!(e.block_stats().norms[block].unwrap().0, main_before);
+        assert!(!e.block_stats().skipped[block]);
     }
 }
 

@@ -216,11 +216,12 @@ export function showRatios(residuals) {
   for (const p of panels.values()) {
     if (!p.ratioEl) continue;
     const r = byName.get(p.name);
-    const skipped = p.toggle && !p.toggle.checked;
     if (!r) {
       p.ratioEl.querySelector('.ratio-num').textContent = '–';
       continue;
     }
+    // As the frame ran (the box may have been ticked since).
+    const skipped = r.skipped;
     p.ratioEl.querySelector('.ratio-num').textContent = skipped ? 'skipped' : r.ratio.toFixed(3);
     p.ratioEl.querySelector('.ratio-fill').style.width = `${skipped ? 0 : Math.min(100, r.ratio * 100)}%`;
     p.ratioEl.title = `‖F(x)‖ = ${r.main.toFixed(2)}, ‖x‖ = ${r.shortcut.toFixed(2)}`;

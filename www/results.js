@@ -142,7 +142,7 @@ function drawBars(ctx, rs, cssW, plotH, max) {
   const bw = Math.max(2, Math.min(28, slot * 0.7));
   rs.forEach((r, i) => {
     const p = panelOf(r.name);
-    const skipped = p?.toggle && !p.toggle.checked;
+    const skipped = r.skipped;
     const x = PAD_L + slot * i + (slot - bw) / 2;
     const hgt = skipped ? 0 : (plotH * Math.min(r.ratio, max)) / max;
     ctx.fillStyle = p?.kind === 'convolutional' ? '#e0a040' : '#4cc0a0';

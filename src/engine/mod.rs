@@ -109,8 +109,11 @@ pub struct BlockStats {
     /// Mean of each channel of the block's output (for the head, the pooled
     /// vector); empty when the frame ran without statistics.
     pub channel_means: Vec<Vec<f32>>,
-    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut.
+    /// Residual blocks: (‖F(x)‖, ‖x‖), main path against shortcut; ‖F(x)‖
+    /// is 0 for a block switched off in that frame (its main path did not run).
     pub norms: Vec<Option<(f32, f32)>>,
+    /// Per block: switched off in that frame ([`Engine::set_block_enabled`]).
+    pub skipped: Vec<bool>,
 }
 
 /// Everything a backend writes back for one frame, kept across frames so a
@@ -136,6 +139,9 @@ pub struct Engine {
     /// Dense weights on the CPU, for class activation maps.
     dense_weight: Vec<f32>,
     disabled: HashSet<String>,
+    /// The blocks switched off in the submitted frame (`disabled` may change
+    /// before its results are read).
+    frame_skipped: Vec<bool>,
     /// Whether a frame's results have been read (tensors hold a frame).
     has_output: bool,
     results: FrameResults,
@@ -156,6 +162,7 @@ impl Engine {
             device_name: device.name(),
             dense_weight: weights.dense.weight.clone(),
             disabled: HashSet::new(),
+            frame_skipped: Vec::new(),
             has_output: false,
             results: FrameResults::default(),
         })
@@ -241,6 +248,7 @@ impl Engine {
             Backend::Gpu(b) => b.submit_tensor(input, disabled, stats),
             Backend::Cpu(b) => b.submit_tensor(input, disabled, stats),
         }
+        self.note_skipped();
         Ok(())
     }
 
@@ -260,6 +268,7 @@ impl Engine {
             Backend::Gpu(b) => b.submit_rgba(pixels, params, disabled, stats)?,
             Backend::Cpu(b) => b.submit_rgba(pixels, params, disabled, stats),
         }
+        self.note_skipped();
         Ok(())
     }
 
@@ -283,7 +292,23 @@ impl Engine {
         };
         self.has_output = done.is_ok();
         done?;
+        // A switched-off block's main tensor holds an older frame's F(x):
+        // report what the frame computed, no main path at all.
+        let st = &mut self.results.block_stats;
+        st.skipped.clone_from(&self.frame_skipped);
+        for (n, _) in st.norms.iter_mut().zip(&self.frame_skipped).filter(|(_, &s)| s) {
+            if let Some((main, _)) = n {
+                *main = 0.0;
+            }
+        }
         Ok(&self.results.output)
+    }
+
+    fn note_skipped(&mut self) {
+        let mut skipped = std::mem::take(&mut self.frame_skipped);
+        skipped.clear();
+        skipped.extend(self.plan().blocks.iter().map(|b| self.disabled.contains(&b.name)));
+        self.frame_skipped = skipped;
     }
 
     /// Per-block statistics of the last frame read by [`Engine::output`].

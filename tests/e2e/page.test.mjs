@@ -212,6 +212,10 @@ describe('the page', () => {
         assert.ok(diff > 1e-3, `the logits moved by only ${diff}`);
         assert.equal(await page.evaluate(() => window.__resnet.model.blockEnabled('layer2.1')), false);
         assert.match(await page.getAttribute('.block-panel[data-block="layer2.1"]', 'class'), /skipped/);
+        // The frame's statistics say so too: no main path, so ‖F(x)‖ = 0.
+        const r = await page.evaluate(() => window.__resnet.model.residuals().find((x) => x.name === 'layer2.1'));
+        assert.ok(r.skipped && r.main === 0 && r.ratio === 0 && r.shortcut > 0, JSON.stringify(r));
+        assert.equal(await page.textContent('.block-panel[data-block="layer2.1"] .ratio-num'), 'skipped');
         n = await settled(page);
         await page.check(toggle);
         await waitSettled(page, n);
