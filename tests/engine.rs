@@ -188,7 +188,7 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let mut dispatches = std::collections::HashMap::new();
     // `:8:16`: a target low enough for this small network that some layers
     // run 32×32 tiles instead of splitting K (`+small`).
-    let convs = ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "splitk+fold:256:16", "splitk:8:16", "splitk+small:8:16", "splitk+fold+small:8:16", "cpu fast", "cpu inspect"];
+    let convs = ["direct", "gemm", "splitk:256:16", "splitk:100000:16", "splitk+fold:256:16", "splitk+fold16:256:16", "splitk:8:16", "splitk+small:8:16", "splitk+fold+small:8:16", "cpu fast", "cpu inspect"];
     for conv in convs {
         let (device, config) = match conv {
             "cpu fast" => (&Device::Cpu, EngineConfig::mode(Mode::Fast)),
@@ -209,6 +209,10 @@ fn every_conv_kernel_choice_computes_the_same_network() {
     let (split, fold) = (&runs[2], &runs[4]);
     assert_eq!((split.1.clone(), split.2.clone()), (fold.1.clone(), fold.2.clone()), "splitk+fold differs from splitk");
     assert_eq!(dispatches["splitk+fold:256:16"], dispatches["splitk:256:16"] - 3, "{dispatches:?}");
+    // `+fold16`: only splits of at most 16 slices fold (one of the three here).
+    let fold16 = &runs[5];
+    assert_eq!((split.1.clone(), split.2.clone()), (fold16.1.clone(), fold16.2.clone()), "splitk+fold16 differs from splitk");
+    assert_eq!(dispatches["splitk+fold16:256:16"], dispatches["splitk:256:16"] - 1, "{dispatches:?}");
     // 32×32 tiles instead of split K: fewer reductions.
     assert!(dispatches["splitk+small:8:16"] < dispatches["splitk:8:16"], "{dispatches:?}");
     assert!(dispatches["splitk+fold+small:8:16"] <= dispatches["splitk+small:8:16"], "{dispatches:?}");

@@ -68,7 +68,9 @@ cp "$w"/*.ref.npy "$out"/
 # a split conv's partial sums for the next conv to finish while loading
 # (fewer dispatches, more loads); `+small` runs 32×32 tiles unsplit where
 # they give enough workgroups (no reduction at all: 57 dispatches for
-# ResNet-50 with +fold): which wins is what this run decides.
+# ResNet-50 with +fold); `+foldF` folds only splits of at most F slices
+# (each folded load reads all F, so deep splits may be better reduced):
+# which wins is what this run decides.
 for arch in resnet18 resnet50; do
     for precision in ${PRECISIONS:-f32 f16}; do
         # A failure (the tensor-core kernel on a new driver, say) is reported
@@ -77,7 +79,7 @@ for arch in resnet18 resnet50; do
         step "$bin" classify --weights "$w/$arch.safetensors" --tensor "$w/input.npy" --json --precision "$precision" \
             >"$out/ours_${arch}_${precision}_logits.json" || { echo "FAILED: classify $arch $precision" >&2; rm -f "$out/ours_${arch}_${precision}_logits.json"; }
         for variant in ${VARIANTS:--}; do
-            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 splitk+small:256 splitk+fold+small:256 splitk+fold+small:256:256 gemm direct coop coop+fold}; do
+            for conv in ${CONVS:-splitk:256 splitk+fold:256 splitk+fold:256:256 splitk+small:256 splitk+fold+small:256 splitk+fold8+small:256 splitk+fold4+small:256 splitk+fold+small:256:256 gemm direct coop coop+fold}; do
                 # coop needs f16; f16 only for the built-in shaders, splitk and coop.
                 case "$precision/$conv" in f32/coop*) continue ;; f16/splitk:256|f16/coop*) [ "$variant" = - ] || continue ;; f16/*) continue ;; esac
                 tag=${conv//:/_}_$precision; [ "$variant" = - ] || tag="${tag}_$(basename "$variant")"

@@ -89,17 +89,19 @@ pub enum ConvKernels {
     /// The tiled implicit GEMM where its tiles fill, K never split.
     Gemm,
     /// The GEMM with K split so a layer has about `target` workgroups, in
-    /// slices of at least `min_slice` (see [`gemm_splits`]). With `fold`,
-    /// a split conv whose only reader is the next conv leaves its partial
-    /// sums for that conv to finish while loading (no reduction dispatch).
+    /// slices of at least `min_slice` (see [`gemm_splits`]). With `fold`
+    /// > 0, a conv split into at most `fold` slices whose only reader is the
+    /// next conv leaves its partial sums for that conv to finish while
+    /// loading (no reduction dispatch; each of the reader's loads then reads
+    /// every slice, so deep splits are better reduced: [`NO_FOLD`], [`FOLD_ANY`]).
     /// With `small`, a layer that would split K runs unsplit on 32×32 tiles
     /// instead where those alone give at least half of `target`
     /// ([`small_tiles_suffice`]): no partial sums, no reduction dispatch.
-    SplitK { target: usize, min_slice: usize, fold: bool, small: bool },
+    SplitK { target: usize, min_slice: usize, fold: u32, small: bool },
     /// The f16 matrix-fragment GEMM (the f16 path), K split the same way
     /// (`target` 0: never): tensor cores where the adapter has cooperative
     /// matrices, else its portable twin.
-    Coop { target: usize, min_slice: usize, fold: bool },
+    Coop { target: usize, min_slice: usize, fold: u32 },
 }
 
 impl ConvKernels {
@@ -108,9 +110,9 @@ impl ConvKernels {
     /// path, a device with cooperative matrices gets the tensor-core kernel.
     pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, precision: Precision) -> ConvKernels {
         match info.device_type {
-            _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128, fold: false },
+            _ if precision == Precision::F16 && features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) => ConvKernels::Coop { target: 256, min_slice: 128, fold: NO_FOLD },
             wgpu::DeviceType::Cpu => ConvKernels::Gemm,
-            _ => ConvKernels::SplitK { target: 256, min_slice: 128, fold: false, small: false },
+            _ => ConvKernels::SplitK { target: 256, min_slice: 128, fold: NO_FOLD, small: false },
         }
     }
 
@@ -136,9 +138,13 @@ impl ConvKernels {
         }
     }
 
-    /// Whether split convs may hand their partial sums to the next conv.
-    pub fn folds(self) -> bool {
-        matches!(self, ConvKernels::SplitK { fold: true, .. } | ConvKernels::Coop { fold: true, .. })
+    /// Whether a conv split into `splits` slices may hand its partial sums
+    /// to the next conv.
+    pub fn folds(self, splits: u32) -> bool {
+        match self {
+            ConvKernels::SplitK { fold, .. } | ConvKernels::Coop { fold, .. } => splits >= 2 && splits <= fold,
+            _ => false,
+        }
     }
 }
 
@@ -147,18 +153,24 @@ impl std::str::FromStr for ConvKernels {
     /// `direct`, `gemm` (no split), `splitk[:N[:S]]` (about N workgroups per
     /// layer, 256 by default; K slices of at least S, 128 by default) or
     /// `coop[:N[:S]]`; `splitk+fold` and `coop+fold` fold reductions into
-    /// the next conv where they can; `splitk+small` (also `+fold+small`)
+    /// the next conv where they can, `+foldF` only those of F slices or
+    /// fewer; `splitk+small` (also `+fold+small`)
     /// runs 32×32 tiles instead of splitting where they give enough workgroups.
     fn from_str(s: &str) -> Result<ConvKernels> {
         let mut parts = s.split(':');
         let mut flags = parts.next().unwrap_or_default().split('+');
         let kind = flags.next().unwrap_or_default();
-        let (mut fold, mut small) = (false, false);
+        let (mut fold, mut small) = (NO_FOLD, false);
         for flag in flags {
             match flag {
-                "fold" if !fold => fold = true,
                 "small" if !small && kind == "splitk" => small = true,
-                _ => bail!(BadInput, "unknown option `+{flag}` in conv kernels `{s}`: splitk takes +fold and +small, coop +fold"),
+                _ if fold == NO_FOLD && flag.starts_with("fold") => {
+                    fold = match &flag[4..] {
+                        "" => FOLD_ANY,
+                        n => n.parse().ok().filter(|&n| n >= 2).ok_or_else(|| Error::of(crate::error::ErrorKind::BadInput, format!("bad `+{flag}` in conv kernels `{s}`: +fold, or +foldF with F ≥ 2 the most slices folded")))?,
+                    }
+                }
+                _ => bail!(BadInput, "unknown option `+{flag}` in conv kernels `{s}`: splitk takes +fold[F] and +small, coop +fold[F]"),
             }
         }
         let mut num = |default: usize| -> Result<usize> {
@@ -168,16 +180,28 @@ impl std::str::FromStr for ConvKernels {
             }
         };
         let k = match kind {
-            "direct" if !fold => ConvKernels::Direct,
-            "gemm" if !fold => ConvKernels::Gemm,
+            "direct" if fold == NO_FOLD => ConvKernels::Direct,
+            "gemm" if fold == NO_FOLD => ConvKernels::Gemm,
             "splitk" => ConvKernels::SplitK { target: num(256)?, min_slice: num(128)?, fold, small },
             "coop" => ConvKernels::Coop { target: num(256)?, min_slice: num(128)?, fold },
-            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[+fold][+small][:N[:S]] or coop[+fold][:N[:S]]"),
+            _ => bail!(BadInput, "unknown conv kernels `{s}`: use direct, gemm, splitk[+fold[F]][+small][:N[:S]] or coop[+fold[F]][:N[:S]]"),
         };
         if parts.next().is_some() {
             bail!(BadInput, "too many parts in conv kernels `{s}`");
         }
         Ok(k)
+    }
+}
+
+/// `fold` of [`ConvKernels`]: never fold, or fold at any depth of split.
+pub const NO_FOLD: u32 = 0;
+pub const FOLD_ANY: u32 = u32::MAX;
+
+fn fold_flag(fold: u32) -> String {
+    match fold {
+        NO_FOLD => String::new(),
+        FOLD_ANY => "+fold".into(),
+        n => format!("+fold{n}"),
     }
 }
 
@@ -187,8 +211,8 @@ impl std::fmt::Display for ConvKernels {
         match *self {
             ConvKernels::Direct => f.write_str("direct"),
             ConvKernels::Gemm => f.write_str("gemm"),
-            ConvKernels::SplitK { target, min_slice, fold, small } => write!(f, "splitk{}{}:{target}:{min_slice}", if fold { "+fold" } else { "" }, if small { "+small" } else { "" }),
-            ConvKernels::Coop { target, min_slice, fold } => write!(f, "coop{}:{target}:{min_slice}", if fold { "+fold" } else { "" }),
+            ConvKernels::SplitK { target, min_slice, fold, small } => write!(f, "splitk{}{}:{target}:{min_slice}", fold_flag(fold), if small { "+small" } else { "" }),
+            ConvKernels::Coop { target, min_slice, fold } => write!(f, "coop{}:{target}:{min_slice}", fold_flag(fold)),
         }
     }
 }
@@ -462,13 +486,15 @@ mod tests {
 
     #[test]
     fn conv_kernel_names_read_back_as_written() {
-        for s in ["direct", "gemm", "splitk:256:128", "splitk+fold:64:16", "splitk+small:256:128", "splitk+fold+small:256:256", "coop:256:128", "coop+fold:0:128"] {
+        for s in ["direct", "gemm", "splitk:256:128", "splitk+fold:64:16", "splitk+small:256:128", "splitk+fold+small:256:256", "splitk+fold4+small:256:128", "coop:256:128", "coop+fold:0:128", "coop+fold8:256:128"] {
             let k: ConvKernels = s.parse().unwrap();
             assert_eq!(k.to_string(), s);
         }
         // Options in either order, defaults filled in.
-        assert_eq!("splitk+small+fold".parse::<ConvKernels>().unwrap(), ConvKernels::SplitK { target: 256, min_slice: 128, fold: true, small: true });
-        for bad in ["coop+small", "splitk+fold+fold", "gemm+fold", "splitk+tiny", "splitk:x", "splitk:1:2:3", "winograd"] {
+        assert_eq!("splitk+small+fold".parse::<ConvKernels>().unwrap(), ConvKernels::SplitK { target: 256, min_slice: 128, fold: FOLD_ANY, small: true });
+        assert!("splitk+fold4".parse::<ConvKernels>().unwrap().folds(4) && !"splitk+fold4".parse::<ConvKernels>().unwrap().folds(8));
+        assert!("splitk+fold".parse::<ConvKernels>().unwrap().folds(64) && !"splitk+fold".parse::<ConvKernels>().unwrap().folds(1) && !"splitk".parse::<ConvKernels>().unwrap().folds(2));
+        for bad in ["coop+small", "splitk+fold+fold", "splitk+fold4+fold", "splitk+fold1", "splitk+foldx", "gemm+fold", "gemm+fold4", "splitk+tiny", "splitk:x", "splitk:1:2:3", "winograd"] {
             assert!(bad.parse::<ConvKernels>().is_err(), "{bad}");
         }
     }

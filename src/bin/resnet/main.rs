@@ -50,11 +50,11 @@ struct Common {
     height: Option<usize>,
     #[arg(long)]
     width: Option<usize>,
-    /// Fast mode's conv kernels: `direct`, `gemm`, `splitk[+fold][+small][:N[:S]]`
+    /// Fast mode's conv kernels: `direct`, `gemm`, `splitk[+fold[F]][+small][:N[:S]]`
     /// (split K until a layer has about N workgroups, slices of at least S;
-    /// `+fold`: the next conv finishes the partial sums; `+small`: 32×32
-    /// tiles instead of a split where they give N/2 workgroups) or
-    /// `coop[+fold][:N[:S]]` (f16 only: the matrix-fragment GEMM, on tensor
+    /// `+fold`: the next conv finishes the partial sums, `+foldF` only those
+    /// of at most F slices; `+small`: 32×32 tiles instead of a split where
+    /// they give N/2 workgroups) or `coop[+fold[F]][:N[:S]]` (f16 only: the matrix-fragment GEMM, on tensor
     /// cores where the adapter has cooperative matrices). By default split-K
     /// on GPUs, plain GEMM on CPU adapters, coop under f16 with cooperative matrices.
     #[arg(long, value_parser = parse_conv)]

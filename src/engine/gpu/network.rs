@@ -212,7 +212,7 @@ fn partial_floats(plan: &Plan, conv: ConvKernels, op: &Op) -> Option<u64> {
 /// its input, on a GEMM kernel.
 fn fold_reader(plan: &Plan, conv: ConvKernels, i: usize, op: &Op) -> Option<usize> {
     let Op::Conv(c) = op else { return None };
-    if !conv.folds() || splits_of(c, plan, conv) < 2 || c.residual.is_some() || c.main_out.is_some() || plan.tensors[c.output].keep {
+    if !conv.folds(splits_of(c, plan, conv)) || c.residual.is_some() || c.main_out.is_some() || plan.tensors[c.output].keep {
         return None;
     }
     let mut readers = plan.ops.iter().enumerate().filter(|(j, o)| *j != i && o.inputs().contains(&c.output));
