@@ -89,8 +89,8 @@ pub enum ConvKernels {
     /// The tiled implicit GEMM where its tiles fill, K never split.
     Gemm,
     /// The GEMM with K split so a layer has about `target` workgroups, in
-    /// slices of at least `min_slice` (see [`gemm_splits`]). With `fold`
-    /// > 0, a conv split into at most `fold` slices whose only reader is the
+    /// slices of at least `min_slice` (see [`gemm_splits`]). With a
+    /// nonzero `fold`, a conv split into at most `fold` slices whose only reader is the
     /// next conv leaves its partial sums for that conv to finish while
     /// loading (no reduction dispatch; each of the reader's loads then reads
     /// every slice, so deep splits are better reduced: [`NO_FOLD`], [`FOLD_ANY`]).
