@@ -160,15 +160,13 @@ pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Ve
         staging.unmap();
         return Err(e);
     }
-    {
-        let view = staging
-            .get_mapped_range(0..size)
-            .map_err(|e| Error::of(ErrorKind::Gpu, format!("GPU readback failed: {e}")))?;
+    // Unmapped on every path, or the next frame's copy into it would fail.
+    let copied = staging.get_mapped_range(0..size).map(|view| {
         dst.clear();
         dst.extend_from_slice(&view);
-    }
+    });
     staging.unmap();
-    Ok(())
+    copied.map_err(|e| Error::of(ErrorKind::Gpu, format!("GPU readback failed: {e}")))
 }
 
 /// Whether conv2d_coop.wgsl can run on tensor cores here: the adapter has

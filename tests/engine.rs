@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{BlockRole, ConvKernels, Device, Engine, EngineConfig, Gpu, Mode, Precision, Weights};
+use resnet::{BlockRole, ConvKernels, Device, Engine, EngineConfig, ErrorKind, Gpu, Mode, Precision, Weights};
 
 fn small_spec() -> DemoSpec {
     DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 }
@@ -121,6 +121,16 @@ fn a_skipped_identity_block_passes_its_input_through() {
         let (main, shortcut) = e.block_stats().norms[block].unwrap();
         assert!(e.block_stats().skipped[block] && main == 0.0 && shortcut > 0.0, "{mode:?}: {main} {shortcut}");
         assert_eq!(e.block_stats().skipped.iter().filter(|&&s| s).count(), 1);
+        // Its inner tensors (F(x) in fast mode, every step in inspect mode)
+        // were not computed in that frame: reading them is refused.
+        let plan = e.plan().clone();
+        let b = &plan.blocks[block];
+        let inner: Vec<String> = plan.ops[b.ops.clone()].iter().flat_map(|op| op.outputs()).filter(|&t| t != b.tensor && plan.tensors[t].keep).map(|t| plan.tensors[t].name.clone()).collect();
+        assert!(!inner.is_empty(), "{mode:?}");
+        for name in &inner {
+            let err = pollster::block_on(e.read(name)).unwrap_err().to_string();
+            assert!(err.contains("skipped"), "{mode:?} {name}: {err}");
+        }
         let input = pollster::block_on(e.read("layer3.0")).unwrap().1;
         let output = pollster::block_on(e.read("layer3.1")).unwrap().1;
         assert_eq!(input, output, "{mode:?}");
@@ -131,6 +141,32 @@ fn a_skipped_identity_block_passes_its_input_through() {
         assert_eq!(before.logits, again.logits);
         assert_eq!(e.block_stats().norms[block].unwrap().0, main_before);
         assert!(!e.block_stats().skipped[block]);
+        for name in &inner {
+            pollster::block_on(e.read(name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn output_without_a_new_frame() {
+    for device in devices() {
+        let mut e = engine_on(&device, Mode::Fast, 64, 64);
+        // Nothing run yet: no results, not zeros.
+        let err = pollster::block_on(e.output()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NoFrame, "{err}");
+        assert!(pollster::block_on(e.read("stem")).is_err());
+        e.run_tensor(&Rng::new(5).vec(3 * 64 * 64)).unwrap();
+        let first = pollster::block_on(e.output()).unwrap().clone();
+        // Asked again: the same frame's results, and its tensors stay readable.
+        let again = pollster::block_on(e.output()).unwrap().clone();
+        assert_eq!(first.logits, again.logits);
+        pollster::block_on(e.read("stem")).unwrap();
+        // A frame submitted, then a re-plan: that frame is gone.
+        e.run_tensor(&Rng::new(6).vec(3 * 64 * 64)).unwrap();
+        pollster::block_on(e.set_input_size(48, 56)).unwrap();
+        assert_eq!(pollster::block_on(e.output()).unwrap_err().kind(), ErrorKind::NoFrame);
+        e.run_tensor(&Rng::new(6).vec(3 * 48 * 56)).unwrap();
+        assert_eq!(pollster::block_on(e.output()).unwrap().logits.len(), first.logits.len());
     }
 }
 

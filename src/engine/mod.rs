@@ -144,6 +144,8 @@ pub struct Engine {
     frame_skipped: Vec<bool>,
     /// Whether a frame's results have been read (tensors hold a frame).
     has_output: bool,
+    /// A frame has been submitted and its results not yet read.
+    pending: bool,
     results: FrameResults,
 }
 
@@ -164,6 +166,7 @@ impl Engine {
             disabled: HashSet::new(),
             frame_skipped: Vec::new(),
             has_output: false,
+            pending: false,
             results: FrameResults::default(),
         })
     }
@@ -176,6 +179,7 @@ impl Engine {
             Backend::Cpu(b) => b.set_plan(plan),
         }
         self.has_output = false;
+        self.pending = false;
         self.results.block_stats = BlockStats::default();
         self.results.stage_ms = None;
         Ok(())
@@ -248,7 +252,7 @@ impl Engine {
             Backend::Gpu(b) => b.submit_tensor(input, disabled, stats),
             Backend::Cpu(b) => b.submit_tensor(input, disabled, stats),
         }
-        self.note_skipped();
+        self.submitted();
         Ok(())
     }
 
@@ -268,7 +272,7 @@ impl Engine {
             Backend::Gpu(b) => b.submit_rgba(pixels, params, disabled, stats)?,
             Backend::Cpu(b) => b.submit_rgba(pixels, params, disabled, stats),
         }
-        self.note_skipped();
+        self.submitted();
         Ok(())
     }
 
@@ -285,7 +289,17 @@ impl Engine {
     /// [`Engine::block_stats`] and [`Engine::stage_times`]. Reads into
     /// buffers kept from frame to frame: after the first frame of a size,
     /// this allocates nothing on the GPU path.
+    ///
+    /// Called again without a new frame, it returns the same results; before
+    /// any frame (or after a re-plan), it fails with `NoFrame`.
     pub async fn output(&mut self) -> Result<&Output> {
+        if !self.pending {
+            if self.has_output {
+                return Ok(&self.results.output);
+            }
+            bail!(NoFrame, "no frame has been run yet: run one first");
+        }
+        self.pending = false;
         let done = match &mut self.backend {
             Backend::Gpu(b) => b.finish(&mut self.results).await,
             Backend::Cpu(b) => b.finish(&mut self.results).await,
@@ -304,7 +318,9 @@ impl Engine {
         Ok(&self.results.output)
     }
 
-    fn note_skipped(&mut self) {
+    /// After a submit: a frame is pending, with these blocks switched off.
+    fn submitted(&mut self) {
+        self.pending = true;
         let mut skipped = std::mem::take(&mut self.frame_skipped);
         skipped.clear();
         skipped.extend(self.plan().blocks.iter().map(|b| self.disabled.contains(&b.name)));
@@ -365,6 +381,12 @@ impl Engine {
         };
         if !plan.tensors[id].keep {
             bail!(BadInput, "`{name}` is not kept after the frame in {} mode", self.config.mode);
+        }
+        // Inside a block switched off in that frame: its ops did not run, so
+        // the tensor holds an older frame.
+        let skipped = plan.blocks.iter().zip(&self.frame_skipped).find(|(b, &s)| s && b.tensor != id && plan.ops[b.ops.clone()].iter().any(|op| op.outputs().contains(&id)));
+        if let Some((b, _)) = skipped {
+            bail!(BadInput, "`{name}` is inside block `{}`, which was skipped in the last frame: its main path did not run", b.name);
         }
         Ok((id, plan.shape(id)))
     }

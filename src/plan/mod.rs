@@ -201,7 +201,8 @@ impl Plan {
         let input = b.tensor("input", Shape::new(model.stem.conv.conv.in_channels, height, width));
         b.keep(input);
         // f32 at every precision: uploaded as it is (no conversion on the
-        // CPU), and the first conv reads it unrounded.
+        // CPU); the first conv reads it as f32 (the f16 GEMMs round it as
+        // they fill their f16 tiles).
         b.tensors[input].storage = Storage::F32;
         let mut blocks = Vec::new();
 
