@@ -139,7 +139,7 @@ impl WasmResNet {
             "cpu" => Device::Cpu,
             other => return Err(js_error("BAD_INPUT", &format!("unknown backend `{other}`: use 'webgpu' or 'cpu'"))),
         };
-        let config = EngineConfig { mode, precision, conv: None, stats };
+        let config = EngineConfig { mode, precision, conv: None, stats, submit: None };
         let engine = Engine::new(&device, &weights, config, height as usize, width as usize).await.map_err(err)?;
         Ok(WasmResNet {
             meta: RefCell::new(Meta::of(&engine)),

@@ -29,7 +29,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod weights;
 
-pub use engine::{BackendKind, BlockStats, Device, Engine, EngineConfig, Output};
+pub use engine::{BackendKind, BlockStats, Device, Engine, EngineConfig, Output, Submit};
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;
 pub use kernels::{ConvKernels, Precision};

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use common::{assert_close, Rng};
 use resnet::demo::{weights, DemoSpec};
-use resnet::{BlockRole, ConvKernels, Device, Engine, EngineConfig, ErrorKind, Gpu, Mode, Precision, Weights};
+use resnet::{BlockRole, ConvKernels, Device, Engine, EngineConfig, ErrorKind, Gpu, Mode, Precision, Submit, Weights};
 
 fn small_spec() -> DemoSpec {
     DemoSpec { seed: 5, stem: 8, stages: vec![(8, 2), (12, 2), (16, 2), (20, 2)], classes: 17 }
@@ -168,6 +168,34 @@ fn output_without_a_new_frame() {
         e.run_tensor(&Rng::new(6).vec(3 * 48 * 56)).unwrap();
         assert_eq!(pollster::block_on(e.output()).unwrap().logits.len(), first.logits.len());
     }
+}
+
+#[test]
+fn a_frame_submitted_stage_by_stage_computes_the_same() {
+    let w = Weights::from_safetensors(&weights(&small_spec())).unwrap();
+    let gpu = Device::Gpu(Rc::new(pollster::block_on(Gpu::new()).unwrap()));
+    let x = Rng::new(8).vec(3 * 61 * 47);
+    let run = |submit: Option<Submit>, mode: Mode| {
+        let config = EngineConfig { submit, ..EngineConfig::mode(mode) };
+        let mut e = pollster::block_on(Engine::new(&gpu, &w, config, 61, 47)).unwrap();
+        e.set_block_enabled("layer3.1", false).unwrap();
+        e.run_tensor(&x).unwrap();
+        let out = pollster::block_on(e.output()).unwrap().clone();
+        let stages = e.stage_times().map(|s| s.len());
+        (e.submit_mode(), out.logits, out.probs, e.block_stats().clone(), stages)
+    };
+    for mode in [Mode::Fast, Mode::Inspect] {
+        let (m1, l1, p1, s1, t1) = run(Some(Submit::Frame), mode);
+        let (m2, l2, p2, s2, t2) = run(Some(Submit::Stage), mode);
+        assert_eq!((m1, m2), (Some(Submit::Frame), Some(Submit::Stage)));
+        assert_eq!((l1, p1), (l2, p2), "{mode:?}");
+        assert_eq!((s1.channel_means, s1.norms, s1.skipped), (s2.channel_means, s2.norms, s2.skipped), "{mode:?}");
+        // Every stage timed, across the command buffers.
+        assert_eq!((t1, t2), (Some(6), Some(6)));
+    }
+    // lavapipe is a CPU adapter: a submission there waits for the one before,
+    // so it gets one command buffer per frame by default.
+    assert_eq!(run(None, Mode::Fast).0, Some(Submit::Frame));
 }
 
 #[test]

@@ -149,7 +149,8 @@ def report(d):
         for r in rows:
             gpu = statistics.median(r["gpu_frame_ms"]) if r["gpu_frame_ms"] else float("nan")
             stats = " + the page's statistics" if r.get("stats") else ""
-            r["conv"] = f"{r['conv']} {r.get('precision', 'f32')}{stats}, {r.get('dispatches_per_frame', '?')} dispatches"
+            submit = ", one command buffer per frame" if r.get("submit") == "frame" else ""
+            r["conv"] = f"{r['conv']} {r.get('precision', 'f32')}{stats}{submit}, {r.get('dispatches_per_frame', '?')} dispatches"
             print(f"| ours {r['mode']} {r['conv']}: latency | {r['wall_median_ms']:.3f} | {ref / r['wall_median_ms']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: back-to-back frames | {r['throughput_ms_per_frame']:.3f} | {ref / r['throughput_ms_per_frame']:.2f}× |")
             print(f"| ours {r['mode']} {r['conv']}: GPU time (timestamps) | {gpu:.3f} | {ref / gpu:.2f}× |")

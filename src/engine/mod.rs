@@ -73,11 +73,42 @@ pub struct EngineConfig {
     /// Per-frame block statistics (channel means, ‖F(x)‖ and ‖x‖); off, a
     /// frame is the network alone.
     pub stats: bool,
+    /// How a GPU frame is submitted; `None`: the adapter's default
+    /// ([`Submit::for_adapter`]).
+    pub submit: Option<Submit>,
+}
+
+/// How a frame's GPU work reaches the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submit {
+    /// One command buffer for the whole frame: the GPU starts once all of it
+    /// is recorded.
+    Frame,
+    /// One command buffer per stage, each submitted as soon as it is
+    /// recorded: the GPU runs the stem while the CPU records stage 1, and so
+    /// on, so most of the recording hides behind the GPU (the frame's
+    /// latency gains what recording costs, minus a few submissions).
+    Stage,
+}
+
+crate::named_enum!(Submit { Frame = "frame", Stage = "stage" });
+
+impl Submit {
+    /// Per stage on a GPU; one command buffer on a CPU adapter (lavapipe,
+    /// SwiftShader natively), where the "GPU" shares the cores that record
+    /// and a submission may wait for the previous one to finish.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Submit {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Submit::Frame
+        } else {
+            Submit::Stage
+        }
+    }
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { mode: Mode::Fast, precision: Precision::F32, conv: None, stats: true }
+        EngineConfig { mode: Mode::Fast, precision: Precision::F32, conv: None, stats: true, submit: None }
     }
 }
 
@@ -215,6 +246,13 @@ impl Engine {
     pub fn conv_kernels(&self) -> Option<ConvKernels> {
         match &self.backend {
             Backend::Gpu(b) => Some(b.conv_kernels()),
+            Backend::Cpu(_) => None,
+        }
+    }
+    /// How a GPU frame is submitted (`None` on the CPU).
+    pub fn submit_mode(&self) -> Option<Submit> {
+        match &self.backend {
+            Backend::Gpu(b) => Some(b.submit_mode()),
             Backend::Cpu(_) => None,
         }
     }

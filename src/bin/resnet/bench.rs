@@ -113,11 +113,12 @@ async fn measure(engines: &mut Engines, input: &Input, iters: usize, per_layer: 
 fn report(engine: &Engine, f: &Figures, conv: &str, b: &Bench) {
     let (h, w) = engine.input_size();
     println!(
-        "{} · {h}×{w} · {} mode, {}{} · conv {conv} · {} · {} runs",
+        "{} · {h}×{w} · {} mode, {}{} · conv {conv}{} · {} · {} runs",
         engine.model().description,
         engine.mode(),
         engine.precision(),
         if engine.config().stats { ", per-block statistics" } else { "" },
+        engine.submit_mode().map(|s| format!(" · submitted per {s}")).unwrap_or_default(),
         engine.device_name(),
         b.iters
     );
@@ -157,6 +158,7 @@ fn to_json(engine: &Engine, f: &Figures, conv: &str, iters: usize) -> serde_json
         "input_size": [h, w],
         "iters": iters,
         "stats": engine.config().stats,
+        "submit": engine.submit_mode().map(|s| s.as_str()),
         "wall_ms": f.wall,
         "wall_median_ms": median(f.wall.clone()),
         "throughput_ms_per_frame": f.per_frame,

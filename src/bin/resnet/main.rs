@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use resnet::{bail, BlockRole, ConvKernels, Device, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Result, Weights};
+use resnet::{bail, BlockRole, ConvKernels, Device, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Result, Submit, Weights};
 
 mod bench;
 mod io;
@@ -64,6 +64,12 @@ struct Common {
     /// and accumulate in f32, the other kernels compute in f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     precision: Precision,
+    /// How a GPU frame is submitted: `stage` (a command buffer per stage,
+    /// each submitted once recorded, so the GPU starts while the CPU records
+    /// the rest) or `frame` (one command buffer). By default per stage on
+    /// GPUs, per frame on CPU adapters.
+    #[arg(long, value_enum)]
+    submit: Option<Submit>,
     /// Where to run: `gpu`, `cpu`, or `auto` (the GPU if wgpu finds one that
     /// meets the limits, else the CPU, saying so on stderr).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -184,7 +190,7 @@ impl Engines {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
         let device = device(c.backend).await?;
-        let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats };
+        let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats, submit: c.submit };
         Ok(Engines { device, weights, config, image_size, by_size: HashMap::new() })
     }
 

@@ -15,6 +15,7 @@ use super::readback::{FrameStaging, StagingLayout, TensorReader};
 use super::stats::StatsPass;
 use super::timing::{LayerProfiler, StageTimer};
 use super::params::GpuParams;
+use crate::engine::Submit;
 use crate::kernels::ConvKernels;
 
 /// Everything the engine keeps for one input size.
@@ -90,10 +91,16 @@ impl PerSize {
 
     /// Records and submits one frame: preprocessing (after `write_pixels`),
     /// every stage in its own (timed) pass with switched-off blocks
-    /// bypassed, the statistics if `with_stats`, and the staging copies.
-    pub fn submit(&self, gpu: &Gpu, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) {
-        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+    /// bypassed, the statistics if `with_stats`, and the staging copies;
+    /// with [`Submit::Stage`], each stage but the last is submitted as soon
+    /// as it is recorded, so the GPU starts while the CPU records the rest.
+    pub fn submit(&self, gpu: &Gpu, mode: Submit, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) {
+        let encoder = || gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        let mut enc = encoder();
         for (si, (name, blocks)) in self.timer.stages.iter().enumerate() {
+            if si > 0 && mode == Submit::Stage {
+                gpu.queue.submit([std::mem::replace(&mut enc, encoder()).finish()]);
+            }
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: self.timer.pass_writes(si) });
             if si == 0 && with_preprocess {
                 if let Some(img) = &self.image {

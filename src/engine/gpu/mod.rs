@@ -1,6 +1,7 @@
 //! The GPU backend: a plan instantiated on a wgpu device. Weights are
 //! uploaded once; buffers, bind groups and dispatches are made once per
-//! input size; a frame is one command buffer and one small readback.
+//! input size; a frame is one command buffer (or one per stage, submitted
+//! as each is recorded) and one small readback.
 //!
 //! * [`params`]: the weights on the GPU, folded or not;
 //! * [`network`]: the plan's buffers and one dispatch per op;
@@ -12,7 +13,7 @@
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use super::{EngineConfig, FrameResults};
+use super::{EngineConfig, FrameResults, Submit};
 use crate::gpu::Gpu;
 use crate::kernels::{ConvKernels, Kernels, Precision, PreprocessParams};
 use crate::plan::{Mode, Plan};
@@ -31,6 +32,7 @@ pub(crate) struct GpuBackend {
     kernels: Kernels,
     /// The conv kernels in use (the config's, or the adapter's default).
     conv: ConvKernels,
+    submit: Submit,
     precision: Precision,
     params: params::GpuParams,
     sized: frame::PerSize,
@@ -58,7 +60,8 @@ impl GpuBackend {
         let params = params::GpuParams::upload(&gpu.device, weights, config.mode, config.precision);
         let sized = frame::PerSize::new(&gpu, &kernels, &params, plan, conv);
         scopes.check("setting up the network").await?;
-        Ok(GpuBackend { gpu, kernels, conv, precision: config.precision, params, sized: sized?, submitted_stats: false })
+        let submit = config.submit.unwrap_or_else(|| Submit::for_adapter(&gpu.adapter_info));
+        Ok(GpuBackend { gpu, kernels, conv, submit, precision: config.precision, params, sized: sized?, submitted_stats: false })
     }
 
     /// Re-plans for another input size, keeping the uploaded weights.
@@ -80,17 +83,20 @@ impl GpuBackend {
     pub fn conv_kernels(&self) -> ConvKernels {
         self.conv
     }
+    pub fn submit_mode(&self) -> Submit {
+        self.submit
+    }
 
     pub fn submit_tensor(&mut self, input: &[f32], disabled: &HashSet<String>, stats: bool) {
         self.sized.write_tensor(&self.gpu, input);
         self.submitted_stats = stats;
-        self.sized.submit(&self.gpu, disabled, false, stats);
+        self.sized.submit(&self.gpu, self.submit, disabled, false, stats);
     }
 
     pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, disabled: &HashSet<String>, stats: bool) -> Result<()> {
         self.sized.write_pixels(&self.gpu, &self.kernels, pixels, params)?;
         self.submitted_stats = stats;
-        self.sized.submit(&self.gpu, disabled, true, stats);
+        self.sized.submit(&self.gpu, self.submit, disabled, true, stats);
         Ok(())
     }
 
