@@ -15,8 +15,8 @@ echo "== cargo test --release"
 export SPIRV_VAL="$PWD/.venv/bin/spirv-val"
 cargo test --release
 
-echo "== fuzzing the weights parser, planner and preprocessing (30 s, overflow checks on)"
-FUZZ_SECONDS=30 FUZZ_REQUIRE_OVERFLOW_CHECKS=1 cargo test --profile fuzz --test fuzz -- --nocapture
+echo "== fuzzing the weights parser, planner and preprocessing (30 s), and the CPU kernels' index arithmetic, overflow checks on"
+FUZZ_SECONDS=30 FUZZ_REQUIRE_OVERFLOW_CHECKS=1 cargo test --profile fuzz --test fuzz --test cpu -- --nocapture
 
 echo "== whole networks against ONNX Runtime"
 RESNET_BIN="$PWD/target/release/resnet" .venv/bin/python -m pytest -q tests "$@"

@@ -66,10 +66,15 @@ pub fn maxpool(input: &[f32], i: Shape, p: &PoolSpec, output: &mut [f32], o: Sha
         rows.fill(f32::MIN);
         for kx in 0..k {
             let (lo, hi) = reach(kx, i.w, o.w);
-            // Input column o·s + kx − pad = (o + q)·s + r: phase r, index o + q.
-            let (q, r) = ((lo * s + kx - pad) / s - lo, (lo * s + kx - pad) % s);
+            if lo >= hi {
+                continue;
+            }
+            // Output lo reads input column c0 = lo·s + kx − pad (≥ 0 by
+            // `reach`) = j0·s + r: phase r, from index j0, one per output.
+            let c0 = lo * s + kx - pad;
+            let (j0, r) = (c0 / s, c0 % s);
             for y in 0..i.h {
-                let src = &plane[y * i.w + phase_start[r] + lo + q..];
+                let src = &plane[y * i.w + phase_start[r] + j0..];
                 let dst = &mut rows[y * o.w + lo..y * o.w + hi];
                 for (m, &v) in dst.iter_mut().zip(src) {
                     *m = if v > *m { v } else { *m };
