@@ -271,3 +271,18 @@ fn crafted_headers_are_refused_without_overflow() {
     let e = Weights::from_safetensors(&file).unwrap_err().to_string();
     assert!(e.contains("overflows"), "{e}");
 }
+
+#[test]
+fn keras_names_load_and_a_second_dense_layer_is_refused() {
+    let seed = keras_seed();
+    let w = Weights::from_safetensors(&seed).unwrap();
+    assert_eq!(w.model.classes(), 5);
+    // The same file with another `fc<digits>` layer: which one is the head
+    // would depend on hash order, so the file is refused.
+    let st = safetensors::SafeTensors::deserialize(&seed).unwrap();
+    let mut raw: Vec<RawTensor> = st.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    let fc = raw.iter().find(|r| r.0 == "fc5.kernel").unwrap().clone();
+    raw.push(("fc6.kernel".to_string(), fc.1, fc.2, fc.3));
+    let e = Weights::from_safetensors(&serialize(&raw)).unwrap_err().to_string();
+    assert!(e.contains("more than one dense layer (`fc5`, `fc6`)"), "{e}");
+}

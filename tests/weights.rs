@@ -136,6 +136,18 @@ fn bad_files_give_clear_errors() {
     let e = load_err(&with(&t, "bn1.running_var", |r| r.3[..4].copy_from_slice(&(-1.0f32).to_le_bytes())));
     assert!(e.contains("negative variance"), "{e}");
 
+    // Finite values that fold to infinity: γ near f32's limit over a zero variance.
+    let mut huge_bn = t.clone();
+    for r in huge_bn.iter_mut() {
+        match r.0.as_str() {
+            "layer2.1.bn2.weight" => r.3[..4].copy_from_slice(&3e38f32.to_le_bytes()),
+            "layer2.1.bn2.running_var" => r.3[..4].copy_from_slice(&0f32.to_le_bytes()),
+            _ => {}
+        }
+    }
+    let e = load_err(&serialize(&huge_bn));
+    assert!(e.contains("batchnorm `layer2.1.bn2` scales conv `layer2.1.conv2` beyond f32's range"), "{e}");
+
     let other = serialize(&[f32s("encoder.weight", &[2, 2], vec![1.0; 4])]);
     assert!(load_err(&other).contains("not ResNet weights"));
 }

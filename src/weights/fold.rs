@@ -24,6 +24,21 @@ pub fn fold_batchnorm(conv: &ConvWeights, bn: &BatchNormWeights, eps: f32) -> (V
     (weight, bias)
 }
 
+/// Whether [`fold_batchnorm`] stays finite, without folding: a channel's
+/// weights are read only where its scale exceeds 1 (finite weights times a
+/// scale of at most 1 are finite), so a load with ordinary statistics pays
+/// almost nothing.
+pub fn folds_finite(conv: &ConvWeights, bn: &BatchNormWeights, eps: f32) -> bool {
+    let o = bn.gamma.len();
+    let per = conv.weight.len() / o;
+    (0..o).all(|co| {
+        let scale = bn.gamma[co] / (bn.var[co] + eps).sqrt();
+        let b0 = conv.bias.as_ref().map_or(0.0, |b| b[co]);
+        let bias = (b0 - bn.mean[co]) * scale + bn.beta[co];
+        scale.is_finite() && bias.is_finite() && (scale.abs() <= 1.0 || conv.weight[co * per..(co + 1) * per].iter().all(|w| (w * scale).is_finite()))
+    })
+}
+
 impl Weights {
     /// Conv + batchnorm `cb` as one conv: (OIHW weights, bias).
     pub fn folded(&self, cb: &ConvBn) -> (Vec<f32>, Vec<f32>) {

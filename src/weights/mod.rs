@@ -76,6 +76,13 @@ impl Weights {
         };
         let mut w = naming::walk(&mut r, scheme)?;
         w.model.validate()?;
+        // Finite tensors can still fold to infinities (γ = 1e36 over a zero
+        // variance): every frame would then be NaN with no error.
+        for cb in w.model.conv_bns() {
+            if !fold::folds_finite(&w.convs[&cb.conv.name], &w.bns[&cb.bn.name], cb.bn.eps) {
+                bail!("batchnorm `{}` scales conv `{}` beyond f32's range (γ/√(var+ε) or the folded bias overflows)", cb.bn.name, cb.conv.name);
+            }
+        }
         let mut unused: Vec<String> = names.into_iter().filter(|n| !r.used.contains(n) && !n.ends_with("num_batches_tracked")).collect();
         unused.sort();
         w.unused = unused;

@@ -98,13 +98,16 @@ const KERAS: Naming = Naming {
         BlockNames { main: [layer("2a"), layer("2b"), layer("2c")], shortcut: layer("1"), block: p }
     },
     // `fc<classes>` (fc1000, fc6, …).
+    // One only: the file's names come in hash order, so with two the head
+    // would change from load to load.
     dense: |r| {
-        r.names()
-            .into_iter()
-            .filter_map(|n| n.strip_suffix(".kernel"))
-            .find(|n| n.len() > 2 && n.starts_with("fc") && n[2..].bytes().all(|c| c.is_ascii_digit()))
-            .map(str::to_string)
-            .ok_or_else(|| Error::new("missing tensor `fc<classes>.kernel` (the dense layer, e.g. `fc1000.kernel`)"))
+        let mut fc: Vec<&str> = r.names().into_iter().filter_map(|n| n.strip_suffix(".kernel")).filter(|n| n.len() > 2 && n.starts_with("fc") && n[2..].bytes().all(|c| c.is_ascii_digit())).collect();
+        fc.sort_unstable();
+        match fc[..] {
+            [one] => Ok(one.to_string()),
+            [] => Err(Error::new("missing tensor `fc<classes>.kernel` (the dense layer, e.g. `fc1000.kernel`)")),
+            _ => Err(Error::new(format!("more than one dense layer (`{}`): keep only the classifier's", fc.join("`, `")))),
+        }
     },
     dense_transposed: true,
 };
