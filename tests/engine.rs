@@ -148,6 +148,22 @@ fn a_skipped_identity_block_passes_its_input_through() {
 }
 
 #[test]
+fn the_cpu_backend_refuses_sizes_beyond_its_memory_budget() {
+    // A wide stem: at 4096×4096 its activations alone pass 8 GiB.
+    let spec = DemoSpec { seed: 5, stem: 256, stages: vec![(256, 1), (256, 1), (256, 1), (256, 1)], classes: 3 };
+    let w = Weights::from_safetensors(&weights(&spec)).unwrap();
+    let err = pollster::block_on(Engine::new(&Device::Cpu, &w, EngineConfig::mode(Mode::Fast), 4096, 4096)).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InputTooLarge, "{err}");
+    assert!(err.to_string().contains("too large for the CPU backend"), "{err}");
+    // A re-plan that fails keeps the engine as it was.
+    let mut e = pollster::block_on(Engine::new(&Device::Cpu, &w, EngineConfig::mode(Mode::Fast), 40, 40)).unwrap();
+    assert_eq!(pollster::block_on(e.set_input_size(4096, 4096)).unwrap_err().kind(), ErrorKind::InputTooLarge);
+    assert_eq!(e.input_size(), (40, 40));
+    e.run_tensor(&Rng::new(1).vec(3 * 40 * 40)).unwrap();
+    assert_eq!(pollster::block_on(e.output()).unwrap().logits.len(), 3);
+}
+
+#[test]
 fn output_without_a_new_frame() {
     for device in devices() {
         let mut e = engine_on(&device, Mode::Fast, 64, 64);

@@ -18,7 +18,8 @@ use crate::engine::{EngineConfig, FrameResults};
 use crate::kernels::{Precision, PreprocessParams};
 use crate::plan::{Mode, Op, Plan, TensorId};
 use crate::weights::{BatchNormWeights, Weights};
-use crate::{bail, Result};
+use crate::error::ErrorKind;
+use crate::{bail, Error, Result};
 
 pub mod conv;
 pub mod ops;
@@ -58,6 +59,14 @@ impl CpuParams {
     }
 }
 
+/// The most activation memory the CPU backend takes: wasm32's memory ends
+/// at 4 GiB, which the weights and scratch share; natively 8 GiB (ResNet-50
+/// at 2048×2048 takes about 4), past which a frame would take minutes.
+#[cfg(target_arch = "wasm32")]
+const MAX_SLOT_BYTES: u64 = 2 << 30;
+#[cfg(not(target_arch = "wasm32"))]
+const MAX_SLOT_BYTES: u64 = 8 << 30;
+
 /// A submitted frame, computed when its results are asked for.
 struct Pending {
     /// Per block of the plan: switched off (run as its bypass).
@@ -80,15 +89,37 @@ impl CpuBackend {
         if config.precision != Precision::F32 {
             bail!(Unsupported, "the CPU backend computes in f32 only: {} storage is a GPU path", config.precision);
         }
-        let mut b = CpuBackend { params: CpuParams::new(weights, config.mode), plan: plan.clone(), slots: Vec::new(), scratch: Scratch::default(), pending: None };
-        b.set_plan(plan);
-        Ok(b)
+        let slots = Self::slots(&plan)?;
+        Ok(CpuBackend { params: CpuParams::new(weights, config.mode), plan, slots, scratch: Scratch::default(), pending: None })
     }
 
-    pub fn set_plan(&mut self, plan: Plan) {
-        self.slots = plan.slot_len.iter().map(|&n| vec![0.0; n]).collect();
+    /// Re-plans; on failure (too large) the current plan stays.
+    pub fn set_plan(&mut self, plan: Plan) -> Result<()> {
+        self.slots = Self::slots(&plan)?;
         self.plan = plan;
         self.pending = None;
+        Ok(())
+    }
+
+    /// One zeroed buffer per plan slot, refused with `InputTooLarge` beyond
+    /// [`MAX_SLOT_BYTES`] or where the allocator has no room (in wasm a
+    /// failed allocation would abort the module).
+    fn slots(plan: &Plan) -> Result<Vec<Vec<f32>>> {
+        let s = plan.shape(plan.input);
+        let too_large = |mb: u64| Error::of(ErrorKind::InputTooLarge, format!("input {}×{} is too large for the CPU backend: its activations would take {mb} MB (at most {} MB here)", s.h, s.w, MAX_SLOT_BYTES >> 20));
+        let bytes = plan.slot_len.iter().try_fold(0u64, |sum, &n| sum.checked_add((n as u64).checked_mul(4)?)).unwrap_or(u64::MAX);
+        if bytes > MAX_SLOT_BYTES {
+            return Err(too_large(bytes >> 20));
+        }
+        plan.slot_len
+            .iter()
+            .map(|&n| {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(|_| too_large(bytes >> 20))?;
+                v.resize(n, 0.0);
+                Ok(v)
+            })
+            .collect()
     }
 
     pub fn plan(&self) -> &Plan {

@@ -207,7 +207,7 @@ impl Engine {
         let plan = Plan::new(&self.model, height, width, self.config.mode)?;
         match &mut self.backend {
             Backend::Gpu(b) => b.set_plan(plan).await?,
-            Backend::Cpu(b) => b.set_plan(plan),
+            Backend::Cpu(b) => b.set_plan(plan)?,
         }
         self.has_output = false;
         self.pending = false;
