@@ -2,8 +2,8 @@
 // the stable codes listed in index.d.ts. The engine's own errors (thrown by
 // the wasm bindings) carry the same name and codes.
 
-export function resnetError(code, message) {
-  const e = new Error(message);
+export function resnetError(code, message, options) {
+  const e = new Error(message, options);
   e.name = 'ResNetError';
   e.code = code;
   return e;

@@ -44,7 +44,16 @@ export async function pixelsOf(frame, inputSize) {
     throw resnetError('BAD_INPUT', `classify needs a frame (a video, image, canvas, ImageBitmap, ImageData or VideoFrame), got ${frame === null ? 'null' : typeof frame}`);
   }
   const [w, h] = frameSize(frame);
-  if (!w || !h) throw resnetError('BAD_INPUT', 'the frame has no pixels yet (video not playing, or image not loaded)');
+  if (!w || !h) throw resnetError('BAD_INPUT', 'the frame has no pixels (a video not playing yet, an image not loaded, or a closed ImageBitmap or VideoFrame)');
+  // A video knows its size from its metadata on, but has a picture to draw
+  // only from HAVE_CURRENT_DATA: before that drawImage draws nothing, and the
+  // result would be for a black frame.
+  if (typeof HTMLVideoElement !== 'undefined' && frame instanceof HTMLVideoElement && frame.readyState < 2) {
+    throw resnetError('BAD_INPUT', 'the video has no frame to show yet (wait for its `loadeddata` event)');
+  }
+  if (typeof HTMLImageElement !== 'undefined' && frame instanceof HTMLImageElement && !frame.complete) {
+    throw resnetError('BAD_INPUT', 'the image is still loading (wait for its `load` event, or `await img.decode()`)');
+  }
   const [tw, th] = scaledSize(w, h, inputSize);
   const isData = typeof ImageData !== 'undefined' && frame instanceof ImageData;
   if (isData && tw === w && th === h) return frame;
@@ -57,7 +66,18 @@ export async function pixelsOf(frame, inputSize) {
   }
   ctx ??= canvas.getContext('2d', { willReadFrequently: true });
   ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(source, 0, 0, tw, th);
-  if (isData) source.close();
-  return ctx.getImageData(0, 0, tw, th);
+  try {
+    ctx.drawImage(source, 0, 0, tw, th);
+  } catch (e) {
+    // A closed ImageBitmap or VideoFrame, a broken image.
+    throw resnetError('BAD_INPUT', `the frame cannot be drawn (${e?.message ?? e}): a closed ImageBitmap or VideoFrame, or a broken image?`, { cause: e });
+  } finally {
+    if (isData) source.close();
+  }
+  try {
+    return ctx.getImageData(0, 0, tw, th);
+  } catch (e) {
+    if (e?.name !== 'SecurityError') throw e;
+    throw resnetError('BAD_INPUT', 'the frame comes from another origin without CORS (its pixels cannot be read): serve it with Access-Control-Allow-Origin and set crossOrigin="anonymous"', { cause: e });
+  }
 }

@@ -55,6 +55,11 @@ export interface LoadOptions {
    */
   cache?: string | false;
   /**
+   * URL sources: a download that receives nothing for this many milliseconds is abandoned with
+   * code 'DOWNLOAD_FAILED' (default 30000), so a stalled connection cannot hang load() forever.
+   */
+  stallTimeout?: number;
+  /**
    * Compute each block's channel means and ‖F(x)‖/‖x‖ every frame (default true, a few
    * extra GPU dispatches). false runs the network alone; channelMeans() and residuals() come back empty.
    */

@@ -85,7 +85,7 @@ export async function webgpuSupport() {
   try {
     adapter = await nav.gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (e) {
-    adapter = null;
+    return { ok: false, message: `WebGPU is present but asking it for a GPU adapter failed: ${e?.message ?? e}` };
   }
   if (!adapter) {
     return { ok: false, message: 'WebGPU is present but no GPU adapter is available (blocklisted GPU or driver, or GPU disabled).' };
@@ -228,9 +228,11 @@ export class ResNet {
   /** Runs a raw `3×H×W` NCHW Float32Array at the planned size (no preprocessing). */
   classifyTensor(data, { topk = 5 } = {}) {
     this.#checkTopk(topk);
-    const [h, w] = this.#info.inputSize;
-    expect(data instanceof Float32Array && data.length === 3 * h * w, `classifyTensor needs a Float32Array of 3×${h}×${w} = ${3 * h * w} values`);
+    expect(data instanceof Float32Array, `classifyTensor needs a Float32Array, got ${data?.constructor?.name ?? typeof data}`);
+    // The size is checked when its turn comes: a setInputSize queued before it applies first.
     return this.#serial(async (m) => {
+      const [h, w] = this.#info.inputSize;
+      expect(data.length === 3 * h * w, `classifyTensor needs a Float32Array of 3×${h}×${w} = ${3 * h * w} values`);
       const t0 = now();
       m.submit_tensor(data);
       return this.#result(m, t0, topk);

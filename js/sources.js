@@ -26,23 +26,49 @@ async function readStream(stream, total, onProgress) {
   return out;
 }
 
-async function download(url, onProgress) {
-  let response;
+/** A download that receives nothing for this long is abandoned (ms; `stallTimeout`). */
+const STALL_MS = 30000;
+
+async function download(url, onProgress, stallMs = STALL_MS) {
+  // Re-armed by every chunk: a connection that stalls fails instead of
+  // leaving the caller (and a page's controls) waiting forever.
+  const abort = new AbortController();
+  let timer;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(new Error(`it stalled: no data for ${stallMs / 1000} s`)), stallMs);
+  };
+  arm();
   try {
-    response = await fetch(url);
-  } catch (e) {
-    throw resnetError('DOWNLOAD_FAILED', `could not download the weights from ${url}: ${e.message || e} (offline? try a local .safetensors file or the demo weights)`);
+    let response;
+    try {
+      response = await fetch(url, { signal: abort.signal });
+    } catch (e) {
+      const why = abort.signal.aborted ? abort.signal.reason.message : e.message || e;
+      throw resnetError('DOWNLOAD_FAILED', `could not download the weights from ${url}: ${why} (offline? try a local .safetensors file or the demo weights)`, { cause: e });
+    }
+    if (!response.ok) {
+      throw resnetError('DOWNLOAD_FAILED', `downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
+    }
+    const total = Number(response.headers.get('content-length')) || 0;
+    const progress = (loaded, all) => {
+      arm();
+      onProgress?.(loaded, all);
+    };
+    let bytes;
+    try {
+      bytes = response.body ? await readStream(response.body, total, progress) : new Uint8Array(await response.arrayBuffer());
+    } catch (e) {
+      const why = abort.signal.aborted ? abort.signal.reason.message : e.message || e;
+      throw resnetError('DOWNLOAD_FAILED', `the download of ${url} was interrupted: ${why}`, { cause: e });
+    }
+    return checkLength(url, response, total, bytes);
+  } finally {
+    clearTimeout(timer);
   }
-  if (!response.ok) {
-    throw resnetError('DOWNLOAD_FAILED', `downloading the weights from ${url} failed: HTTP ${response.status} ${response.statusText}`);
-  }
-  const total = Number(response.headers.get('content-length')) || 0;
-  let bytes;
-  try {
-    bytes = response.body ? await readStream(response.body, total, onProgress) : new Uint8Array(await response.arrayBuffer());
-  } catch (e) {
-    throw resnetError('DOWNLOAD_FAILED', `the download of ${url} was interrupted: ${e.message || e}`);
-  }
+}
+
+function checkLength(url, response, total, bytes) {
   // A compressed response announces its compressed length: compare only plain ones.
   if (total && !response.headers.get('content-encoding') && bytes.length !== total) {
     throw resnetError('DOWNLOAD_FAILED', `the download of ${url} was cut short: ${bytes.length} of ${total} bytes`);
@@ -56,12 +82,13 @@ async function download(url, onProgress) {
  * parsed it; `drop()` evicts a cached copy that did not parse, and
  * `refetch()` downloads it once more.
  */
-async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE } = {}) {
+async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE, stallTimeout = STALL_MS } = {}) {
+  expect(Number.isFinite(stallTimeout) && stallTimeout > 0, `ResNet.load: stallTimeout must be a positive number of milliseconds, got ${stallTimeout}`);
   expect(url.trim() !== '', 'ResNet.load: the weights URL is empty');
   const store = cache && globalThis.caches ? await globalThis.caches.open(cache).catch(() => null) : null;
   const cached = store ? await store.match(url).catch(() => undefined) : undefined;
   const fresh = async () => {
-    const bytes = await download(url, onProgress);
+    const bytes = await download(url, onProgress, stallTimeout);
     return {
       bytes,
       fromCache: false,

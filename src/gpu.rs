@@ -21,6 +21,16 @@ pub struct Gpu {
     pub features: wgpu::Features,
 }
 
+/// The device and everything on it (weights, activations) freed when the
+/// last engine on it goes: wgpu's browser backend does not destroy a
+/// dropped device, so without this `dispose()` would leave it all to the
+/// garbage collector, which GPU memory does not prompt.
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        self.device.destroy();
+    }
+}
+
 impl Gpu {
     /// Opens the default (high-performance) adapter with the limits it offers.
     pub async fn new() -> Result<Gpu> {
@@ -153,7 +163,14 @@ pub async fn map_into(gpu: &Gpu, staging: &wgpu::Buffer, size: u64, dst: &mut Ve
     gpu.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::Gpu, format!("GPU wait failed: {e}"))))?;
-    rx.await
+    let mapped = rx.await;
+    if !matches!(mapped, Ok(Ok(()))) {
+        // In a browser the device-lost and error events that explain a
+        // failed map may arrive after it: let them land first, so a lost
+        // device reads as DEVICE_LOST (which the page recovers from).
+        crate::clock::yield_now().await;
+    }
+    mapped
         .map_err(|_| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::DeviceLost, "GPU readback was cancelled (the device was lost)")))?
         .map_err(|e| gpu.take_error().unwrap_or_else(|| Error::of(ErrorKind::Gpu, format!("GPU readback failed: {e}"))))?;
     if let Some(e) = gpu.take_error() {

@@ -19,6 +19,7 @@ pub mod error;
 #[macro_use]
 pub mod names;
 
+mod clock;
 pub mod cpu;
 pub mod demo;
 pub mod engine;

@@ -34,7 +34,9 @@ const modeSelect = document.querySelector('#mode-select');
 
 /** `?size=N` (added to the picker when it is not there) and `?mode=fast|inspect`. */
 function applyUrlOptions(params) {
-  const size = params.get('size');
+  // Only a whole number the engine takes (32…4096); anything else is ignored.
+  const raw = params.get('size');
+  const size = /^\d+$/.test(raw ?? '') && Number(raw) >= 32 && Number(raw) <= 4096 ? String(Number(raw)) : null;
   if (size && ![...sizeSelect.options].some((o) => o.value === size)) sizeSelect.add(new Option(`${size} × ${size}`, size));
   if (size) sizeSelect.value = size;
   if (params.get('mode') === 'inspect' || params.get('mode') === 'fast') modeSelect.value = params.get('mode');
@@ -83,7 +85,7 @@ async function main() {
     setStatus('Pick a model and press “Load model”.');
     return;
   }
-  if (want in MODELS || want === 'demo') {
+  if (Object.hasOwn(MODELS, want) || want === 'demo') {
     pickModel(want);
     await loadModel(specFromPicker());
   } else setStatus('Pick a model and press “Load model”.');

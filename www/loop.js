@@ -108,6 +108,7 @@ async function step(m, full) {
   const src = state.source;
   const res = await classify(m, src);
   if (!res || m !== state.model) return false;
+  page.lostSinceFrame = false;
   state.lastResult = res;
   state.frames += 1;
   renderTop5(res);
@@ -158,6 +159,8 @@ async function readBack(m, cam, names) {
     return true;
   } catch (e) {
     if (await up.modelError(e, m)) return false;
+    // Ends the "Classifying…" spinner of a still too.
+    setStatus('Reading the activations failed.');
     showError(`Reading the activations failed: ${messageOf(e)}`);
     return false;
   }

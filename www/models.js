@@ -35,7 +35,7 @@ const el = {
 };
 
 let loadedSpec = null; // what the current model was loaded from, for reloads
-let lastLoss = -Infinity; // when the device was last lost
+let loadedBackend = 'auto'; // the backend picker's value when it was loaded
 
 function currentOptions() {
   syncPrecision();
@@ -115,7 +115,7 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
     const t0 = performance.now();
     const model = await page.lib.ResNet.load(source, { ...options, onProgress: showProgress, cache: 'resnet-weights' });
     // Swap once the running frame has finished with the old model.
-    await pauseLoop(() => install(model, spec));
+    await pauseLoop(() => install(model, spec, options.backend));
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (recovering) {
       clearError();
@@ -128,6 +128,8 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
     const offer = spec.kind === 'url' || (spec.kind === 'file' && e?.code === 'BAD_WEIGHTS');
     showError(`Could not load ${what}: ${messageOf(e)}`, { offer });
     setStatus(state.model ? `Still using ${state.model.info.description}.` : 'No model loaded.');
+    // The pickers show what still runs, not the settings that failed.
+    if (state.model) restorePickers(state.model);
     kick();
   } finally {
     page.loading = false;
@@ -138,8 +140,9 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
 }
 
 /** With the loop stopped: the new model replaces the old, which is freed. */
-function install(model, spec) {
+function install(model, spec, backend) {
   const old = state.model;
+  loadedBackend = backend ?? 'auto';
   state.model = model;
   try {
     old?.dispose();
@@ -176,6 +179,13 @@ function showModelInfo(model, spec) {
   resizeView();
 }
 
+/** The pickers back to the running model's settings (after a load or re-plan that failed). */
+function restorePickers(model) {
+  el.backendSelect.value = loadedBackend;
+  showModelInfo(model, loadedSpec);
+  syncPrecision();
+}
+
 /** Weights dropped on the page: load them, and show them in the picker. */
 export function loadWeightsFile(file) {
   const dt = new DataTransfer();
@@ -186,23 +196,25 @@ export function loadWeightsFile(file) {
 }
 
 /**
- * GPU device lost: reload the model (from the cache for URL sources); lost
- * again within 10 s, reload it on the CPU instead of giving up. Returns true
- * when handled.
+ * GPU device lost: reload the model (from the cache for URL sources) with
+ * the backend picker's choice; lost again before the reloaded model has
+ * classified a frame (however long the reload took), reload it on the CPU
+ * instead of looping. Returns true when handled.
  */
 export async function handleModelError(e, m) {
   if (e?.code !== 'DEVICE_LOST' || m !== state.model || !loadedSpec) return false;
   const msg = messageOf(e);
-  const now = performance.now();
-  const again = now - lastLoss < 10000;
-  lastLoss = now;
+  const again = page.lostSinceFrame;
+  page.lostSinceFrame = true;
   showError(again ? `The GPU device was lost again (${msg}); moving to the CPU backend…` : `The GPU device was lost (${msg}); reloading the model…`);
   const info = m.info;
   state.model = null;
   try {
     m.dispose();
   } catch {}
-  const backend = again ? 'cpu' : info.backend;
+  // The picker's choice ('auto' falls back to the CPU where WebGPU has since
+  // been switched off), not the backend that was just lost.
+  const backend = again ? 'cpu' : el.backendSelect.value;
   if (again) el.backendSelect.value = 'cpu';
   const recovering = again ? 'The GPU device was lost twice' : 'The GPU device was lost';
   // Reload once the caller (the loop, or a re-plan) has unwound.
@@ -225,6 +237,7 @@ async function changeInputSize(size) {
     } catch (e) {
       if (m !== state.model) return;
       setStatus(`${m.info.description}.`);
+      restorePickers(m);
       if (!(await handleModelError(e, m))) showError(messageOf(e));
       return;
     }

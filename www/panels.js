@@ -142,6 +142,8 @@ function residualFooter(p, m, kindEl) {
   t.type = 'checkbox';
   t.className = 'skip-toggle';
   t.dataset.block = p.name;
+  // The label's text is only "on": say which block it switches.
+  t.setAttribute('aria-label', `Run block ${p.name} (untick to skip it: its output becomes its input)`);
   try {
     t.checked = m.blockEnabled(p.name);
   } catch {

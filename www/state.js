@@ -31,6 +31,8 @@ export const page = {
   labels: null,
   /** A model is being loaded (the controls are disabled meanwhile). */
   loading: false,
+  /** The GPU device was lost and no frame has been classified since. */
+  lostSinceFrame: false,
   /** Why WebGPU is not available here (the CPU backend runs instead), or null. */
   noWebgpu: null,
   /** Whether the GPU adapter has shader-f16 (the f16 path). */

@@ -57,6 +57,19 @@ async function misuse(backend) {
   await attempt('topk 0', () => m.classify(canvas(50, 40), { topk: 0 }));
   await attempt('classifyTensor of 5 values', () => m.classifyTensor(new Float32Array(5)));
   await attempt('a frame', () => m.classify(canvas(90, 70)));
+  const closed = await createImageBitmap(canvas(50, 40));
+  closed.close();
+  await attempt('a closed ImageBitmap', () => m.classify(closed));
+  const loading = new Image();
+  loading.src = '/www/samples/coffee.png?' + Math.random();
+  await attempt('an image still loading', () => m.classify(loading));
+  // Queued after a re-plan, a tensor of the new size runs (its size is
+  // checked in its turn), and one of the old size is refused.
+  const replanned = m.setInputSize(72);
+  await attempt('a tensor of the size being planned', () => m.classifyTensor(new Float32Array(3 * 72 * 72)));
+  await attempt('a tensor of the old size after a re-plan', () => m.classifyTensor(new Float32Array(3 * 64 * 64)));
+  await replanned;
+  await m.setInputSize(64);
   await attempt('CAM(NaN)', () => m.classActivationMap(NaN));
   await attempt('CAM(1e9)', () => m.classActivationMap(1e9));
   await attempt('channels: 5', () => m.activation('layer1.0', { channels: 5 }));
@@ -116,6 +129,13 @@ async function downloads({ slowUrl }) {
   r.portalCached = !!(await cache.match(`${base}/portal.safetensors`));
   r.cut = await code(() => api.ResNet.load(slowUrl, { inputSize: 64 }));
   r.cutCached = !!(await cache.match(slowUrl));
+  // A server that sends a little and then nothing, holding the connection open.
+  const stallUrl = slowUrl.replace('/w.safetensors', '/stall.safetensors');
+  const t0 = performance.now();
+  r.stall = await code(() => api.ResNet.load(stallUrl, { inputSize: 64, stallTimeout: 400 }));
+  r.stallFailedSoon = performance.now() - t0 < 20000;
+  r.stallMessage = await api.ResNet.load(stallUrl, { stallTimeout: 300 }).catch((e) => /stalled: no data for 0.3 s/.test(e.message));
+  r.badStallTimeout = await code(() => api.ResNet.load(stallUrl, { stallTimeout: -1 }));
   r.good = await code(async () => (await api.ResNet.load(`${base}/good.safetensors`, { inputSize: 64 })).dispose());
   r.goodCached = !!(await cache.match(`${base}/good.safetensors`));
   // A cached copy that does not parse is evicted, and the weights fetched once more.
@@ -138,10 +158,11 @@ describe('the package under misuse', () => {
     server = await startServer();
     browser = await launch();
     // Announces 4 MB of weights, sends 100 bytes, and hangs up.
+    // /stall…: the same, but keeps the connection open and silent.
     slow = http.createServer((req, res) => {
       res.writeHead(200, { 'content-length': String(4 << 20), 'access-control-allow-origin': '*' });
       res.write(Buffer.alloc(100, 7));
-      setTimeout(() => res.socket.destroy(), 50);
+      if (!req.url.startsWith('/stall')) setTimeout(() => res.socket.destroy(), 50);
     });
     await new Promise((resolve) => slow.listen(0, '127.0.0.1', resolve));
   });
@@ -149,6 +170,7 @@ describe('the package under misuse', () => {
   after(async () => {
     await browser?.close();
     await server?.stop();
+    slow?.closeAllConnections();
     slow?.close();
   });
 
@@ -176,6 +198,10 @@ describe('the package under misuse', () => {
       'topk 0': 'BAD_INPUT',
       'classifyTensor of 5 values': 'BAD_INPUT',
       'a frame': 'ok',
+      'a closed ImageBitmap': 'BAD_INPUT',
+      'an image still loading': 'BAD_INPUT',
+      'a tensor of the size being planned': 'ok',
+      'a tensor of the old size after a re-plan': 'BAD_INPUT',
       'CAM(NaN)': 'BAD_INPUT',
       'CAM(1e9)': 'BAD_INPUT',
       'channels: 5': 'BAD_INPUT',
@@ -217,6 +243,10 @@ describe('the package under misuse', () => {
       portalCached: false,
       cut: 'DOWNLOAD_FAILED',
       cutCached: false,
+      stall: 'DOWNLOAD_FAILED',
+      stallFailedSoon: true,
+      stallMessage: true,
+      badStallTimeout: 'BAD_INPUT',
       good: 'ok',
       goodCached: true,
       stale: 'ok',

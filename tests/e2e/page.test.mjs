@@ -440,14 +440,32 @@ describe('the page', () => {
       await waitSettled(page, n);
       assert.equal((await page.$$('#top5 li')).length, 5);
       assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'webgpu');
-      // Lost again at once: the page moves to the CPU backend instead of giving up.
+      // Lost again after good frames: a fresh loss, so the GPU again.
       const loads2 = await page.evaluate(() => window.__resnet.loads);
       await page.evaluate(() => {
         const m = window.__resnet.model;
         m.classify = () => Promise.reject(Object.assign(new Error('the GPU device was lost (simulated)'), { name: 'ResNetError', code: 'DEVICE_LOST' }));
       });
+      const frames = await page.evaluate(() => window.__resnet.frames);
       await page.click('.sample[data-src$="/chelsea.png"]');
       await page.waitForFunction((k) => window.__resnet.loads > k, loads2, { timeout: 120000 });
+      assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'webgpu');
+      // The reloaded model classifies the still.
+      await page.waitForFunction((f) => window.__resnet.frames > f, frames, { timeout: 120000 });
+      // Lost again before the reloaded model classifies anything (every GPU
+      // model fails from now on, however long its reload takes): the page
+      // moves to the CPU backend instead of reloading on the GPU forever.
+      const loads3 = await page.evaluate(() => window.__resnet.loads);
+      await page.evaluate(() => {
+        const proto = Object.getPrototypeOf(window.__resnet.model);
+        const classify = proto.classify;
+        proto.classify = function (...args) {
+          if (this.info.backend === 'cpu') return classify.apply(this, args);
+          return Promise.reject(Object.assign(new Error('the GPU device was lost (simulated)'), { name: 'ResNetError', code: 'DEVICE_LOST' }));
+        };
+      });
+      await page.click('.sample[data-src$="/coffee.png"]');
+      await page.waitForFunction((k) => window.__resnet.loads > k + 1, loads3, { timeout: 240000 });
       assert.equal(await page.evaluate(() => window.__resnet.model.info.backend), 'cpu');
       assert.ok(await page.evaluate(() => window.__resnet.errors.some((e) => /lost again.*CPU backend/.test(e))), 'the page says it moves to the CPU');
       const n2 = await settled(page);

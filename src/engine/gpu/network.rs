@@ -16,6 +16,16 @@ pub(super) struct Slots {
     slot_of: Vec<usize>,
 }
 
+/// Freed now, not when the garbage collector gets to them: wgpu's browser
+/// backend does not destroy a dropped buffer, and a re-plan's old
+/// activations would otherwise hold GPU memory beside the new ones (a frame
+/// still in flight keeps them until it completes).
+impl Drop for Slots {
+    fn drop(&mut self) {
+        self.buffers.iter().for_each(wgpu::Buffer::destroy);
+    }
+}
+
 impl Slots {
     /// Each slot's size in bytes: the largest of its tensors at its value size.
     fn bytes(plan: &Plan, precision: Precision) -> Vec<u64> {
