@@ -70,6 +70,7 @@ async function misuse(backend) {
   await attempt('a tensor of the old size after a re-plan', () => m.classifyTensor(new Float32Array(3 * 64 * 64)));
   await replanned;
   await m.setInputSize(64);
+  await m.classify(canvas(90, 70)); // a frame at the planned size again, for the reads below
   await attempt('CAM(NaN)', () => m.classActivationMap(NaN));
   await attempt('CAM(1e9)', () => m.classActivationMap(1e9));
   await attempt('channels: 5', () => m.activation('layer1.0', { channels: 5 }));
