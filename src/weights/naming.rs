@@ -101,10 +101,12 @@ const KERAS: Naming = Naming {
     // One only: the file's names come in hash order, so with two the head
     // would change from load to load.
     dense: |r| {
-        let mut fc: Vec<&str> = r.names().into_iter().filter_map(|n| n.strip_suffix(".kernel")).filter(|n| n.len() > 2 && n.starts_with("fc") && n[2..].bytes().all(|c| c.is_ascii_digit())).collect();
-        fc.sort_unstable();
-        match fc[..] {
-            [one] => Ok(one.to_string()),
+        // Strings sorted as `Weights::parse` sorts the unused names: the same
+        // sort code in the wasm module (a sort of `&str` would add 18 KB).
+        let mut fc: Vec<String> = r.names().into_iter().filter_map(|n| n.strip_suffix(".kernel")).filter(|n| n.len() > 2 && n.starts_with("fc") && n[2..].bytes().all(|c| c.is_ascii_digit())).map(str::to_string).collect();
+        fc.sort();
+        match &fc[..] {
+            [one] => Ok(one.clone()),
             [] => Err(Error::new("missing tensor `fc<classes>.kernel` (the dense layer, e.g. `fc1000.kernel`)")),
             _ => Err(Error::new(format!("more than one dense layer (`{}`): keep only the classifier's", fc.join("`, `")))),
         }
