@@ -347,6 +347,14 @@ fn f16_storage_tracks_f32_and_reads_back_odd_planes() {
     }
     let gpu = Device::Gpu(gpu);
     assert!(pollster::block_on(Engine::new(&gpu, &w, EngineConfig { precision: Precision::F16, ..EngineConfig::mode(Mode::Inspect) }, 57, 57)).is_err());
+    // A weight beyond f16's ±65504 would turn to infinity: refused in f16, fine in f32.
+    let mut big = resnet::demo::tensors(&spec);
+    let t = big.iter_mut().find(|t| t.0 == "layer2.0.conv1.weight").unwrap();
+    t.3[..4].copy_from_slice(&1e5f32.to_le_bytes());
+    let big = Weights::from_safetensors(&resnet::demo::serialize(&big)).unwrap();
+    let e = pollster::block_on(Engine::new(&gpu, &big, f16, 57, 57)).err().unwrap();
+    assert!(e.to_string().contains("conv `layer2.0.conv1` has weights up to") && e.to_string().contains("use precision f32"), "{e}");
+    pollster::block_on(Engine::new(&gpu, &big, EngineConfig::default(), 57, 57)).unwrap();
     let x = Rng::new(8).vec(3 * 57 * 57);
     let mut results = Vec::new();
     let coop = "coop:256:16".parse::<ConvKernels>().unwrap();

@@ -124,13 +124,17 @@ impl ConvKernels {
         let pixels = output.h * output.w;
         let k = c.in_channels * c.kernel.0 * c.kernel.1;
         let tiled = c.out_channels >= 64 && pixels >= 16 && k >= 16;
+        // The GEMMs put pixel tiles on the grid's x axis, at most 65535 of
+        // them: a larger map (the stem's 2048×2048 output at a 4096² input)
+        // goes to the direct kernel, whose grid spreads over x and y.
+        let fits = |tile: usize| pixels.div_ceil(tile) <= 65535;
         match self {
-            _ if !tiled => LayerKernel::Direct,
+            _ if !tiled || !fits(64) => LayerKernel::Direct,
             ConvKernels::Direct => LayerKernel::Direct,
             ConvKernels::Gemm => LayerKernel::Gemm,
             ConvKernels::SplitK { target, min_slice, small, .. } => match gemm_splits(c.out_channels, pixels, k, target, min_slice) {
                 1 => LayerKernel::Gemm,
-                _ if small && small_tiles_suffice(c.out_channels, pixels, target) => LayerKernel::SmallGemm,
+                _ if small && small_tiles_suffice(c.out_channels, pixels, target) && fits(32) => LayerKernel::SmallGemm,
                 n => LayerKernel::SplitK(n),
             },
             ConvKernels::Coop { target: 0, .. } => LayerKernel::Coop(1),
@@ -509,5 +513,21 @@ mod tests {
         assert!(matches!(small.for_layer(&conv(512, 512, 3), Shape::new(512, 7, 7)), LayerKernel::SplitK(_)));
         // A layer with enough 64×64 tiles is never split, nor shrunk.
         assert_eq!(small.for_layer(&conv(64, 256, 1), Shape::new(256, 56, 56)), LayerKernel::Gemm);
+    }
+
+    #[test]
+    fn maps_too_wide_for_the_gemm_grid_take_the_direct_kernel() {
+        let stem = ConvSpec { name: "conv1".into(), in_channels: 3, out_channels: 64, kernel: (7, 7), stride: 2, padding: (3, 3), bias: false };
+        // 64-pixel tiles of a 2048×2048 map: 65536, one past the grid's axis.
+        for k in ["gemm", "splitk:256:128", "splitk+small:256:128", "coop:256:128"] {
+            let k: ConvKernels = k.parse().unwrap();
+            assert_eq!(k.for_layer(&stem, Shape::new(64, 2048, 2048)), LayerKernel::Direct, "{k}");
+            assert_ne!(k.for_layer(&stem, Shape::new(64, 2047, 2048)), LayerKernel::Direct, "{k}");
+        }
+        // 32×32 tiles only where their pixel tiles fit (a huge target makes every layer want them).
+        let c = ConvSpec { name: "c".into(), in_channels: 256, out_channels: 64, kernel: (1, 1), stride: 1, padding: (0, 0), bias: false };
+        let small: ConvKernels = "splitk+small:100000:16".parse().unwrap();
+        assert!(matches!(small.for_layer(&c, Shape::new(64, 1500, 1500)), LayerKernel::SplitK(_)));
+        assert_eq!(small.for_layer(&c, Shape::new(64, 1000, 1000)), LayerKernel::SmallGemm);
     }
 }

@@ -57,7 +57,7 @@ impl GpuBackend {
         network::check_fits(&gpu, &plan, config.precision, conv)?;
         let scopes = gpu.error_scopes();
         let kernels = Kernels::new(&gpu.device, &gpu.queue, config.precision);
-        let params = params::GpuParams::upload(&gpu.device, weights, config.mode, config.precision);
+        let params = params::GpuParams::upload(&gpu.device, weights, config.mode, config.precision)?;
         let sized = frame::PerSize::new(&gpu, &kernels, &params, plan, conv);
         scopes.check("setting up the network").await?;
         let submit = config.submit.unwrap_or_else(|| Submit::for_adapter(&gpu.adapter_info));

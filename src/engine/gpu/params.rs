@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use crate::kernels::{conv_weights_km, pack_batchnorm, storage_buffer, storage_buffer_as, Precision};
 use crate::plan::Mode;
 use crate::weights::Weights;
+use crate::{bail, Result};
 
 pub(super) struct GpuParams {
     /// Conv name → (weights as the K×M matrix, bias).
@@ -19,7 +20,7 @@ pub(super) struct GpuParams {
 }
 
 impl GpuParams {
-    pub fn upload(device: &wgpu::Device, w: &Weights, mode: Mode, precision: Precision) -> GpuParams {
+    pub fn upload(device: &wgpu::Device, w: &Weights, mode: Mode, precision: Precision) -> Result<GpuParams> {
         let mut convs = HashMap::new();
         let mut bns = HashMap::new();
         for cb in w.model.conv_bns() {
@@ -37,10 +38,17 @@ impl GpuParams {
                     (p.weight.as_slice().into(), p.bias.clone())
                 }
             };
+            // f16 ends at ±65504: a larger weight (a batchnorm over a tiny
+            // variance scales them up) would become infinite, and every
+            // frame NaN from that layer on.
+            let largest = weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            if precision == Precision::F16 && largest > half::f16::MAX.to_f32() {
+                bail!(Unsupported, "conv `{}` has weights up to {largest:e} (batchnorm folded in), beyond f16's ±65504: use precision f32", c.name);
+            }
             let wb = storage_buffer_as(device, &c.name, &conv_weights_km(&weight, c.out_channels), precision);
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
             convs.insert(c.name.clone(), (wb, bb));
         }
-        GpuParams { convs, bns, dense_w: storage_buffer(device, "dense.weight", &w.dense.weight), dense_b: storage_buffer(device, "dense.bias", &w.dense.bias) }
+        Ok(GpuParams { convs, bns, dense_w: storage_buffer(device, "dense.weight", &w.dense.weight), dense_b: storage_buffer(device, "dense.bias", &w.dense.bias) })
     }
 }
