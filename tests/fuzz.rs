@@ -90,7 +90,9 @@ fn seeds() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus");
     let mut corpus: Vec<_> = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     corpus.sort();
-    seeds.extend(corpus.iter().filter_map(|p| std::fs::read(p).ok()));
+    // The corpus is part of the repository: a missing one must not silently shrink the run.
+    assert!(corpus.len() >= 5, "tests/fuzz_corpus holds {} files, expected the repository's 5 or more", corpus.len());
+    seeds.extend(corpus.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))));
     seeds
 }
 

@@ -8,7 +8,8 @@ want=(chelsea.png coffee.png astronaut.png rocket.jpg)
 have=0; for f in "${want[@]}"; do [ -f "$out/$f" ] && have=$((have+1)); done
 [ "$have" = "${#want[@]}" ] && exit 0
 tmp=$(mktemp -d)
-.venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$tmp" scikit-image
+# Pinned: the page tests compare top-5 classes of these very photos.
+.venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$tmp" scikit-image==0.26.0
 mkdir -p "$out"
 .venv/bin/python - "$tmp" "$out" "${want[@]}" <<'PY'
 import sys, zipfile, glob, os

@@ -26,4 +26,4 @@ bash tools/build_wasm.sh
 bash tools/fetch_samples.sh
 
 echo "== end-to-end tests in Chromium (WebGPU on SwiftShader)"
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 tests/e2e/*.test.mjs

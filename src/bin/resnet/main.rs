@@ -189,7 +189,15 @@ impl Engines {
     async fn new(c: &Common, stats: bool) -> Result<Engines> {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
+        // Before anything is sized from it (bench's input tensor).
+        resnet::model::check_input_size(image_size.0, image_size.1)?;
         let device = device(c.backend).await?;
+        // Options that would change nothing are said so, not silently dropped.
+        if matches!(device, Device::Cpu) && (c.conv.is_some() || c.submit.is_some()) {
+            eprintln!("note: --conv and --submit choose GPU kernels and submission; the CPU backend ignores them");
+        } else if c.mode == Mode::Inspect && c.conv.is_some() {
+            eprintln!("note: inspect mode runs the direct conv kernel (every intermediate kept); --conv applies to fast mode");
+        }
         let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats, submit: c.submit };
         Ok(Engines { device, weights, config, image_size, by_size: HashMap::new() })
     }

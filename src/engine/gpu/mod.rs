@@ -51,7 +51,8 @@ impl GpuBackend {
             }
         }
         let conv = config.conv.unwrap_or_else(|| ConvKernels::for_adapter(&gpu.adapter_info, gpu.features, config.precision));
-        if matches!(conv, ConvKernels::Coop { .. }) && config.precision != Precision::F16 {
+        // (Inspect mode runs the direct kernel whatever `conv` says.)
+        if matches!(conv, ConvKernels::Coop { .. }) && config.mode == Mode::Fast && config.precision != Precision::F16 {
             bail!(BadInput, "the matrix-fragment conv kernel (coop) reads f16 activations: use precision f16");
         }
         network::check_fits(&gpu, &plan, config.precision, conv)?;
