@@ -30,6 +30,8 @@ pub async fn bench(b: Bench) -> Result<()> {
     }
     let mut engines = Engines::new(&b.common, b.stats).await?;
     let (h, w) = engines.image_size;
+    // Before the input is sized from it.
+    resnet::model::check_input_size(h, w)?;
     // A fixed pseudo-random input: the timing does not depend on the values.
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
     let input = Input::Tensor { h, w, data };

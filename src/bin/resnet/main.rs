@@ -189,8 +189,6 @@ impl Engines {
     async fn new(c: &Common, stats: bool) -> Result<Engines> {
         let weights = read_weights(&c.weights)?;
         let image_size = (c.height.unwrap_or(c.size), c.width.unwrap_or(c.size));
-        // Before anything is sized from it (bench's input tensor).
-        resnet::model::check_input_size(image_size.0, image_size.1)?;
         let device = device(c.backend).await?;
         // Options that would change nothing are said so, not silently dropped.
         if matches!(device, Device::Cpu) && (c.conv.is_some() || c.submit.is_some()) {
