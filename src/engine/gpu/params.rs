@@ -43,7 +43,7 @@ impl GpuParams {
             // frame NaN from that layer on.
             let largest = weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             if precision == Precision::F16 && largest > half::f16::MAX.to_f32() {
-                bail!(Unsupported, "conv `{}` has weights up to {largest:e} (batchnorm folded in), beyond f16's ±65504: use precision f32", c.name);
+                bail!(Unsupported, "conv `{}` has weights up to {largest} (batchnorm folded in), beyond f16's ±65504: use precision f32", c.name);
             }
             let wb = storage_buffer_as(device, &c.name, &conv_weights_km(&weight, c.out_channels), precision);
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
