@@ -1,7 +1,7 @@
 //! One frame on the GPU: the input written (a tensor, or RGBA pixels that the
-//! preprocessing kernel turns into one), then a single command buffer with a
-//! compute pass per stage, the statistics, and the copies to the staging
-//! buffer.
+//! preprocessing kernel turns into one), then a compute pass per stage, the
+//! statistics, and the copies to the staging buffer: in one command buffer,
+//! or ([`Submit::Stage`]) one per stage, each submitted once recorded.
 
 use std::collections::HashSet;
 
