@@ -56,7 +56,8 @@ export interface LoadOptions {
   cache?: string | false;
   /**
    * URL sources: a download that receives nothing for this many milliseconds is abandoned with
-   * code 'DOWNLOAD_FAILED' (default 30000), so a stalled connection cannot hang load() forever.
+   * code 'DOWNLOAD_FAILED' (default 30000; Infinity: no limit), so a stalled connection cannot
+   * hang load() forever.
    */
   stallTimeout?: number;
   /**

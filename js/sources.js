@@ -36,7 +36,8 @@ async function download(url, onProgress, stallMs = STALL_MS) {
   let timer;
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => abort.abort(new Error(`it stalled: no data for ${stallMs / 1000} s`)), stallMs);
+    // Infinity: no limit. Timers take at most 2^31 − 1 ms (longer ones fire at once).
+    if (stallMs !== Infinity) timer = setTimeout(() => abort.abort(new Error(`it stalled: no data for ${stallMs / 1000} s`)), Math.min(stallMs, 2 ** 31 - 1));
   };
   arm();
   try {
@@ -83,7 +84,7 @@ function checkLength(url, response, total, bytes) {
  * `refetch()` downloads it once more.
  */
 async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE, stallTimeout = STALL_MS } = {}) {
-  expect(Number.isFinite(stallTimeout) && stallTimeout > 0, `ResNet.load: stallTimeout must be a positive number of milliseconds, got ${stallTimeout}`);
+  expect(typeof stallTimeout === 'number' && stallTimeout > 0, `ResNet.load: stallTimeout must be a positive number of milliseconds (Infinity: no limit), got ${stallTimeout}`);
   expect(url.trim() !== '', 'ResNet.load: the weights URL is empty');
   const store = cache && globalThis.caches ? await globalThis.caches.open(cache).catch(() => null) : null;
   const cached = store ? await store.match(url).catch(() => undefined) : undefined;

@@ -183,6 +183,20 @@ fn output_without_a_new_frame() {
         assert_eq!(pollster::block_on(e.output()).unwrap_err().kind(), ErrorKind::NoFrame);
         e.run_tensor(&Rng::new(6).vec(3 * 48 * 56)).unwrap();
         assert_eq!(pollster::block_on(e.output()).unwrap().logits.len(), first.logits.len());
+        // A read right after a submission sees that frame on both backends
+        // (the CPU computes it then), and skips follow it.
+        let x = Rng::new(7).vec(3 * 48 * 56);
+        e.set_block_enabled("layer3.1", false).unwrap();
+        e.run_tensor(&x).unwrap();
+        let err = pollster::block_on(e.read("layer3.1.main")).unwrap_err().to_string();
+        assert!(err.contains("skipped"), "{err}");
+        let skipped_out = pollster::block_on(e.read("layer3.1")).unwrap().1;
+        assert_eq!(skipped_out, pollster::block_on(e.read("layer3.0")).unwrap().1);
+        e.set_block_enabled("layer3.1", true).unwrap();
+        e.run_tensor(&x).unwrap();
+        let main = pollster::block_on(e.read("layer3.1.main")).unwrap().1;
+        assert!(main.iter().any(|&v| v != 0.0));
+        assert_ne!(pollster::block_on(e.read("layer3.1")).unwrap().1, skipped_out);
     }
 }
 
@@ -209,9 +223,13 @@ fn a_frame_submitted_stage_by_stage_computes_the_same() {
         // Every stage timed, across the command buffers.
         assert_eq!((t1, t2), (Some(6), Some(6)));
     }
-    // lavapipe is a CPU adapter: a submission there waits for the one before,
-    // so it gets one command buffer per frame by default.
-    assert_eq!(run(None, Mode::Fast).0, Some(Submit::Frame));
+    // The adapter's default (lavapipe is a CPU adapter, where a submission
+    // waits for the one before: one command buffer per frame).
+    let adapter = match &gpu {
+        Device::Gpu(g) => g.adapter_info.clone(),
+        Device::Cpu => unreachable!(),
+    };
+    assert_eq!(run(None, Mode::Fast).0, Some(Submit::for_adapter(&adapter)));
 }
 
 #[test]

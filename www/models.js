@@ -103,7 +103,11 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
   if (page.loading) return;
   page.loading = true;
   setLoadingUI(true);
-  if (!recovering) clearError();
+  if (!recovering) {
+    clearError();
+    // A load the user asked for starts afresh: a later loss is a first one.
+    page.lostSinceFrame = false;
+  }
   const what = specLabel(spec);
   setStatus(spec.kind === 'url' ? `Downloading ${what} (once; cached afterwards)…` : `Loading ${what}…`, true);
   startProgress(spec.kind !== 'demo');

@@ -116,7 +116,7 @@ impl CpuBackend {
             .iter()
             .map(|&n| {
                 let mut v = Vec::new();
-                v.try_reserve_exact(n).map_err(|_| too_large(bytes >> 20))?;
+                v.try_reserve_exact(n).map_err(|_| Error::of(ErrorKind::InputTooLarge, format!("input {}×{} is too large for the CPU backend here: no memory left for its {} MB of activations", s.h, s.w, bytes >> 20)))?;
                 v.resize(n, 0.0);
                 Ok(v)
             })

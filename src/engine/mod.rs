@@ -407,6 +407,16 @@ impl Engine {
         !self.disabled.contains(name)
     }
 
+    /// Finishes a submitted frame whose results were not read yet, so a read
+    /// sees that frame on both backends (the CPU computes a frame only when
+    /// asked for it).
+    async fn settle(&mut self) -> Result<()> {
+        if self.pending {
+            self.output().await?;
+        }
+        Ok(())
+    }
+
     /// A kept tensor's id and shape, or a message saying why there is none.
     fn kept(&self, name: &str) -> Result<(usize, Shape)> {
         if !self.has_output {
@@ -436,10 +446,12 @@ impl Engine {
         }
     }
 
-    /// Reads one tensor of the last frame by name: a block (`layer1.0`,
+    /// Reads one tensor of the last frame submitted (finishing it first, as
+    /// [`Engine::output`] would) by name: a block (`layer1.0`,
     /// `res2a`, `stem`), `input`, `pool`, `logits`, `probs`; in inspect mode
     /// also every conv and BN output and `<block>.main` / `<block>.shortcut`.
     pub async fn read(&mut self, name: &str) -> Result<(Shape, Vec<f32>)> {
+        self.settle().await?;
         let (id, shape) = self.kept(name)?;
         let data = self.read_ranges(id, &[(0, shape.len())]).await?;
         Ok((shape, data))
@@ -447,6 +459,7 @@ impl Engine {
 
     /// Reads only some channels of a kept tensor: `len(channels)×H×W` values.
     pub async fn read_channels(&mut self, name: &str, channels: &[usize]) -> Result<(Shape, Vec<f32>)> {
+        self.settle().await?;
         let (id, s) = self.kept(name)?;
         if let Some(c) = channels.iter().find(|&&c| c >= s.c) {
             bail!(BadInput, "`{name}` has {} channels; channel {c} does not exist", s.c);

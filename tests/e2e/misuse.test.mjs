@@ -60,9 +60,27 @@ async function misuse(backend) {
   const closed = await createImageBitmap(canvas(50, 40));
   closed.close();
   await attempt('a closed ImageBitmap', () => m.classify(closed));
+  // Frames whose size is known but whose picture is not there yet (or
+  // never will be): the sizes and states are pinned on the instances.
+  const pin = (el, props) => Object.entries(props).forEach(([k, value]) => Object.defineProperty(el, k, { value }));
+  const messages = {};
+  const message = async (name, f) => {
+    await attempt(name, f);
+    messages[name] = await f().catch((e) => e.message);
+  };
   const loading = new Image();
-  loading.src = '/www/samples/coffee.png?' + Math.random();
-  await attempt('an image still loading', () => m.classify(loading));
+  pin(loading, { naturalWidth: 50, naturalHeight: 40, complete: false });
+  await message('an image still loading', () => m.classify(loading));
+  const early = document.createElement('video');
+  pin(early, { videoWidth: 64, videoHeight: 48, readyState: 1 });
+  await message('a video with metadata but no frame', () => m.classify(early));
+  const broken = new Image();
+  await new Promise((resolve) => {
+    broken.onerror = resolve;
+    broken.src = 'data:image/png;base64,bm90IGFuIGltYWdl';
+  });
+  pin(broken, { naturalWidth: 50, naturalHeight: 40 });
+  await message('a broken image', () => m.classify(broken));
   // Queued after a re-plan, a tensor of the new size runs (its size is
   // checked in its turn), and one of the old size is refused.
   const replanned = m.setInputSize(72);
@@ -109,7 +127,7 @@ async function misuse(backend) {
   })) {
     await attempt(`${name} after dispose`, f);
   }
-  return { codes, memory: { before, afterHuge } };
+  return { codes, messages, memory: { before, afterHuge } };
 }
 
 /** Runs in the page: what the Cache API keeps after each kind of download. */
@@ -179,7 +197,7 @@ describe('the package under misuse', () => {
     const page = await browser.newPage();
     const log = recordConsole(page);
     await page.goto(`${server.url}/js/index.d.ts`);
-    const { codes, memory } = await page.evaluate(misuse, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const { codes, messages, memory } = await page.evaluate(misuse, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     const want = {
       'inputSize 131072': 'INPUT_TOO_LARGE',
       'inputSize 2**32+64': 'INPUT_TOO_LARGE',
@@ -201,6 +219,8 @@ describe('the package under misuse', () => {
       'a frame': 'ok',
       'a closed ImageBitmap': 'BAD_INPUT',
       'an image still loading': 'BAD_INPUT',
+      'a video with metadata but no frame': 'BAD_INPUT',
+      'a broken image': 'BAD_INPUT',
       'a tensor of the size being planned': 'ok',
       'a tensor of the old size after a re-plan': 'BAD_INPUT',
       'CAM(NaN)': 'BAD_INPUT',
@@ -224,6 +244,10 @@ describe('the package under misuse', () => {
       want[`${name} after dispose`] = 'DISPOSED';
     }
     assert.deepEqual(codes, want);
+    // Each refused for its own reason, not as a frame without pixels.
+    assert.match(messages['an image still loading'], /still loading/);
+    assert.match(messages['a video with metadata but no frame'], /no frame to show yet/);
+    assert.match(messages['a broken image'], /cannot be drawn/);
     // The 8000² canvas (256 MB of pixels) reached wasm scaled down: memory grew by at most a few MB.
     assert.ok(memory.afterHuge - memory.before <= 8 << 20, `wasm memory grew by ${(memory.afterHuge - memory.before) >> 20} MB`);
     await page.close();
