@@ -101,8 +101,11 @@ pub struct WasmResNet {
     meta: RefCell<Meta>,
     stats: RefCell<BlockStats>,
     stage_ms: RefCell<Option<Vec<(String, f64)>>>,
-    /// Identity block → enabled, applied to the engine at the next frame.
+    /// Identity block → enabled, as asked for (what `block_enabled` says).
     enabled: RefCell<HashMap<String, bool>>,
+    /// Switches not yet applied to the engine: applied at the next frame,
+    /// when the engine is free, so a frame with none does nothing here.
+    switches: RefCell<Vec<(String, bool)>>,
     /// RGBA8 pixels of the next frame, written by JS through `pixel_view`;
     /// kept from frame to frame (it only grows), so frames allocate nothing.
     pixels: RefCell<Vec<u8>>,
@@ -117,8 +120,8 @@ impl WasmResNet {
 
     /// Applies pending block switches; called with the engine borrowed for a frame.
     fn apply_switches(&self, e: &mut Engine) -> Result<(), JsValue> {
-        for (name, on) in self.enabled.borrow().iter() {
-            e.set_block_enabled(name, *on).map_err(err)?;
+        for (name, on) in self.switches.borrow_mut().drain(..) {
+            e.set_block_enabled(&name, on).map_err(err)?;
         }
         Ok(())
     }
@@ -147,6 +150,7 @@ impl WasmResNet {
             stats: RefCell::new(BlockStats::default()),
             stage_ms: RefCell::new(None),
             enabled: RefCell::new(HashMap::new()),
+            switches: RefCell::new(Vec::new()),
             pixels: RefCell::new(Vec::new()),
         })
     }
@@ -284,6 +288,7 @@ impl WasmResNet {
             return Err(js_error(ErrorKind::BadInput.code(), &format!("only identity blocks can be skipped; `{name}` is a {role} block")));
         }
         self.enabled.borrow_mut().insert(name.to_string(), enabled);
+        self.switches.borrow_mut().push((name.to_string(), enabled));
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 //! it hands control back to the page every 16 ms or so, so a page that runs
 //! it on the main thread stays responsive.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use crate::clock;
 
 use crate::engine::{EngineConfig, FrameResults};
@@ -70,8 +70,6 @@ const MAX_SLOT_BYTES: u64 = 8 << 30;
 
 /// A submitted frame, computed when its results are asked for.
 struct Pending {
-    /// Per block of the plan: switched off (run as its bypass).
-    skip: Vec<bool>,
     stats: bool,
 }
 
@@ -83,6 +81,8 @@ pub(crate) struct CpuBackend {
     /// Conv scratch (im2col, Winograd tiles), kept across convs and frames.
     scratch: Scratch,
     pending: Option<Pending>,
+    /// Per block of the plan: switched off in the pending frame (run as its bypass).
+    frame_skip: Vec<bool>,
 }
 
 impl CpuBackend {
@@ -91,7 +91,7 @@ impl CpuBackend {
             bail!(Unsupported, "the CPU backend computes in f32 only: {} storage is a GPU path", config.precision);
         }
         let slots = Self::slots(&plan)?;
-        Ok(CpuBackend { params: CpuParams::new(weights, config.mode), plan, slots, scratch: Scratch::default(), pending: None })
+        Ok(CpuBackend { params: CpuParams::new(weights, config.mode), plan, slots, scratch: Scratch::default(), pending: None, frame_skip: Vec::new() })
     }
 
     /// Re-plans; on failure (too large) the current plan stays.
@@ -133,19 +133,20 @@ impl CpuBackend {
         &mut self.slots[self.plan.slot_of[t]][..n]
     }
 
-    fn pend(&mut self, disabled: &HashSet<String>, stats: bool) {
-        let skip = self.plan.blocks.iter().map(|b| disabled.contains(&b.name)).collect();
-        self.pending = Some(Pending { skip, stats });
+    fn pend(&mut self, skip: &[bool], stats: bool) {
+        self.frame_skip.clear();
+        self.frame_skip.extend_from_slice(skip);
+        self.pending = Some(Pending { stats });
     }
 
-    pub fn submit_tensor(&mut self, input: &[f32], disabled: &HashSet<String>, stats: bool) {
+    pub fn submit_tensor(&mut self, input: &[f32], skip: &[bool], stats: bool) {
         self.input_mut().copy_from_slice(input);
-        self.pend(disabled, stats);
+        self.pend(skip, stats);
     }
 
-    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, disabled: &HashSet<String>, stats: bool) {
+    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, skip: &[bool], stats: bool) {
         preprocess::preprocess(pixels, &params, self.input_mut());
-        self.pend(disabled, stats);
+        self.pend(skip, stats);
     }
 
     /// Runs the submitted frame and fills `r`: logits, probabilities,
@@ -157,7 +158,7 @@ impl CpuBackend {
         let mut since_yield = t;
         for bi in 0..self.plan.blocks.len() {
             let b = &self.plan.blocks[bi];
-            match (p.skip[bi], b.input) {
+            match (self.frame_skip[bi], b.input) {
                 // Skipped identity block: its output is its input.
                 (true, Some(x)) => with_io(&mut self.slots, &self.plan, b.tensor, None, |io, out, _| ops::relu(io.input(x), out)),
                 _ => {
@@ -251,12 +252,9 @@ impl CpuBackend {
     }
 
     /// Each op of the current input in turn, timed on the wall clock: (label, ms).
-    pub fn profile_layers(&mut self, disabled: &HashSet<String>) -> Vec<(String, f64)> {
+    pub fn profile_layers(&mut self, skip: &[bool]) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        for b in self.plan.blocks.clone() {
-            if disabled.contains(&b.name) {
-                continue;
-            }
+        for (b, _) in self.plan.blocks.clone().into_iter().zip(skip).filter(|(_, &s)| !s) {
             for oi in b.ops {
                 let t = clock::now_ms();
                 self.run_op(oi);

@@ -169,9 +169,12 @@ pub struct Engine {
     device_name: String,
     /// Dense weights on the CPU, for class activation maps.
     dense_weight: Vec<f32>,
+    /// Switched-off blocks by name (kept across re-plans), and as a mask
+    /// over the plan's blocks, which is what a frame uses.
     disabled: HashSet<String>,
-    /// The blocks switched off in the submitted frame (`disabled` may change
-    /// before its results are read).
+    skip: Vec<bool>,
+    /// The mask of the submitted frame (`skip` may change before its
+    /// results are read).
     frame_skipped: Vec<bool>,
     /// Whether a frame's results have been read (tensors hold a frame).
     has_output: bool,
@@ -184,6 +187,7 @@ impl Engine {
     /// Loads the weights onto `device` and plans for a `height`×`width` input.
     pub async fn new(device: &Device, weights: &Weights, config: EngineConfig, height: usize, width: usize) -> Result<Engine> {
         let plan = Plan::new(&weights.model, height, width, config.mode)?;
+        let blocks = plan.blocks.len();
         let backend = match device {
             Device::Gpu(gpu) => Backend::Gpu(Box::new(GpuBackend::new(gpu.clone(), weights, &config, plan).await?)),
             Device::Cpu => Backend::Cpu(Box::new(CpuBackend::new(weights, &config, plan)?)),
@@ -195,6 +199,7 @@ impl Engine {
             device_name: device.name(),
             dense_weight: weights.dense.weight.clone(),
             disabled: HashSet::new(),
+            skip: vec![false; blocks],
             frame_skipped: Vec::new(),
             has_output: false,
             pending: false,
@@ -209,6 +214,7 @@ impl Engine {
             Backend::Gpu(b) => b.set_plan(plan).await?,
             Backend::Cpu(b) => b.set_plan(plan)?,
         }
+        self.update_skip();
         self.has_output = false;
         self.pending = false;
         self.results.block_stats = BlockStats::default();
@@ -285,10 +291,10 @@ impl Engine {
         if !input.iter().fold(true, |ok, v| ok & v.is_finite()) {
             bail!(BadInput, "the input tensor contains NaN or infinite values");
         }
-        let (disabled, stats) = (&self.disabled, self.config.stats);
+        let (skip, stats) = (&self.skip, self.config.stats);
         match &mut self.backend {
-            Backend::Gpu(b) => b.submit_tensor(input, disabled, stats),
-            Backend::Cpu(b) => b.submit_tensor(input, disabled, stats),
+            Backend::Gpu(b) => b.submit_tensor(input, skip, stats),
+            Backend::Cpu(b) => b.submit_tensor(input, skip, stats),
         }
         self.submitted();
         Ok(())
@@ -305,10 +311,10 @@ impl Engine {
             bail!(BadInput, "the preprocessing crop {}×{} differs from the planned input {:?}", pre.crop_h, pre.crop_w, self.input_size());
         }
         let params = pre.params(width, height)?;
-        let (disabled, stats) = (&self.disabled, self.config.stats);
+        let (skip, stats) = (&self.skip, self.config.stats);
         match &mut self.backend {
-            Backend::Gpu(b) => b.submit_rgba(pixels, params, disabled, stats)?,
-            Backend::Cpu(b) => b.submit_rgba(pixels, params, disabled, stats),
+            Backend::Gpu(b) => b.submit_rgba(pixels, params, skip, stats)?,
+            Backend::Cpu(b) => b.submit_rgba(pixels, params, skip, stats),
         }
         self.submitted();
         Ok(())
@@ -318,7 +324,7 @@ impl Engine {
     /// on the CPU, the ops run).
     pub fn dispatches_per_frame(&self) -> usize {
         match &self.backend {
-            Backend::Gpu(b) => b.dispatches_per_frame(&self.disabled, self.config.stats),
+            Backend::Gpu(b) => b.dispatches_per_frame(&self.skip, self.config.stats),
             Backend::Cpu(b) => b.plan().ops.len(),
         }
     }
@@ -359,10 +365,16 @@ impl Engine {
     /// After a submit: a frame is pending, with these blocks switched off.
     fn submitted(&mut self) {
         self.pending = true;
-        let mut skipped = std::mem::take(&mut self.frame_skipped);
-        skipped.clear();
-        skipped.extend(self.plan().blocks.iter().map(|b| self.disabled.contains(&b.name)));
-        self.frame_skipped = skipped;
+        self.frame_skipped.clone_from(&self.skip);
+    }
+
+    /// The mask of switched-off blocks, from their names: when a switch
+    /// changes or the plan does, not every frame.
+    fn update_skip(&mut self) {
+        let mut skip = std::mem::take(&mut self.skip);
+        skip.clear();
+        skip.extend(self.plan().blocks.iter().map(|b| self.disabled.contains(&b.name)));
+        self.skip = skip;
     }
 
     /// Per-block statistics of the last frame read by [`Engine::output`].
@@ -383,8 +395,8 @@ impl Engine {
     /// For finding the slow layers.
     pub async fn profile_layers(&mut self) -> Result<Vec<(String, f64)>> {
         match &mut self.backend {
-            Backend::Gpu(b) => b.profile_layers(&self.disabled).await,
-            Backend::Cpu(b) => Ok(b.profile_layers(&self.disabled)),
+            Backend::Gpu(b) => b.profile_layers(&self.skip).await,
+            Backend::Cpu(b) => Ok(b.profile_layers(&self.skip)),
         }
     }
 
@@ -400,6 +412,7 @@ impl Engine {
         } else {
             self.disabled.insert(name.to_string());
         }
+        self.update_skip();
         Ok(())
     }
 

@@ -3,8 +3,6 @@
 //! statistics, and the copies to the staging buffer: in one command buffer,
 //! or ([`Submit::Stage`]) one per stage, each submitted once recorded.
 
-use std::collections::HashSet;
-
 use crate::gpu::Gpu;
 use crate::kernels::{Dispatch, Kernels, PreprocessParams};
 use crate::Result;
@@ -94,7 +92,7 @@ impl PerSize {
     /// bypassed, the statistics if `with_stats`, and the staging copies;
     /// with [`Submit::Stage`], each stage but the last is submitted as soon
     /// as it is recorded, so the GPU starts while the CPU records the rest.
-    pub fn submit(&self, gpu: &Gpu, mode: Submit, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) {
+    pub fn submit(&self, gpu: &Gpu, mode: Submit, skip: &[bool], with_preprocess: bool, with_stats: bool) {
         let encoder = || gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         let mut enc = encoder();
         for (si, (name, blocks)) in self.timer.stages.iter().enumerate() {
@@ -107,7 +105,7 @@ impl PerSize {
                     img.dispatch.record(&mut pass);
                 }
             }
-            for d in self.net.frame_dispatches(blocks.clone(), |name| disabled.contains(name)) {
+            for d in self.net.frame_dispatches(blocks.clone(), skip) {
                 d.record(&mut pass);
             }
         }
@@ -125,8 +123,8 @@ impl PerSize {
     }
 
     /// Compute dispatches one frame issues.
-    pub fn dispatches_per_frame(&self, disabled: &HashSet<String>, with_preprocess: bool, with_stats: bool) -> usize {
-        let net: usize = self.net.frame_dispatches(0..self.net.plan.blocks.len(), |n| disabled.contains(n)).map(Dispatch::count).sum();
+    pub fn dispatches_per_frame(&self, skip: &[bool], with_preprocess: bool, with_stats: bool) -> usize {
+        let net: usize = self.net.frame_dispatches(0..self.net.plan.blocks.len(), skip).map(Dispatch::count).sum();
         let pre = if with_preprocess { self.image.as_ref().map_or(0, |i| i.dispatch.count()) } else { 0 };
         net + pre + if with_stats { self.stats.dispatch_count() } else { 0 }
     }

@@ -10,7 +10,6 @@
 //! * [`timing`]: GPU time per stage and per op;
 //! * [`readback`]: the staging buffers and f16 decoding.
 
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::{EngineConfig, FrameResults, Submit};
@@ -88,16 +87,16 @@ impl GpuBackend {
         self.submit
     }
 
-    pub fn submit_tensor(&mut self, input: &[f32], disabled: &HashSet<String>, stats: bool) {
+    pub fn submit_tensor(&mut self, input: &[f32], skip: &[bool], stats: bool) {
         self.sized.write_tensor(&self.gpu, input);
         self.submitted_stats = stats;
-        self.sized.submit(&self.gpu, self.submit, disabled, false, stats);
+        self.sized.submit(&self.gpu, self.submit, skip, false, stats);
     }
 
-    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, disabled: &HashSet<String>, stats: bool) -> Result<()> {
+    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, skip: &[bool], stats: bool) -> Result<()> {
         self.sized.write_pixels(&self.gpu, &self.kernels, pixels, params)?;
         self.submitted_stats = stats;
-        self.sized.submit(&self.gpu, self.submit, disabled, true, stats);
+        self.sized.submit(&self.gpu, self.submit, skip, true, stats);
         Ok(())
     }
 
@@ -125,13 +124,13 @@ impl GpuBackend {
     }
 
     /// Each op of a frame in its own timed pass: (label, GPU ms).
-    pub async fn profile_layers(&mut self, disabled: &HashSet<String>) -> Result<Vec<(String, f64)>> {
+    pub async fn profile_layers(&mut self, skip: &[bool]) -> Result<Vec<(String, f64)>> {
         let s = &mut self.sized;
-        let order: Vec<_> = s.net.frame_dispatches(0..s.net.plan.blocks.len(), |n| disabled.contains(n)).collect();
+        let order: Vec<_> = s.net.frame_dispatches(0..s.net.plan.blocks.len(), skip).collect();
         s.profiler.profile(&self.gpu, &order).await
     }
 
-    pub fn dispatches_per_frame(&self, disabled: &HashSet<String>, stats: bool) -> usize {
-        self.sized.dispatches_per_frame(disabled, false, stats)
+    pub fn dispatches_per_frame(&self, skip: &[bool], stats: bool) -> usize {
+        self.sized.dispatches_per_frame(skip, false, stats)
     }
 }

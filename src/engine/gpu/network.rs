@@ -130,12 +130,12 @@ impl Network {
     }
 
     /// The dispatches of a frame, in order: each block's own, or its bypass
-    /// when it is switched off (`skipped`).
-    pub fn frame_dispatches<'a>(&'a self, blocks: std::ops::Range<usize>, skipped: impl Fn(&str) -> bool + 'a) -> impl Iterator<Item = &'a Dispatch> + 'a {
+    /// when it is switched off (`skip`, a mask over the plan's blocks).
+    pub fn frame_dispatches<'a>(&'a self, blocks: std::ops::Range<usize>, skip: &'a [bool]) -> impl Iterator<Item = &'a Dispatch> + 'a {
         blocks.flat_map(move |bi| {
             let b = &self.plan.blocks[bi];
             match &self.bypass[bi] {
-                Some(bypass) if skipped(&b.name) => std::slice::from_ref(bypass).iter(),
+                Some(bypass) if skip[bi] => std::slice::from_ref(bypass).iter(),
                 _ => self.dispatches[b.ops.clone()].iter(),
             }
         })

@@ -41,9 +41,11 @@ impl GpuParams {
             // f16 ends at ±65504: a larger weight (a batchnorm over a tiny
             // variance scales them up) would become infinite, and every
             // frame NaN from that layer on.
-            let largest = weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            if precision == Precision::F16 && largest > half::f16::MAX.to_f32() {
-                bail!(Unsupported, "conv `{}` has weights up to {largest} (batchnorm folded in), beyond f16's ±65504: use precision f32", c.name);
+            if precision == Precision::F16 {
+                let largest = weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                if largest > half::f16::MAX.to_f32() {
+                    bail!(Unsupported, "conv `{}` has weights up to {largest} (batchnorm folded in), beyond f16's ±65504: use precision f32", c.name);
+                }
             }
             let wb = storage_buffer_as(device, &c.name, &conv_weights_km(&weight, c.out_channels), precision);
             let bb = bias.map(|b| storage_buffer(device, &format!("{}.bias", c.name), &b));
