@@ -1,5 +1,7 @@
-"""tools/convert_weights.py: Keras .h5 files (Keras 2 and Keras 3 layouts) →
-the .safetensors the engine reads, tensor for tensor."""
+"""tools/convert_weights.py: Keras 2 .h5 files (also a ResNet nested in
+another model, and a layer-named Keras 3 layout) → the .safetensors the
+engine reads, tensor for tensor; Keras 3's class-named layout is refused
+with the way out."""
 
 import subprocess
 import sys
@@ -58,6 +60,36 @@ def test_keras3_weights_h5_and_f16(tmp_path):
     for k in t:
         assert out[k].dtype == np.float16
         np.testing.assert_allclose(out[k], t[k], rtol=1e-3, atol=1e-3)
+
+
+def test_keras2_nested_model(tmp_path):
+    # A ResNet inside another model: model_weights/<model>/<layer>/<var>:0.
+    t = _keras_like()
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        for k, v in t.items():
+            layer, var = k.split(".")
+            f.create_dataset(f"model_weights/resnet50/{layer}/{var}:0", data=v)
+    out = _convert(tmp_path / "m.h5", tmp_path / "m.safetensors")
+    assert set(out) == set(t)
+    # Two variables that land on one name are refused, not overwritten.
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f.create_dataset("model_weights/a/conv1/kernel:0", data=t["conv1.kernel"])
+        f.create_dataset("model_weights/b/conv1/kernel:0", data=t["conv1.kernel"])
+    p = subprocess.run([sys.executable, TOOL, tmp_path / "d.h5", tmp_path / "d.safetensors"], capture_output=True, text=True)
+    assert p.returncode != 0 and "two variables map to `conv1.kernel`" in p.stderr, p.stderr
+
+
+def test_keras3_class_named_layers_are_refused(tmp_path):
+    # What Keras 3 writes: groups named after the layer's class, numbered.
+    t = _keras_like()
+    with h5py.File(tmp_path / "m.weights.h5", "w") as f:
+        f.create_dataset("layers/conv2d/vars/0", data=t["conv1.kernel"])
+        f.create_dataset("layers/conv2d/vars/1", data=t["conv1.bias"])
+        for i, var in enumerate(["gamma", "beta", "moving_mean", "moving_variance"]):
+            f.create_dataset(f"layers/batch_normalization/vars/{i}", data=t[f"bn_conv1.{var}"])
+    p = subprocess.run([sys.executable, TOOL, tmp_path / "m.weights.h5", tmp_path / "m.safetensors"], capture_output=True, text=True)
+    assert p.returncode != 0 and "names layers by class (`batch_normalization`)" in p.stderr and "w.path" in p.stderr, p.stderr
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_unknown_extension_is_refused(tmp_path):

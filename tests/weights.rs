@@ -117,10 +117,10 @@ fn bad_files_give_clear_errors() {
     assert_eq!(load_err(&serialize(&missing_ds)), "missing tensor `layer3.0.downsample.0.weight`");
 
     let e = load_err(&with(&t, "layer1.1.conv2.weight", |r| {
-        r.2 = vec![8, 4, 3, 3];
-        r.3.truncate(8 * 4 * 9 * 4);
+        r.2 = vec![8, 3, 3, 3];
+        r.3.truncate(8 * 3 * 9 * 4);
     }));
-    assert!(e.contains("`layer1.1.conv2.weight` has shape [8, 4, 3, 3], expected [*, 8, *, *]"), "{e}");
+    assert!(e.contains("`layer1.1.conv2.weight` has shape [8, 3, 3, 3], expected [*, 8, *, *]"), "{e}");
 
     let e = load_err(&with(&t, "fc.bias", |r| {
         r.2 = vec![9];
@@ -150,6 +150,52 @@ fn bad_files_give_clear_errors() {
 
     let other = serialize(&[f32s("encoder.weight", &[2, 2], vec![1.0; 4])]);
     assert!(load_err(&other).contains("not ResNet weights"));
+}
+
+/// ResNets this engine does not run are refused with a sentence naming
+/// what they are, never run with the parts it does not know left out.
+#[test]
+fn unsupported_variants_are_named_not_run_wrong() {
+    let t = tiny_torchvision();
+    let plus = |extra: Vec<Raw>| serialize(&t.iter().cloned().chain(extra).collect::<Vec<_>>());
+
+    // Squeeze-and-excitation gates inside a block: computing the block without them is wrong.
+    let se = plus(vec![f32s("layer1.0.se.fc1.weight", &[2, 8, 1, 1], vec![0.1; 16]), f32s("layer1.0.se.fc1.bias", &[2], vec![0.0; 2])]);
+    let e = load_err(&se);
+    assert!(e.contains("`layer1.0.se.fc1.bias` belongs to `layer1.0`") && e.contains("squeeze-and-excitation") && e.contains("(2 such"), "{e}");
+    // A tensor outside every layer the engine reads stays a warning.
+    let w = Weights::from_safetensors(&plus(vec![f32s("aux_head.weight", &[2, 2], vec![1.0; 4])])).unwrap();
+    assert_eq!(w.unused, ["aux_head.weight"]);
+
+    // A grouped 3×3 conv (ResNeXt): [out, in/groups, 3, 3].
+    let e = load_err(&with(&t, "layer1.1.conv2.weight", |r| {
+        r.2 = vec![8, 4, 3, 3];
+        r.3.truncate(8 * 4 * 9 * 4);
+    }));
+    assert!(e.contains("`layer1.1.conv2` is a grouped convolution (2 groups"), "{e}");
+
+    // A CIFAR-style 3×3 stem.
+    let e = load_err(&with(&t, "conv1.weight", |r| {
+        r.2 = vec![8, 3, 3, 3];
+        r.3.truncate(8 * 3 * 9 * 4);
+    }));
+    assert!(e.contains("the stem conv `conv1` is 3×3"), "{e}");
+
+    // timm's deep stem (conv1.0, conv1.1, … instead of conv1).
+    let deep: Vec<Raw> = t.iter().cloned().map(|mut r| {
+        if r.0 == "conv1.weight" {
+            r.0 = "conv1.0.weight".into();
+        }
+        r
+    }).collect();
+    let e = load_err(&serialize(&deep));
+    assert!(e.contains("deep stem"), "{e}");
+
+    // Other ResNet naming schemes are named as such.
+    let hf = serialize(&[f32s("resnet.embedder.embedder.convolution.weight", &[2, 3, 7, 7], vec![0.0; 294])]);
+    assert!(load_err(&hf).contains("Hugging Face transformers"), "{}", load_err(&hf));
+    let keras = serialize(&[f32s("conv1_conv.kernel", &[7, 7, 3, 2], vec![0.0; 294])]);
+    assert!(load_err(&keras).contains("tf.keras.applications"), "{}", load_err(&keras));
 }
 
 #[test]

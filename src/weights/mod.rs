@@ -68,8 +68,11 @@ impl Weights {
         let mut r = Reader { st, used: HashSet::new() };
         let names: HashSet<String> = r.st.names().into_iter().map(str::to_string).collect();
         let Some(scheme) = naming::detect(&names) else {
+            if let Some(other) = naming::unsupported_scheme(&names) {
+                bail!("these weights use {other}, which this engine does not read: it reads torchvision/timm names (`conv1.weight`, `layer1.0.conv1.weight`, …) and the lesson's Keras names (`conv1.kernel`, `res2a_branch2a.kernel`, …)");
+            }
             bail!(
-                "these are not ResNet weights: missing tensor `conv1.weight` (torchvision/timm names) or `conv1.kernel` (Keras names); the file has {} tensors{}",
+                "these are not ResNet weights in a naming scheme this engine reads: missing tensor `conv1.weight` (torchvision/timm names) or `conv1.kernel` (Keras names); the file has {} tensors{}",
                 names.len(),
                 names.iter().min().map(|n| format!(", e.g. `{n}`")).unwrap_or_default()
             );
@@ -85,8 +88,30 @@ impl Weights {
         }
         let mut unused: Vec<String> = names.into_iter().filter(|n| !r.used.contains(n) && !n.ends_with("num_batches_tracked")).collect();
         unused.sort();
+        // A tensor left over inside a layer or block that was read is part
+        // of it the engine would not compute (squeeze-and-excitation gates,
+        // say): the answers would be wrong, so refuse rather than warn.
+        let used_modules: HashSet<&str> = r.used.iter().map(|n| module_of(n)).collect();
+        if let Some(n) = unused.iter().find(|n| used_modules.contains(module_of(n))) {
+            bail!(
+                "tensor `{n}` belongs to `{}`, which this engine computes without it: a block extension such as squeeze-and-excitation is not supported ({} such tensor(s))",
+                module_of(n),
+                unused.iter().filter(|u| used_modules.contains(module_of(u))).count()
+            );
+        }
         w.unused = unused;
         Ok(w)
+    }
+}
+
+/// The layer or block a tensor belongs to: `layer1.0` for
+/// `layer1.0.se.fc1.weight` (torchvision), else the first part of the name
+/// (`conv1`, `fc`, `res2a_branch2a`).
+fn module_of(name: &str) -> &str {
+    let first = name.split('.').next().unwrap_or(name);
+    match name.match_indices('.').nth(1) {
+        Some((at, _)) if first.starts_with("layer") => &name[..at],
+        _ => first,
     }
 }
 
@@ -156,6 +181,11 @@ fn fmt_pattern(p: Pattern) -> String {
 impl Reader<'_> {
     fn has(&self, name: &str) -> bool {
         self.st.tensor(name).is_ok()
+    }
+
+    /// A tensor's shape, without reading it.
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.st.tensor(name).ok().map(|v| v.shape().to_vec())
     }
 
     fn names(&self) -> Vec<&str> {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::{BatchNormWeights, ConvWeights, DenseWeights, Reader, Weights};
 use crate::model::{BatchNormSpec, Block, BlockKind, ConvBn, ConvSpec, DenseSpec, Model, PoolSpec, Scheme, Stem, StridePlacement};
-use crate::{Error, Result};
+use crate::{bail, Error, Result};
 
 /// How a scheme stores conv kernels.
 #[derive(Clone, Copy)]
@@ -139,6 +139,19 @@ pub(super) fn detect(names: &HashSet<String>) -> Option<&'static Naming> {
     }
 }
 
+/// A ResNet naming scheme this engine recognises but does not read, if the
+/// names are in one (for an error that says what the file is).
+pub(super) fn unsupported_scheme(names: &HashSet<String>) -> Option<&'static str> {
+    let any = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
+    if any("resnet.embedder.") || any("embedder.embedder.") {
+        Some("Hugging Face transformers' ResNet names (`resnet.embedder…`)")
+    } else if any("conv1_conv.") || any("conv2_block1_") {
+        Some("tf.keras.applications' names (`conv1_conv`, `conv2_block1_1_conv`, …)")
+    } else {
+        None
+    }
+}
+
 /// Collects specs and parameters during the walk.
 struct Walk<'r, 'a> {
     r: &'r mut Reader<'a>,
@@ -155,6 +168,11 @@ impl Walk<'_, '_> {
         let kernel = format!("{conv_name}.{}", self.n.kernel);
         let (weight, [o, i, kh, kw]) = match self.n.layout {
             KernelLayout::Oihw => {
+                if let Some(&[_, i, ..]) = self.r.shape(&kernel).as_deref() {
+                    if i < in_ch && i > 0 && in_ch % i == 0 {
+                        bail!("conv `{conv_name}` is a grouped convolution ({} groups: ResNeXt or similar), which this engine does not run", in_ch / i);
+                    }
+                }
                 let (w, s) = self.r.get(&kernel, &[None, Some(in_ch), k, k])?;
                 (w, [s[0], s[1], s[2], s[3]])
             }
@@ -206,7 +224,16 @@ impl Walk<'_, '_> {
 pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
     let mut w = Walk { r, n, convs: HashMap::new(), bns: HashMap::new() };
     let stem_names = (n.stem.0.to_string(), n.stem.1.to_string());
+    if !w.has_conv(n.stem.0) && w.has_conv(&format!("{}.0", n.stem.0)) {
+        bail!("the stem `{}` is a sequence of convs (a deep stem, as in timm's resnet*d), which this engine does not run: it runs the 7×7 stride-2 stem", n.stem.0);
+    }
     let stem = Stem { conv: w.conv(&stem_names, 3, None, 2, None)?, pool: PoolSpec { kernel: 3, stride: 2, padding: n.stem_pool_padding } };
+    // The stem runs as ImageNet ResNets' 7×7 stride-2 conv and max pool: a
+    // CIFAR-style 3×3 stem (stride 1, no pool) would run with the wrong geometry.
+    if stem.conv.conv.kernel != (7, 7) {
+        let (kh, kw) = stem.conv.conv.kernel;
+        bail!("the stem conv `{}` is {kh}×{kw}: this engine runs ImageNet ResNets' 7×7 stride-2 stem and max pool (a CIFAR-style small stem is not supported)", n.stem.0);
+    }
     let bottleneck = w.has_conv(&(n.block_names)(0, &(n.block_ids)(w.r, 0)[0]).main[2].0);
     let mut blocks = Vec::new();
     let mut c = stem.conv.conv.out_channels;

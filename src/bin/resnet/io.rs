@@ -25,8 +25,12 @@ pub fn read_weights(path: &Path) -> Result<Weights> {
     if file.metadata().map_err(io)?.is_dir() {
         bail!(Io, "cannot read {}: it is a folder", path.display());
     }
+    let meta = file.metadata().map_err(io)?;
+    // A pipe or device (`--weights <(curl …)`) has no length to map: read it.
     // An empty file cannot be mapped; the parser explains what is wrong with it.
-    let w = if file.metadata().map_err(io)?.len() == 0 {
+    let w = if !meta.is_file() {
+        Weights::from_safetensors(&std::fs::read(path).map_err(io)?)
+    } else if meta.len() == 0 {
         Weights::from_safetensors(&[])
     } else {
         // SAFETY: the map is read-only and lives only for this call; a file

@@ -2,7 +2,6 @@
 //! dumps every block's output, on whatever GPU wgpu finds (Vulkan here) or,
 //! without one, on the CPU.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -174,13 +173,16 @@ fn main() -> ExitCode {
 }
 
 
-/// Engines by input size, sharing one device and one configuration.
+/// One engine, re-planned for each input size it meets (the weights stay
+/// uploaded once; an engine per size would hold a copy of them each).
 struct Engines {
     device: Device,
     weights: Weights,
     config: EngineConfig,
     image_size: (usize, usize),
-    by_size: HashMap<(usize, usize), Engine>,
+    engine: Option<Engine>,
+    /// Whether the note on Keras weights and image preprocessing was given.
+    keras_noted: bool,
 }
 
 impl Engines {
@@ -197,16 +199,17 @@ impl Engines {
             eprintln!("note: inspect mode runs the direct conv kernel (every intermediate kept); --conv applies to fast mode");
         }
         let config = EngineConfig { mode: c.mode, precision: c.precision, conv: c.conv, stats, submit: c.submit };
-        Ok(Engines { device, weights, config, image_size, by_size: HashMap::new() })
+        Ok(Engines { device, weights, config, image_size, engine: None, keras_noted: false })
     }
 
-    /// The engine for `size`, made on first use.
+    /// The engine, made on first use and planned for `size`.
     async fn get(&mut self, size: (usize, usize)) -> Result<&mut Engine> {
-        if !self.by_size.contains_key(&size) {
-            let e = Engine::new(&self.device, &self.weights, self.config, size.0, size.1).await?;
-            self.by_size.insert(size, e);
+        match &mut self.engine {
+            Some(e) if e.input_size() != size => e.set_input_size(size.0, size.1).await?,
+            Some(_) => {}
+            None => self.engine = Some(Engine::new(&self.device, &self.weights, self.config, size.0, size.1).await?),
         }
-        Ok(self.by_size.get_mut(&size).expect("inserted above"))
+        Ok(self.engine.as_mut().expect("made above"))
     }
 
     async fn run(&mut self, input: &Input) -> Result<&mut Engine> {
@@ -214,6 +217,12 @@ impl Engines {
             Input::Tensor { h, w, .. } => (*h, *w),
             Input::Image { .. } => self.image_size,
         };
+        if matches!(input, Input::Image { .. }) && self.weights.model.scheme == resnet::model::Scheme::Keras && !std::mem::replace(&mut self.keras_noted, true) {
+            eprintln!(
+                "note: Keras-named weights: images are normalised with ImageNet's RGB mean and std and the stem's max pool is unpadded, as in the lesson's model; \
+                 keras-applications' ResNet50 weights were trained on caffe-style BGR mean subtraction and a padded pool, so their image results will be off (classify a tensor you preprocessed with --tensor instead)"
+            );
+        }
         let engine = self.get(size).await?;
         match input {
             Input::Tensor { data, .. } => engine.run_tensor(data)?,
