@@ -14,6 +14,24 @@ export function expect(ok, message) {
   if (!ok) throw resnetError('BAD_INPUT', message);
 }
 
+/** Throws BAD_INPUT (`what`: which buffer) unless `buffer` (an ArrayBuffer) is still readable: one transferred away (postMessage, structuredClone) reads as empty. */
+export function expectAttached(buffer, what) {
+  let gone = buffer.detached;
+  if (typeof gone !== 'boolean') {
+    // Before ArrayBuffer.prototype.detached: a view of a detached buffer cannot be made.
+    try {
+      new Uint8Array(buffer);
+      gone = false;
+    } catch {
+      gone = true;
+    }
+  }
+  expect(!gone, `${what} was transferred (detached, by postMessage or structuredClone) and holds nothing any more: pass a copy instead`);
+}
+
+/** Whether `v` is a whole number a wasm u32 argument holds (larger ones would wrap). */
+export const isU32 = (v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
 /** The largest input side the engine takes (src/model.rs MAX_INPUT_SIDE). */
 export const MAX_INPUT_SIDE = 4096;
 const MIN_INPUT_SIDE = 32;

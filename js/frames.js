@@ -2,7 +2,7 @@
 // much larger than the network needs are scaled down here, before they reach
 // wasm memory (which never shrinks): the engine only needs the shorter side
 // at 256·size/224, and a 16384² canvas would otherwise take a gigabyte.
-import { resnetError } from './errors.js';
+import { expectAttached, resnetError } from './errors.js';
 
 /** Largest frame handed to the engine, in pixels (a 4096×4096 photo). */
 const MAX_PIXELS = 4096 * 4096;
@@ -38,8 +38,8 @@ export function scaledSize(w, h, [ih, iw]) {
   return s >= 1 ? [w, h] : [Math.max(1, Math.round(w * s)), Math.max(1, Math.round(h * s))];
 }
 
-/** Any frame → ImageData (RGBA bytes, width, height), scaled down where it is much larger than needed. */
-export async function pixelsOf(frame, inputSize) {
+/** A frame's size; BAD_INPUT for what is no frame, or has no picture yet. */
+function checkFrame(frame) {
   if (!isFrame(frame)) {
     throw resnetError('BAD_INPUT', `classify needs a frame (a video, image, canvas, ImageBitmap, ImageData or VideoFrame), got ${frame === null ? 'null' : typeof frame}`);
   }
@@ -54,10 +54,11 @@ export async function pixelsOf(frame, inputSize) {
   if (typeof HTMLImageElement !== 'undefined' && frame instanceof HTMLImageElement && !frame.complete) {
     throw resnetError('BAD_INPUT', 'the image is still loading (wait for its `load` event, or `await img.decode()`)');
   }
-  const [tw, th] = scaledSize(w, h, inputSize);
-  const isData = typeof ImageData !== 'undefined' && frame instanceof ImageData;
-  if (isData && tw === w && th === h) return frame;
-  const source = isData ? await createImageBitmap(frame) : frame;
+  return [w, h];
+}
+
+/** `source` drawn at `tw`×`th` on the reused canvas, read back. */
+function draw(source, tw, th) {
   if (!canvas) canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(tw, th) : document.createElement('canvas');
   if (canvas.width !== tw || canvas.height !== th) {
     canvas.width = tw;
@@ -71,13 +72,43 @@ export async function pixelsOf(frame, inputSize) {
   } catch (e) {
     // A closed ImageBitmap or VideoFrame, a broken image.
     throw resnetError('BAD_INPUT', `the frame cannot be drawn (${e?.message ?? e}): a closed ImageBitmap or VideoFrame, or a broken image?`, { cause: e });
-  } finally {
-    if (isData) source.close();
   }
   try {
     return ctx.getImageData(0, 0, tw, th);
   } catch (e) {
     if (e?.name !== 'SecurityError') throw e;
     throw resnetError('BAD_INPUT', 'the frame comes from another origin without CORS (its pixels cannot be read): serve it with Access-Control-Allow-Origin and set crossOrigin="anonymous"', { cause: e });
+  }
+}
+
+/**
+ * Captures any frame now, synchronously: a queued classify must see the frame
+ * it was called with, not what a canvas, video or reused ImageData holds when
+ * its turn comes. Drawables are drawn and read back at once (scaled down for
+ * `inputSize` where much larger than needed); an ImageData is copied, and
+ * scaled in the call's turn. Returns `(inputSize) => ImageData | Promise<ImageData>`:
+ * the RGBA pixels to hand to the engine, for the input size planned by then.
+ */
+export function captureFrame(frame, inputSize) {
+  const [w, h] = checkFrame(frame);
+  if (typeof ImageData !== 'undefined' && frame instanceof ImageData) {
+    expectAttached(frame.data.buffer, "the ImageData's buffer");
+    const copy = new ImageData(frame.data.slice(), w, h, frame.colorSpace ? { colorSpace: frame.colorSpace } : undefined);
+    return (size) => scaleDown(copy, size);
+  }
+  const [tw, th] = scaledSize(w, h, inputSize);
+  const px = draw(frame, tw, th);
+  return () => px;
+}
+
+/** An ImageData, scaled down where it is much larger than needed. */
+async function scaleDown(data, inputSize) {
+  const [tw, th] = scaledSize(data.width, data.height, inputSize);
+  if (tw === data.width && th === data.height) return data;
+  const bitmap = await createImageBitmap(data);
+  try {
+    return draw(bitmap, tw, th);
+  } finally {
+    bitmap.close();
   }
 }

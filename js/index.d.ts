@@ -24,8 +24,8 @@ export interface ResNetError extends Error {
   code: ErrorCode;
 }
 
-/** Makes an `Error` named 'ResNetError' with `code`. */
-export declare function resnetError(code: ErrorCode, message: string): ResNetError;
+/** Makes an `Error` named 'ResNetError' with `code` (`options.cause`: the error behind it, as for `Error`). */
+export declare function resnetError(code: ErrorCode, message: string, options?: { cause?: unknown }): ResNetError;
 
 /** Deletes the Cache API cache of downloaded weights (default 'resnet-weights'); true if it existed. */
 export declare function clearWeightsCache(name?: string): Promise<boolean>;
@@ -155,17 +155,26 @@ export interface ClassActivationMap {
   data: Float32Array;
 }
 
+/**
+ * Every method that returns a promise checks its arguments and reads its input (the frame's
+ * pixels, the tensor) when it is called, then runs after the calls made before it: a canvas
+ * drawn on again, a video playing on or an array refilled right after the call does not change
+ * what it classifies. A bad argument rejects the promise (it never throws).
+ */
 export declare class ResNet {
+  /** Made by `ResNet.load` only. */
+  private constructor();
   static load(source: WeightsSource, options?: LoadOptions): Promise<ResNet>;
   readonly info: ModelInfo;
   /** The part of a `width`×`height` frame the network sees (resize and centre crop). */
   crop(width: number, height: number): Rect;
+  /** The frame as it is at the call (its pixels are read before this returns). */
   classify(frame: Frame, options?: { topk?: number }): Promise<Classification>;
-  /** A raw 3×H×W NCHW tensor at the planned size, no preprocessing. */
+  /** A raw 3×H×W NCHW tensor at the planned size, no preprocessing; copied at the call. */
   classifyTensor(data: Float32Array, options?: { topk?: number }): Promise<Classification>;
   blocks(): BlockInfo[];
-  /** Output of a block for the last classified frame; `channels` limits what is read back. */
-  activation(name: string, options?: { channels?: number[] }): Promise<Activation>;
+  /** Output of a block for the last classified frame; `channels` (an array or typed array of indices) limits what is read back. */
+  activation(name: string, options?: { channels?: ArrayLike<number> }): Promise<Activation>;
   channelMeans(name: string): Float32Array;
   residuals(): Residual[];
   /** Identity blocks only: disabled, the main path is skipped and the input passes through. */
@@ -180,7 +189,7 @@ export declare class ResNet {
 /** Seeded, untrained demo weights (ResNet-18 layout at quarter width, 1000 classes). */
 export declare function demoWeights(): Promise<Uint8Array>;
 
-/** Indices of the `k` largest values, largest first (ties: lower index first). */
+/** Indices of the `k` largest values, largest first (ties: lower index first; NaN ranks last); `k` is floored and clamped to 0…length. */
 export declare function topIndices(values: ArrayLike<number>, k: number): number[];
 
 /** Whether this browser can run the engine, and if not, why. */

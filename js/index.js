@@ -1,15 +1,15 @@
 // resnet-wgpu: ResNet inference on our own WGSL compute shaders, in the browser.
 //
 // This module wraps the wasm bindings (pkg/) into the public API: it queues
-// calls so a model only ever runs one at a time, checks every argument, and
-// adds class names. Beside it: sources.js loads weights from URLs (with
+// calls so a model only ever runs one at a time (each reading its input when
+// made), checks every argument, and adds class names. Beside it: sources.js loads weights from URLs (with
 // progress and the Cache API), files and buffers; frames.js turns any frame
 // into RGBA pixels; errors.js makes the errors a program can tell apart. Works from a plain
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
 import init, { WasmResNet, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
-import { expect, inputSizeOf, resnetError } from './errors.js';
-import { pixelsOf } from './frames.js';
+import { expect, expectAttached, inputSizeOf, isU32, resnetError } from './errors.js';
+import { captureFrame } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
 
 export { clearWeightsCache, resnetError };
@@ -24,7 +24,9 @@ function boot() {
     (x) => void (exports = x),
     (e) => {
       ready = null;
-      throw resnetError('UNSUPPORTED', `could not load the WebAssembly module: ${e.message || e}`);
+      // The build needs wasm SIMD and reference types: an older engine cannot compile it.
+      const old = e?.name === 'CompileError' ? ' (this browser may be too old: it needs Chrome or Edge 96+, Firefox 92+ or Safari 16.4+)' : '';
+      throw resnetError('UNSUPPORTED', `could not load the WebAssembly module: ${e.message || e}${old}`);
     },
   );
   return ready;
@@ -36,22 +38,26 @@ export function wasmMemoryBytes() {
 }
 
 /**
- * Indices of the `k` largest values, largest first (ties: lower index first).
- * One pass keeping the best k, not a sort of every index: it runs every frame
- * on the 1000 logits and on each panel's channel means.
+ * Indices of the `k` largest values, largest first (ties: lower index first;
+ * NaN ranks as −∞, last). One pass keeping the best k, not a sort of every
+ * index: it runs every frame on the 1000 logits and on each panel's channel means.
  */
 export function topIndices(values, k) {
   const best = [];
-  const n = Math.min(k, values.length);
+  const kept = []; // the values of `best`, NaN as −∞: NaN compares false both ways and would stick
+  // A whole number within 0…length (a fraction would never fill `best`: every index, in O(n²)).
+  const n = Math.max(0, Math.min(Math.floor(k) || 0, values.length));
   for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (best.length === n && !(v > values[best[n - 1]])) continue;
+    const v = Number.isNaN(values[i]) ? -Infinity : values[i];
+    if (best.length === n && !(v > kept[n - 1])) continue;
     let j = best.length === n ? n - 1 : best.length;
-    while (j > 0 && v > values[best[j - 1]]) {
+    while (j > 0 && v > kept[j - 1]) {
       best[j] = best[j - 1];
+      kept[j] = kept[j - 1];
       j--;
     }
     best[j] = i;
+    kept[j] = v;
   }
   return best;
 }
@@ -104,6 +110,14 @@ export async function webgpuSupport() {
 // ---------------------------------------------------------------- the model
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
+// A value in a message; JSON.stringify throws on a BigInt.
+const show = (v) => {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+};
 const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
 
 async function loadWasm(bytes, mode, [h, w], precision, stats, backend) {
@@ -131,11 +145,13 @@ export class ResNet {
   #lastMs = 0;
   #info;
   #reason;
+  #planned; // the input size once the setInputSize calls queued so far have run
 
   constructor(wasm, labels, reason) {
     this.#wasm = wasm;
     this.#reason = reason;
     this.#info = { ...wasm.info(), backendReason: reason };
+    this.#planned = this.#info.inputSize;
     this.#labels = labels;
   }
 
@@ -143,7 +159,8 @@ export class ResNet {
    * Loads `.safetensors` weights (torchvision/timm or Keras names).
    * @param source URL string | ArrayBuffer | Uint8Array | File | Blob
    */
-  static async load(source, options = {}) {
+  static async load(source, options) {
+    options ??= {};
     const { mode = 'fast', labels = null, inputSize = 224, stats = true, precision = 'f32', backend = 'auto' } = options;
     expect(mode === 'fast' || mode === 'inspect', `unknown mode '${mode}': use 'fast' or 'inspect'`);
     expect(precision === 'f32' || precision === 'f16', `unknown precision '${precision}': use 'f32' or 'f16'`);
@@ -153,6 +170,8 @@ export class ResNet {
     const [choice, src0] = await Promise.all([chooseBackend(backend), openWeights(source, options), boot()]);
     let src = src0;
     const open = async () => {
+      // Bytes the caller transferred away (postMessage) while the load awaited.
+      expectAttached(src.bytes.buffer, "ResNet.load: the weights' buffer");
       try {
         // Channel means and ‖F(x)‖/‖x‖ per block cost a few extra dispatches a frame.
         return await loadWasm(src.bytes, mode, size, precision, !!stats, choice.backend);
@@ -191,8 +210,18 @@ export class ResNet {
     return this.#wasm;
   }
 
-  /** Runs `fn` after every earlier call on this model has finished. */
-  #serial(fn) {
+  /**
+   * Runs `prepare` now (it checks the arguments and captures the input as it
+   * is at the call; what it throws comes back as a rejection), then the
+   * function it returns once every earlier call on this model has finished.
+   */
+  #serial(prepare) {
+    let fn;
+    try {
+      fn = prepare();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const run = this.#queue.then(() => fn(this.#live()));
     this.#queue = run.catch(() => {});
     return run;
@@ -208,34 +237,50 @@ export class ResNet {
    * resize and centre crop), in the frame's pixels: `{ x, y, width, height }`.
    */
   crop(width, height) {
-    expect(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0, `crop needs a frame size in whole pixels, got ${width}×${height}`);
+    // Within u32: the engine's arguments, where 2^32 + 640 would wrap to 640.
+    expect(isU32(width) && isU32(height) && width > 0 && height > 0, `crop needs a frame size in whole pixels (below 2^32), got ${width}×${height}`);
     return this.#live().crop(width, height);
   }
 
-  /** Classifies one frame: `{ top: [{ index, label, probability }], logits, ms }`. */
-  classify(frame, { topk = 5 } = {}) {
-    this.#checkTopk(topk);
-    return this.#serial(async (m) => {
+  /** Classifies one frame, as it is at the call: `{ top: [{ index, label, probability }], logits, ms }`. */
+  classify(frame, options) {
+    return this.#serial(() => {
+      const { topk = 5 } = options ?? {};
+      this.#checkTopk(topk);
+      // Read now, not in the call's turn: the caller may draw the next image
+      // on the same canvas (or the video play on) before that.
       const t0 = now();
-      const px = await pixelsOf(frame, this.#info.inputSize);
-      // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
-      m.pixel_view(px.data.byteLength).set(px.data);
-      m.submit_pixels(px.width, px.height);
-      return this.#result(m, t0, topk);
+      const pixels = captureFrame(frame, this.#planned);
+      const captureMs = now() - t0;
+      return async (m) => {
+        // `ms` is the call's own work (the capture included), not its wait in the queue.
+        const t1 = now() - captureMs;
+        const px = await pixels(this.#info.inputSize);
+        // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
+        m.pixel_view(px.data.byteLength).set(px.data);
+        m.submit_pixels(px.width, px.height);
+        return this.#result(m, t1, topk);
+      };
     });
   }
 
-  /** Runs a raw `3×H×W` NCHW Float32Array at the planned size (no preprocessing). */
-  classifyTensor(data, { topk = 5 } = {}) {
-    this.#checkTopk(topk);
-    expect(data instanceof Float32Array, `classifyTensor needs a Float32Array, got ${data?.constructor?.name ?? typeof data}`);
-    // The size is checked when its turn comes: a setInputSize queued before it applies first.
-    return this.#serial(async (m) => {
-      const [h, w] = this.#info.inputSize;
-      expect(data.length === 3 * h * w, `classifyTensor needs a Float32Array of 3×${h}×${w} = ${3 * h * w} values`);
-      const t0 = now();
-      m.submit_tensor(data);
-      return this.#result(m, t0, topk);
+  /** Runs a raw `3×H×W` NCHW Float32Array at the planned size (no preprocessing), as it is at the call. */
+  classifyTensor(data, options) {
+    return this.#serial(() => {
+      const { topk = 5 } = options ?? {};
+      this.#checkTopk(topk);
+      expect(data instanceof Float32Array, `classifyTensor needs a Float32Array, got ${data?.constructor?.name ?? typeof data}`);
+      expectAttached(data.buffer, "classifyTensor: the Float32Array's buffer");
+      // A copy: the caller may refill the array before this call's turn.
+      const x = data.slice();
+      // The size is checked when its turn comes: a setInputSize queued before it applies first.
+      return async (m) => {
+        const [h, w] = this.#info.inputSize;
+        expect(x.length === 3 * h * w, `classifyTensor needs a Float32Array of 3×${h}×${w} = ${3 * h * w} values`);
+        const t0 = now();
+        m.submit_tensor(x);
+        return this.#result(m, t0, topk);
+      };
     });
   }
 
@@ -257,11 +302,16 @@ export class ResNet {
   }
 
   /** A block's output of the last frame: `{ shape, data }`; `channels` limits the readback. */
-  activation(name, { channels } = {}) {
-    expect(typeof name === 'string', `activation needs a block or tensor name, got ${name}`);
-    const ok = channels === undefined || ((Array.isArray(channels) || ArrayBuffer.isView(channels)) && Array.from(channels).every((c) => Number.isInteger(c) && c >= 0));
-    expect(ok, `channels must be an array of channel indices, got ${JSON.stringify(channels)}`);
-    return this.#serial((m) => m.activation(name, channels ? Uint32Array.from(channels) : undefined));
+  activation(name, options) {
+    return this.#serial(() => {
+      const { channels } = options ?? {};
+      expect(typeof name === 'string', `activation needs a block or tensor name, got ${name}`);
+      // An array or typed array (any array-like) of u32s: Uint32Array.from would wrap 2^32 to channel 0.
+      const ok = channels === undefined || (typeof channels === 'object' && Number.isInteger(channels?.length) && Array.from(channels).every(isU32));
+      if (!ok) throw resnetError('BAD_INPUT', `channels must be an array of channel indices (whole numbers from 0), got ${show(channels)}`);
+      const list = channels === undefined ? undefined : Uint32Array.from(channels);
+      return (m) => m.activation(name, list);
+    });
   }
 
   /** Per-channel means of a block's output, last frame (no GPU readback). */
@@ -297,17 +347,28 @@ export class ResNet {
 
   /** `{ width, height, data }`: last block's features weighted by class `index`'s dense weights. */
   classActivationMap(index) {
-    const n = this.#info.classes;
-    expect(Number.isInteger(index) && index >= 0 && index < n, `classActivationMap needs a class index from 0 to ${n - 1}, got ${index}`);
-    return this.#serial((m) => m.class_activation_map(index));
+    return this.#serial(() => {
+      const n = this.#info.classes;
+      expect(Number.isInteger(index) && index >= 0 && index < n, `classActivationMap needs a class index from 0 to ${n - 1}, got ${index}`);
+      return (m) => m.class_activation_map(index);
+    });
   }
 
   /** Changes the network's input size (weights stay on the GPU). */
   setInputSize(inputSize) {
-    const [h, w] = inputSizeOf(inputSize);
-    return this.#serial(async (m) => {
-      await m.set_input_size(h, w);
-      this.#info = { ...m.info(), backendReason: this.#reason };
+    return this.#serial(() => {
+      const size = inputSizeOf(inputSize);
+      // Frames captured from now on are scaled for this size.
+      this.#planned = size;
+      return async (m) => {
+        try {
+          await m.set_input_size(size[0], size[1]);
+        } catch (e) {
+          if (this.#planned === size) this.#planned = this.#info.inputSize;
+          throw e;
+        }
+        this.#info = { ...m.info(), backendReason: this.#reason };
+      };
     });
   }
 

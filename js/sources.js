@@ -1,7 +1,7 @@
 // Weights from any source: a URL (downloaded with progress, kept in the
 // Cache API only once it parsed as weights of the announced length), bytes,
 // or a File/Blob.
-import { expect, resnetError } from './errors.js';
+import { expect, expectAttached, resnetError } from './errors.js';
 
 export const DEFAULT_CACHE = 'resnet-weights';
 
@@ -111,6 +111,7 @@ export async function openWeights(source, options) {
   source = await source;
   const plain = (bytes) => ({ bytes, fromCache: false, keep: async () => {}, drop: async () => {}, refetch: async () => null });
   if (typeof source === 'string' || source instanceof URL) return fromUrl(String(source), options);
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) expectAttached(source.buffer ?? source, "ResNet.load: the weights' buffer");
   if (source instanceof Uint8Array) return plain(source);
   if (source instanceof ArrayBuffer) return plain(new Uint8Array(source));
   if (ArrayBuffer.isView(source)) return plain(new Uint8Array(source.buffer, source.byteOffset, source.byteLength));

@@ -21,6 +21,25 @@ pub struct Gpu {
     pub features: wgpu::Features,
 }
 
+/// A buffer destroyed when dropped, for the same reason as the device
+/// below: a re-plan's old staging, scratch and pixel buffers would otherwise
+/// hold GPU memory until the garbage collector runs. (Work already submitted
+/// keeps a destroyed buffer until it completes.)
+pub struct OwnedBuffer(pub wgpu::Buffer);
+
+impl Drop for OwnedBuffer {
+    fn drop(&mut self) {
+        self.0.destroy();
+    }
+}
+
+impl std::ops::Deref for OwnedBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.0
+    }
+}
+
 /// The device and everything on it (weights, activations) freed when the
 /// last engine on it goes: wgpu's browser backend does not destroy a
 /// dropped device, so without this `dispose()` would leave it all to the
@@ -95,13 +114,23 @@ impl Gpu {
         Ok(Gpu { device, errors, queue, adapter_info: adapter.get_info(), limits, features })
     }
 
-    /// The first GPU error raised since the last call, if any.
+    /// The first GPU error raised since the last call, if any. A lost
+    /// device is reported by every later call too: nothing on it works
+    /// again, and a caller that retries on other errors must see that.
     pub fn take_error(&self) -> Option<Error> {
         let mut v = self.errors.lock().ok()?;
         // A lost device explains everything after it: report that first.
         let first = v.iter().find(|e| e.kind() == ErrorKind::DeviceLost).or(v.first()).cloned();
-        v.clear();
+        v.retain(|e| e.kind() == ErrorKind::DeviceLost);
         first
+    }
+
+    /// Fails with DEVICE_LOST once the device is lost.
+    pub fn check_lost(&self) -> Result<()> {
+        match self.errors.lock().ok().and_then(|v| v.iter().find(|e| e.kind() == ErrorKind::DeviceLost).cloned()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// `llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan`, say.

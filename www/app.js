@@ -55,7 +55,12 @@ async function main() {
     page.lib = await import('../js/index.js');
   } catch (e) {
     setStatus('The engine did not load.');
-    showError(`Could not load the WebAssembly engine (../js/index.js, ../pkg/): ${messageOf(e)}. Build it with tools/build_wasm.sh.`);
+    // Code this browser cannot parse or compile: too old, not an unbuilt package.
+    if (e?.name === 'SyntaxError' || e?.name === 'CompileError') {
+      showError(`This browser is too old for this page (${messageOf(e)}): use Chrome or Edge 96+, Firefox 92+ or Safari 16.4+.`);
+    } else {
+      showError(`Could not load the WebAssembly engine (../js/index.js, ../pkg/): ${messageOf(e)}. Build it with tools/build_wasm.sh.`);
+    }
     return;
   }
   // Without the class names, classes are just called `class N`.

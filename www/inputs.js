@@ -176,5 +176,11 @@ export function stopCamera({ snapshot = true } = {}) {
 el.camStart.addEventListener('click', startCamera);
 el.camStop.addEventListener('click', () => {
   stopCamera();
-  setStatus('Webcam stopped.');
+  if (!state.source || !state.model) {
+    setStatus('Webcam stopped.');
+    return;
+  }
+  // The still it leaves shows the top-5 and panels of earlier frames: classify it.
+  setStatus('Webcam stopped; classifying its last frame…', true);
+  kick({ classify: true, full: true });
 });

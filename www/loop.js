@@ -2,7 +2,8 @@
 //
 // One loop (`pump`) makes every asynchronous call on the model for the page,
 // so at most one classify is in flight; the live webcam is classified as
-// fast as it goes (and drawn on its own requestAnimationFrame, view.js). A
+// fast as it goes while the tab shows (and drawn on its own
+// requestAnimationFrame, view.js). A
 // still gets every panel read back; live, a few panels per frame.
 //
 // Model swaps and re-plans run with the loop stopped (`pauseLoop`): never
@@ -61,15 +62,25 @@ export async function pauseLoop(fn) {
 
 const cameraLive = () => state.source?.kind === 'camera' && video.readyState >= 2 && video.videoWidth > 0;
 
-// The next animation frame, or 250 ms when the tab is hidden (no animation frames then).
+// The next animation frame, or 250 ms when none comes (a tab being hidden has
+// none); whichever comes first cancels the other, or rAF callbacks pile up.
 const nextFrame = () =>
   new Promise((resolve) => {
-    const t = setTimeout(resolve, 250);
-    requestAnimationFrame(() => {
+    const t = setTimeout(() => {
+      cancelAnimationFrame(raf);
+      resolve();
+    }, 250);
+    const raf = requestAnimationFrame(() => {
       clearTimeout(t);
       resolve();
     });
   });
+
+// The live loop stops while the tab is hidden (nobody sees the frames) and
+// starts again when it shows.
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) kick();
+});
 
 function takeAll() {
   const taken = { ...want };
@@ -85,6 +96,7 @@ async function pump() {
       if (!m || paused) break;
       const src = state.source;
       if (src?.kind === 'camera') {
+        if (document.hidden) break;
         if (!cameraLive()) {
           await nextFrame();
           continue;

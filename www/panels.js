@@ -149,6 +149,8 @@ function residualFooter(p, m, kindEl) {
   } catch {
     t.checked = true;
   }
+  // Rebuilt after a re-plan: a block still skipped keeps its dimmed look.
+  p.root.classList.toggle('skipped', !t.checked);
   t.addEventListener('change', () => onSkipToggle(p, t));
   lab.append(t, document.createTextNode(' on'));
   foot.append(lab);
@@ -301,6 +303,7 @@ export function clearSelection() {
   const p = selected && panels.get(selected.block);
   selected = null;
   if (p) redrawPanel(p);
+  for (const q of panels.values()) q.root.classList.remove('selected');
 }
 
 function onTileClick(p, e) {

@@ -477,6 +477,12 @@ impl Engine {
         if let Some(c) = channels.iter().find(|&&c| c >= s.c) {
             bail!(BadInput, "`{name}` has {} channels; channel {c} does not exist", s.c);
         }
+        // Repeats are allowed (the page asks for what it shows), but not
+        // more reads than the tensor holds: a long list would otherwise
+        // allocate without bound.
+        if channels.len() > s.c {
+            bail!(BadInput, "asked for {} channels of `{name}`, which has {}: ask for each at most once", channels.len(), s.c);
+        }
         if channels.is_empty() {
             return Ok((Shape::new(0, s.h, s.w), Vec::new()));
         }

@@ -3,10 +3,11 @@
 // of the package and holds what each returns to the type index.d.ts declares.
 //
 // Understood: `export interface X [extends Y] { a: T; b?: T; }`, `export type
-// X = T;`, `export declare class C { m(args): T; static m(...): T; readonly p: T; }`,
-// `export declare function f(args): T;`, and types made of string literals,
-// `string`, `number`, `boolean`, `null`, `void`, typed-array and other class
-// names, `T[]`, `[A, B]`, `{ a: T; b: U }`, `A | B`, `Promise<T>`.
+// X = T;`, `export declare class C { m(args): T; static m(...): T; readonly p: T; }`
+// (`private` members are skipped), `export declare function f(args): T;`, and
+// types made of string literals, `string`, `number`, `boolean`, `null`, `void`,
+// typed-array and other class names, `T[]`, `[A, B]`, `{ a: T; b: U }`, `A | B`,
+// `Promise<T>`.
 
 /** Strips comments, keeping string literals intact. */
 function stripComments(src) {
@@ -42,9 +43,10 @@ function splitTop(s, sep) {
   return out.map((x) => x.trim()).filter((x) => x.length);
 }
 
-/** `a: T; b?: U` → [{ name, optional, type }]. Method signatures are kept as `(…) => T`. */
+/** `a: T; b?: U` → [{ name, optional, type }]. Method signatures are kept as `(…) => T`; `private` members are left out. */
 function members(body) {
-  return splitTop(body, ';').map((m) => {
+  const declared = splitTop(body, ';').filter((m) => !/^private\s/.test(m));
+  return declared.map((m) => {
     const method = m.match(/^(?:static\s+|readonly\s+)*(\w+)\s*(\(.*?\))\s*:\s*([\s\S]+)$/);
     if (method) return { name: method[1], optional: false, type: method[3].trim(), method: true, static: /^static\s/.test(m) };
     const field = m.match(/^(?:readonly\s+)?(\w+)(\?)?\s*:\s*([\s\S]+)$/);

@@ -45,6 +45,9 @@ async function misuse(backend) {
   await attempt('garbage bytes', () => api.ResNet.load(new Uint8Array(10)));
   await attempt('a number as source', () => api.ResNet.load(42));
   await attempt('empty URL', () => api.ResNet.load(''));
+  // A buffer handed to a Worker with postMessage(…, [buffer]) is empty here.
+  const gone = (view) => (structuredClone(view.buffer, { transfer: [view.buffer] }), view);
+  await attempt('a transferred ArrayBuffer, options null', () => api.ResNet.load(gone(bytes.slice()).buffer, null));
   const m = await api.ResNet.load(bytes, { inputSize: 64, mode: 'inspect', backend });
   // Before the first frame.
   await attempt('activation before a frame', () => m.activation('layer1.0'));
@@ -57,6 +60,27 @@ async function misuse(backend) {
   await attempt('topk 0', () => m.classify(canvas(50, 40), { topk: 0 }));
   await attempt('classifyTensor of 5 values', () => m.classifyTensor(new Float32Array(5)));
   await attempt('a frame', () => m.classify(canvas(90, 70)));
+  await attempt('a frame, options null', () => m.classify(canvas(90, 70), null));
+  const emptied = new ImageData(50, 40);
+  gone(emptied.data);
+  await attempt('an ImageData whose buffer was transferred', () => m.classify(emptied));
+  await attempt('a transferred Float32Array', () => m.classifyTensor(gone(new Float32Array(3 * 64 * 64))));
+  // Promise-returning methods reject a bad argument; they never throw it.
+  const threw = [];
+  for (const [name, f] of Object.entries({
+    'topk 0': () => m.classify(canvas(50, 40), { topk: 0 }),
+    'classify(null)': () => m.classify(null),
+    'a Uint8Array tensor': () => m.classifyTensor(new Uint8Array(3)),
+    'activation(42)': () => m.activation(42),
+    'CAM(NaN)': () => m.classActivationMap(NaN),
+    'setInputSize(-1)': () => m.setInputSize(-1),
+  })) {
+    try {
+      f().catch(() => {});
+    } catch {
+      threw.push(name);
+    }
+  }
   const closed = await createImageBitmap(canvas(50, 40));
   closed.close();
   await attempt('a closed ImageBitmap', () => m.classify(closed));
@@ -88,11 +112,37 @@ async function misuse(backend) {
   await attempt('a tensor of the old size after a re-plan', () => m.classifyTensor(new Float32Array(3 * 64 * 64)));
   await replanned;
   await m.setInputSize(64);
+  // A queued call sees its input as it was at the call: one canvas (one
+  // array) changed between calls gives what each alone gives.
+  const shared = canvas(90, 70);
+  const paint = (colour) => {
+    const g = shared.getContext('2d');
+    g.fillStyle = colour;
+    g.fillRect(0, 0, 90, 70);
+    return shared;
+  };
+  const colours = ['#d22', '#2d2', '#22d'];
+  const queued = await Promise.all(colours.map((c) => m.classify(paint(c))));
+  const alone = [];
+  for (const c of colours) alone.push(await m.classify(paint(c)));
+  const x = new Float32Array(3 * 64 * 64);
+  const levels = [-1, 0, 1];
+  const queuedT = await Promise.all(levels.map((v) => m.classifyTensor(x.fill(v))));
+  const aloneT = [];
+  for (const v of levels) aloneT.push(await m.classifyTensor(x.fill(v)));
+  const gap = (a, b) => Math.max(...a.logits.map((v, i) => Math.abs(v - b.logits[i])));
+  const snapshots = {
+    frames: Math.max(...queued.map((r, i) => gap(r, alone[i]))),
+    tensors: Math.max(...queuedT.map((r, i) => gap(r, aloneT[i]))),
+    spread: Math.min(gap(alone[0], alone[2]), gap(aloneT[0], aloneT[2])),
+  };
   await m.classify(canvas(90, 70)); // a frame at the planned size again, for the reads below
   await attempt('CAM(NaN)', () => m.classActivationMap(NaN));
   await attempt('CAM(1e9)', () => m.classActivationMap(1e9));
   await attempt('channels: 5', () => m.activation('layer1.0', { channels: 5 }));
   await attempt('channels: [-1]', () => m.activation('layer1.0', { channels: [-1] }));
+  await attempt('channels: [2**32]', () => m.activation('layer1.0', { channels: [2 ** 32] }));
+  await attempt('channels: a Uint32Array', () => m.activation('layer1.0', { channels: Uint32Array.of(0, 1) }));
   await attempt('channel past the last', () => m.activation('layer1.0', { channels: [999] }));
   await attempt('activation(42)', () => m.activation(42));
   await attempt('activation of no such tensor', () => m.activation('nope'));
@@ -101,6 +151,7 @@ async function misuse(backend) {
   await attempt('skip with a string', () => m.setBlockEnabled('layer1.1', 'no'));
   await attempt('setInputSize 131072', () => m.setInputSize(131072));
   await attempt('crop(0, 5)', () => m.crop(0, 5));
+  await attempt('crop(2**32 + 640, 480)', () => m.crop(2 ** 32 + 640, 480));
   // Frames: a huge canvas is scaled down before it reaches wasm memory; one
   // the engine cannot take fails alone and the model goes on.
   const before = api.wasmMemoryBytes();
@@ -127,7 +178,7 @@ async function misuse(backend) {
   })) {
     await attempt(`${name} after dispose`, f);
   }
-  return { codes, messages, memory: { before, afterHuge } };
+  return { codes, messages, memory: { before, afterHuge }, threw, snapshots };
 }
 
 /** Runs in the page: what the Cache API keeps after each kind of download. */
@@ -197,7 +248,7 @@ describe('the package under misuse', () => {
     const page = await browser.newPage();
     const log = recordConsole(page);
     await page.goto(`${server.url}/js/index.d.ts`);
-    const { codes, messages, memory } = await page.evaluate(misuse, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const { codes, messages, memory, threw, snapshots } = await page.evaluate(misuse, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     const want = {
       'inputSize 131072': 'INPUT_TOO_LARGE',
       'inputSize 2**32+64': 'INPUT_TOO_LARGE',
@@ -208,6 +259,7 @@ describe('the package under misuse', () => {
       'garbage bytes': 'BAD_WEIGHTS',
       'a number as source': 'BAD_INPUT',
       'empty URL': 'BAD_INPUT',
+      'a transferred ArrayBuffer, options null': 'BAD_INPUT',
       'activation before a frame': 'NO_FRAME',
       'CAM before a frame': 'NO_FRAME',
       'channelMeans before a frame': 'NO_FRAME',
@@ -217,6 +269,9 @@ describe('the package under misuse', () => {
       'topk 0': 'BAD_INPUT',
       'classifyTensor of 5 values': 'BAD_INPUT',
       'a frame': 'ok',
+      'a frame, options null': 'ok',
+      'an ImageData whose buffer was transferred': 'BAD_INPUT',
+      'a transferred Float32Array': 'BAD_INPUT',
       'a closed ImageBitmap': 'BAD_INPUT',
       'an image still loading': 'BAD_INPUT',
       'a video with metadata but no frame': 'BAD_INPUT',
@@ -227,6 +282,8 @@ describe('the package under misuse', () => {
       'CAM(1e9)': 'BAD_INPUT',
       'channels: 5': 'BAD_INPUT',
       'channels: [-1]': 'BAD_INPUT',
+      'channels: [2**32]': 'BAD_INPUT',
+      'channels: a Uint32Array': 'ok',
       'channel past the last': 'BAD_INPUT',
       'activation(42)': 'BAD_INPUT',
       'activation of no such tensor': 'BAD_INPUT',
@@ -235,6 +292,7 @@ describe('the package under misuse', () => {
       'skip with a string': 'BAD_INPUT',
       'setInputSize 131072': 'INPUT_TOO_LARGE',
       'crop(0, 5)': 'BAD_INPUT',
+      'crop(2**32 + 640, 480)': 'BAD_INPUT',
       'an 8000×8000 canvas': 'ok',
       'a 70000×240 frame': 'INPUT_TOO_LARGE',
       'a frame after the failed one': 'ok',
@@ -248,6 +306,10 @@ describe('the package under misuse', () => {
     assert.match(messages['an image still loading'], /still loading/);
     assert.match(messages['a video with metadata but no frame'], /no frame to show yet/);
     assert.match(messages['a broken image'], /cannot be drawn/);
+    assert.deepEqual(threw, [], 'bad arguments reject the promise instead of throwing');
+    // Queued calls on one canvas (one array) redrawn between them: each as classified alone, and they differ.
+    assert.ok(snapshots.frames < 1e-4 && snapshots.tensors < 1e-4, JSON.stringify(snapshots));
+    assert.ok(snapshots.spread > 1e-3, `the inputs hardly differ: ${JSON.stringify(snapshots)}`);
     // The 8000² canvas (256 MB of pixels) reached wasm scaled down: memory grew by at most a few MB.
     assert.ok(memory.afterHuge - memory.before <= 8 << 20, `wasm memory grew by ${(memory.afterHuge - memory.before) >> 20} MB`);
     await page.close();

@@ -187,8 +187,11 @@ describe('the page', () => {
         // Clicking a feature map lays it over the frame.
         await page.click('.block-panel[data-block="layer1.0"] canvas', { position: { x: 5, y: 5 } });
         assert.match(await page.textContent('#overlay-text'), /layer1\.0 · channel \d+/);
+        const marked = () => page.$$eval('.block-panel.selected', (ps) => ps.map((p) => p.dataset.block));
+        assert.deepEqual(await marked(), ['layer1.0']);
         // The class activation map of the top class.
         await page.click('#overlay-close');
+        assert.deepEqual(await marked(), [], 'closing the overlay unmarks the panel');
         await page.check('#cam-toggle');
         await page.waitForFunction(() => /Class activation map/.test(document.querySelector('#overlay-text').textContent), null, { timeout: 60000 });
       } finally {
@@ -222,6 +225,15 @@ describe('the page', () => {
         const back = await logits();
         const diff2 = Math.max(...base.map((v, i) => Math.abs(v - back[i])));
         assert.ok(diff2 < 1e-4, `re-enabled, the logits differ by ${diff2}`);
+        // Skipped across a re-plan: the rebuilt panel is still unticked and dimmed.
+        n = await settled(page);
+        await page.uncheck(toggle);
+        await waitSettled(page, n);
+        n = await settled(page);
+        await page.selectOption('#size-select', '128');
+        await waitSettled(page, n);
+        assert.equal(await page.isChecked(toggle), false);
+        assert.match(await page.getAttribute('.block-panel[data-block="layer2.1"]', 'class'), /skipped/);
       } finally {
         await context.close();
       }
@@ -297,11 +309,22 @@ describe('the page', () => {
       // Live panels still get drawn (round-robin).
       const drawn = await page.$$eval('.block-panel canvas', (cs) => cs.filter((c) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v)).length);
       assert.ok(drawn >= 3, `${drawn} panels drawn while live`);
+      const before = await settled(page);
       await page.click('#camera-stop');
       assert.equal(await page.isEnabled('#camera-start'), true);
+      // The still it leaves is classified once more, with every panel: the
+      // top-5 shown is the still's own, not that of an earlier live frame.
+      await waitSettled(page, before);
+      const still = await page.evaluate(async () => {
+        const s = window.__resnet;
+        const own = await s.model.classify(s.source.el);
+        return { kind: s.source.kind, gap: Math.max(...own.logits.map((v, i) => Math.abs(v - s.lastResult.logits[i]))) };
+      });
+      assert.equal(still.kind, 'image');
+      assert.ok(still.gap < 1e-4, `the top-5 shown is not the still's (logits differ by ${still.gap})`);
       const stopped = await page.evaluate(() => window.__resnet.frames);
       await page.waitForTimeout(1500);
-      assert.ok((await page.evaluate(() => window.__resnet.frames)) <= stopped + 1, 'stopping the webcam stops classifying');
+      assert.equal(await page.evaluate(() => window.__resnet.frames), stopped, 'stopping the webcam stops classifying');
     } finally {
       await context.close();
     }

@@ -3,7 +3,7 @@
 //! statistics, and the copies to the staging buffer: in one command buffer,
 //! or ([`Submit::Stage`]) one per stage, each submitted once recorded.
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, OwnedBuffer};
 use crate::kernels::{Dispatch, Kernels, PreprocessParams};
 use crate::Result;
 use crate::{bail, plan::Plan};
@@ -30,7 +30,7 @@ pub(super) struct PerSize {
 }
 
 struct ImageInput {
-    pixels: wgpu::Buffer,
+    pixels: OwnedBuffer,
     /// Pixels the buffer holds.
     capacity: usize,
     dispatch: Dispatch,
@@ -73,7 +73,7 @@ impl PerSize {
                 mapped_at_creation: false,
             });
             let dispatch = k.preprocess("preprocess", params, &buffer, self.net.slots.of(self.net.plan.input))?;
-            self.image = Some(ImageInput { pixels: buffer, capacity: words, dispatch });
+            self.image = Some(ImageInput { pixels: OwnedBuffer(buffer), capacity: words, dispatch });
         }
         let img = self.image.as_ref().expect("made above");
         gpu.queue.write_buffer(&img.pixels, 0, pixels);

@@ -66,6 +66,7 @@ impl GpuBackend {
 
     /// Re-plans for another input size, keeping the uploaded weights.
     pub async fn set_plan(&mut self, plan: Plan) -> Result<()> {
+        self.gpu.check_lost()?;
         network::check_fits(&self.gpu, &plan, self.precision, self.conv)?;
         let scopes = self.gpu.error_scopes();
         let sized = frame::PerSize::new(&self.gpu, &self.kernels, &self.params, plan, self.conv);

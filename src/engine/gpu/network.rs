@@ -1,7 +1,7 @@
 //! A plan instantiated on the GPU for one input size: a buffer per slot and
 //! a bound dispatch per op, made once; each frame only records them.
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, OwnedBuffer};
 use crate::kernels::{ConvBuffers, ConvKernels, ConvParams, Dispatch, FoldedInput, Kernels, LayerKernel, PoolParams, Precision};
 use crate::model::Shape;
 use crate::plan::{BlockRole, ConvOp, Op, Plan, Storage, TensorId};
@@ -77,7 +77,7 @@ pub(super) struct Network {
     /// instead of the block's ops when it is switched off.
     pub bypass: Vec<Option<Dispatch>>,
     /// Partial sums of split-K convs (see [`SplitK`]).
-    _scratch: Vec<wgpu::Buffer>,
+    _scratch: Vec<OwnedBuffer>,
 }
 
 /// What building a dispatch needs.
@@ -88,7 +88,7 @@ struct Ctx<'a> {
     slots: &'a Slots,
     conv: ConvKernels,
     split: &'a SplitK,
-    scratch: &'a [wgpu::Buffer],
+    scratch: &'a [OwnedBuffer],
 }
 
 impl Ctx<'_> {
@@ -187,10 +187,10 @@ impl SplitK {
         SplitK { scratch_of, folded_from, floats: buffers.iter().map(|b| b.0).collect() }
     }
 
-    fn buffers(&self, gpu: &Gpu) -> Vec<wgpu::Buffer> {
+    fn buffers(&self, gpu: &Gpu) -> Vec<OwnedBuffer> {
         self.floats
             .iter()
-            .map(|&n| gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("split-K partial sums"), size: n * 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false }))
+            .map(|&n| OwnedBuffer(gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("split-K partial sums"), size: n * 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })))
             .collect()
     }
 
@@ -277,12 +277,12 @@ fn conv(cx: &Ctx, index: usize, label: &str, c: &ConvOp) -> Result<Dispatch> {
     let s = &c.conv;
     let (i, o) = (cx.shape(c.input), cx.shape(c.output));
     let (w, b) = &cx.params.convs[&s.name];
-    let scratch = cx.split.scratch_of[index].map(|b| &cx.scratch[b]);
+    let scratch = cx.split.scratch_of[index].map(|b| &cx.scratch[b].0);
     let mut bufs = ConvBuffers { input: cx.buf(c.input), weight: w, bias: b.as_ref(), residual: c.residual.map(|t| cx.buf(t)), output: cx.buf(c.output), main_out: c.main_out.map(|t| cx.buf(t)), fold: None, f32_input: cx.plan.tensors[c.input].storage == Storage::F32 };
     // A folded input: the previous conv's partial sums, its bias and ReLU.
     if let Some(from) = cx.split.folded_from[index] {
         let (Op::Conv(pc), Some(at)) = (&cx.plan.ops[from], cx.split.scratch_of[from]) else { bail!("{label}: folded from an op without partial sums") };
-        bufs.input = &cx.scratch[at];
+        bufs.input = &cx.scratch[at].0;
         bufs.fold = Some(FoldedInput { splits: splits_of(pc, cx.plan, cx.conv), bias: cx.params.convs[&pc.conv.name].1.as_ref(), relu: pc.relu });
     }
     let kernel = kernel_of(c, cx.plan, cx.conv);

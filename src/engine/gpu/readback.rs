@@ -2,7 +2,7 @@
 //! probabilities, statistics, stage timestamps: one copy, one map), and
 //! partial reads of kept tensors, decoded from f16 where they are stored so.
 
-use crate::gpu::{map_into, Gpu};
+use crate::gpu::{map_into, Gpu, OwnedBuffer};
 use crate::Result;
 
 /// Where each part of a frame's results sits in its staging buffer, in bytes.
@@ -26,7 +26,7 @@ impl StagingLayout {
 /// The frame's staging buffer and the bytes last read from it, kept from
 /// frame to frame so a frame's readback allocates nothing.
 pub(super) struct FrameStaging {
-    pub buffer: wgpu::Buffer,
+    pub buffer: OwnedBuffer,
     pub layout: StagingLayout,
     pub bytes: Vec<u8>,
 }
@@ -39,7 +39,7 @@ impl FrameStaging {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        FrameStaging { buffer, layout, bytes: Vec::new() }
+        FrameStaging { buffer: OwnedBuffer(buffer), layout, bytes: Vec::new() }
     }
 
     /// Copies logits and probabilities (f32 tensors of `classes` values).
@@ -65,7 +65,7 @@ impl FrameStaging {
 /// read so far.
 #[derive(Default)]
 pub(super) struct TensorReader {
-    staging: Option<wgpu::Buffer>,
+    staging: Option<OwnedBuffer>,
 }
 
 impl TensorReader {
@@ -82,12 +82,12 @@ impl TensorReader {
             at += (b - a) as u64;
         }
         if self.staging.as_ref().is_none_or(|s| s.size() < at.max(4)) {
-            self.staging = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            self.staging = Some(OwnedBuffer(gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("read staging"),
                 size: at.max(4),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            }));
+            })));
         }
         let staging = self.staging.as_ref().expect("made above");
         let mut enc = gpu.device.create_command_encoder(&Default::default());

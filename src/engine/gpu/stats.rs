@@ -7,6 +7,7 @@ use wgpu::util::DeviceExt;
 
 use crate::engine::BlockStats;
 use crate::kernels::stats::{BlockStatsParams, NormsEntry, ResidualPair};
+use crate::gpu::OwnedBuffer;
 use crate::kernels::{storage_buffer, Dispatch, Kernels};
 use crate::plan::{BlockRole, Plan, TensorId};
 use crate::Result;
@@ -23,7 +24,7 @@ pub(super) struct StatsPass {
     dispatches: Vec<Dispatch>,
     /// Per block: (offset, channels) of its means, in f32s.
     means: Vec<(usize, usize)>,
-    buffer: wgpu::Buffer,
+    buffer: OwnedBuffer,
     /// The frame's copies to the staging buffer, worked out once: runs of
     /// `buffer` (from, to, in f32s) and the head's pooled vector (its
     /// tensor, offset and length).
@@ -60,7 +61,7 @@ impl StatsPass {
             }
             params.push(p);
         }
-        let buffer = storage_buffer(k.device(), "block statistics", &vec![0.0; squares_at]);
+        let buffer = OwnedBuffer(storage_buffer(k.device(), "block statistics", &vec![0.0; squares_at]));
         // A binding is never empty: one blank entry where there is no residual block.
         let blank = [NormsEntry::default()];
         let entries_buf = k.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
