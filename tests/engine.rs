@@ -200,6 +200,23 @@ fn output_without_a_new_frame() {
     }
 }
 
+/// Once the device is lost, every later call says so (an app that retries
+/// on other errors must not retry forever), a re-plan included.
+#[test]
+fn a_lost_device_stays_reported() {
+    let gpu = Rc::new(pollster::block_on(Gpu::new()).unwrap());
+    let mut e = engine_on(&Device::Gpu(gpu.clone()), Mode::Fast, 64, 64);
+    let x = Rng::new(5).vec(3 * 64 * 64);
+    e.run_tensor(&x).unwrap();
+    pollster::block_on(e.output()).unwrap();
+    gpu.device.destroy();
+    for _ in 0..2 {
+        let frame = e.run_tensor(&x).and_then(|_| pollster::block_on(e.output()).map(|_| ()));
+        assert_eq!(frame.unwrap_err().kind(), ErrorKind::DeviceLost);
+    }
+    assert_eq!(pollster::block_on(e.set_input_size(48, 48)).unwrap_err().kind(), ErrorKind::DeviceLost);
+}
+
 #[test]
 fn a_frame_submitted_stage_by_stage_computes_the_same() {
     let w = Weights::from_safetensors(&weights(&small_spec())).unwrap();
@@ -250,6 +267,11 @@ fn partial_reads_cams_and_stage_timings_on(device: &Device) {
     assert_eq!(&part[..plane], &full[5 * plane..6 * plane]);
     assert_eq!(&part[2 * plane..], &full[7 * plane..8 * plane]);
     assert!(pollster::block_on(e.read_channels("layer1.1", &[8])).is_err());
+    // Repeats are fine, but not more reads than the tensor has channels (a
+    // long list would allocate without bound).
+    assert_eq!(pollster::block_on(e.read_channels("layer1.1", &[1; 8])).unwrap().0.c, 8);
+    let err = pollster::block_on(e.read_channels("layer1.1", &vec![0; 100_000])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput, "{err}");
 
     let top = out.top(1)[0].0;
     let (h, w, cam) = pollster::block_on(e.class_activation_map(top)).unwrap();
