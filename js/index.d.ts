@@ -40,8 +40,12 @@ export type Frame = HTMLVideoElement | HTMLImageElement | HTMLCanvasElement | Of
 export type WeightsSource = string | URL | ArrayBuffer | Uint8Array | Blob | Promise<ArrayBuffer | Uint8Array | Blob>;
 
 export interface LoadOptions {
-  /** Download / read progress. `totalBytes` is 0 when the server sends no length. */
-  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /**
+   * Download / read progress. Without a length from the server the first
+   * call has `totalBytes` 0 and later ones the bytes so far. For a URL,
+   * `source.fromCache` says whether the bytes come from the browser's cache.
+   */
+  onProgress?: (loadedBytes: number, totalBytes: number, source?: { fromCache: boolean }) => void;
   /** `fast` (default): batchnorm folded, ReLU and residual add fused. `inspect`: every intermediate kept. */
   mode?: 'fast' | 'inspect';
   /** Class names, one per class. */

@@ -88,13 +88,18 @@ async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE, stallTimeout = 
   expect(url.trim() !== '', 'ResNet.load: the weights URL is empty');
   const store = cache && globalThis.caches ? await globalThis.caches.open(cache).catch(() => null) : null;
   const cached = store ? await store.match(url).catch(() => undefined) : undefined;
+  // A third argument, `{ fromCache }`, tells a caller (the page's status line)
+  // where the bytes come from; callbacks that take two arguments are unaffected.
+  const tell = (fromCache) => onProgress && ((loaded, total) => onProgress(loaded, total, { fromCache }));
   const fresh = async () => {
-    const bytes = await download(url, onProgress, stallTimeout);
+    const bytes = await download(url, tell(false), stallTimeout);
     return {
       bytes,
       fromCache: false,
       keep: async () => {
-        await store?.put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {});
+        // With its length, so that reading it back reports a real total.
+        const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.byteLength) };
+        await store?.put(url, new Response(bytes, { headers })).catch(() => {});
       },
       drop: async () => {},
       refetch: async () => null,
@@ -102,7 +107,7 @@ async function fromUrl(url, { onProgress, cache = DEFAULT_CACHE, stallTimeout = 
   };
   if (!cached) return fresh();
   const total = Number(cached.headers.get('content-length')) || 0;
-  const bytes = cached.body ? await readStream(cached.body, total, onProgress) : new Uint8Array(await cached.arrayBuffer());
+  const bytes = cached.body ? await readStream(cached.body, total, tell(true)) : new Uint8Array(await cached.arrayBuffer());
   return { bytes, fromCache: true, keep: async () => {}, drop: async () => void (await store.delete(url).catch(() => false)), refetch: fresh };
 }
 

@@ -36,6 +36,10 @@ const el = {
 
 let loadedSpec = null; // what the current model was loaded from, for reloads
 let loadedBackend = 'auto'; // the backend picker's value when it was loaded
+let loadingSpec = null; // what the running load loads
+let loadingText = ''; // its status line
+let pending = null; // `{ spec, options, recovering }` asked for while a load ran: it runs next
+let focusBack = null; // the control that had the focus when loading disabled it
 
 function currentOptions() {
   syncPrecision();
@@ -74,8 +78,33 @@ function specLabel(spec) {
 }
 
 function setLoadingUI(on) {
-  for (const c of [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.precisionSelect, el.sizeSelect, el.backendSelect]) c.disabled = on;
+  const controls = [el.loadModel, el.modelSelect, el.weightsFile, el.modeSelect, el.precisionSelect, el.sizeSelect, el.backendSelect];
+  // Disabling the focused control drops its focus: a keyboard user gets it back afterwards.
+  if (on) focusBack = controls.includes(document.activeElement) ? document.activeElement : null;
+  for (const c of controls) c.disabled = on;
   el.loadModel.textContent = on ? 'Loading…' : 'Load model';
+  if (!on && focusBack) {
+    const now = document.activeElement;
+    // Unless something else has taken the focus meanwhile.
+    if (focusBack.isConnected && (!now || now === document.body || now === focusBack)) focusBack.focus();
+    focusBack = null;
+  }
+}
+
+/** The model picker shows `spec`: what loads now, so never a request still waiting. */
+function showSpecInPicker(spec) {
+  if (spec.kind === 'file' && el.weightsFile.files?.[0] !== spec.file) {
+    const dt = new DataTransfer();
+    dt.items.add(spec.file);
+    el.weightsFile.files = dt.files;
+  }
+  pickModel(spec.kind === 'url' ? spec.key : spec.kind);
+}
+
+/** The status line while loading: the running load (`text`: its new line), and the one after it. */
+function showLoading(text = loadingText) {
+  loadingText = text;
+  setStatus(pending ? `${text} Next: ${pending.recovering ? 'reloading ' : ''}${specLabel(pending.spec)}.` : text, true);
 }
 
 /** Shows the picked model's hint (and the file field for a local file). */
@@ -95,29 +124,77 @@ export function pickModel(value) {
 
 // ------------------------------------------------------------------ loading
 
+/**
+ * Loads `spec`. Asked for while another load runs, it waits and runs once
+ * that one has settled: one waits, the newest, except that a reload after a
+ * device loss never displaces a load the user asked for.
+ */
 export async function loadModel(spec, { options = currentOptions(), recovering = null } = {}) {
   if (!spec) {
     showError('Choose a .safetensors file first (the “File” field), or pick another model.');
     return;
   }
-  if (page.loading) return;
+  // A load the user asked for takes the pickers' mode and backend: no reload for them is left to come.
+  if (!recovering) cancelReload();
+  const req = { spec, options, recovering };
+  if (page.loading) {
+    if (!(recovering && pending && !pending.recovering)) pending = req;
+    // Until it starts the picker shows the running load; the status line says what comes next.
+    if (loadingSpec) showSpecInPicker(loadingSpec);
+    showLoading();
+    return;
+  }
   page.loading = true;
   setLoadingUI(true);
+  try {
+    for (let r = req; r; ) {
+      const installed = await loadOne(r);
+      r = pending;
+      pending = null;
+      // The lost model that a waiting reload was for has been replaced already.
+      if (r?.recovering && installed) {
+        r = null;
+        clearError();
+        restorePickers(state.model);
+      }
+    }
+  } finally {
+    page.loading = false;
+    loadingSpec = null;
+    setLoadingUI(false);
+  }
+}
+
+/** One load, with the controls already disabled; true when its model was installed. */
+async function loadOne({ spec, options, recovering }) {
+  loadingSpec = spec;
+  showSpecInPicker(spec);
   if (!recovering) {
     clearError();
     // A load the user asked for starts afresh: a later loss is a first one.
     page.lostSinceFrame = false;
   }
   const what = specLabel(spec);
-  setStatus(spec.kind === 'url' ? `Downloading ${what} (once; cached afterwards)…` : `Loading ${what}…`, true);
+  showLoading(`Loading ${what}…`);
   startProgress(spec.kind !== 'demo');
+  // URL weights: the package says (third argument) whether they come from the cache or the network.
+  let fromCache = null;
+  const onProgress = (loaded, total, how) => {
+    if (how && how.fromCache !== fromCache) {
+      fromCache = how.fromCache;
+      // A fresh bar too: a cached copy that did not parse is downloaded again.
+      startProgress(true);
+      showLoading(fromCache ? `Loading ${what} from the browser's cache…` : `Downloading ${what} (once; cached afterwards)…`);
+    }
+    showProgress(loaded, total);
+  };
   try {
     let source;
     if (spec.kind === 'demo') source = page.lib.demoWeights();
     else if (spec.kind === 'file') source = spec.file;
     else source = spec.url;
     const t0 = performance.now();
-    const model = await page.lib.ResNet.load(source, { ...options, onProgress: showProgress, cache: 'resnet-weights' });
+    const model = await page.lib.ResNet.load(source, { ...options, onProgress, cache: 'resnet-weights' });
     // Swap once the running frame has finished with the old model.
     await pauseLoop(() => install(model, spec, options.backend));
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -127,6 +204,7 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
     } else {
       setStatus(`${model.info.description} ready (${secs} s). ${state.source ? '' : 'Now start the webcam, drop an image or pick a sample.'}`);
     }
+    return true;
   } catch (e) {
     // A download that failed, or a file that is not ResNet weights: offer the demo or a local file.
     const offer = spec.kind === 'url' || (spec.kind === 'file' && e?.code === 'BAD_WEIGHTS');
@@ -135,9 +213,8 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
     // The pickers show what still runs, not the settings that failed.
     if (state.model) restorePickers(state.model);
     kick();
+    return false;
   } finally {
-    page.loading = false;
-    setLoadingUI(false);
     endProgress();
     hideSpinner();
   }
@@ -224,7 +301,8 @@ export async function handleModelError(e, m) {
   // Reload once the caller (the loop, or a re-plan) has unwound.
   const precision = again ? 'f32' : info.precision;
   if (again) syncPrecision();
-  setTimeout(() => loadModel(loadedSpec, { options: { mode: info.mode, inputSize: info.inputSize, backend, precision }, recovering }), 0);
+  const spec = loadedSpec; // the lost model's, whatever loads meanwhile
+  setTimeout(() => loadModel(spec, { options: { mode: info.mode, inputSize: info.inputSize, backend, precision }, recovering }), 0);
   return true;
 }
 
@@ -262,19 +340,32 @@ el.weightsFile.addEventListener('change', () => {
     loadModel(specFromPicker());
   }
 });
+// Arrowing through a closed select fires `change` at every step (Chrome):
+// reload once the choice has rested this long, not once per step.
+const RELOAD_DELAY_MS = 400;
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    reloadTimer = null;
+    if (state.model && loadedSpec) loadModel(loadedSpec);
+  }, RELOAD_DELAY_MS);
+}
+function cancelReload() {
+  clearTimeout(reloadTimer);
+  reloadTimer = null;
+}
 el.modeSelect.addEventListener('change', () => {
   syncPrecision();
   // The mode changes the plan: reload (URL weights come from the cache).
-  if (state.model && loadedSpec) loadModel(loadedSpec);
+  reloadSoon();
 });
 // Another backend or precision: reload the same weights that way.
 el.backendSelect.addEventListener('change', () => {
   syncPrecision();
-  if (state.model && loadedSpec) loadModel(loadedSpec);
+  reloadSoon();
 });
-el.precisionSelect.addEventListener('change', () => {
-  if (state.model && loadedSpec) loadModel(loadedSpec);
-});
+el.precisionSelect.addEventListener('change', reloadSoon);
 el.sizeSelect.addEventListener('change', () => changeInputSize(Number(el.sizeSelect.value)));
 // Downloaded weights stay in the browser's Cache API until deleted here.
 $('#clear-cache').addEventListener('click', async () => {

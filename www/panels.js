@@ -1,8 +1,8 @@
 // The activation panels: one per block, grouped by stage. Each shows the
 // channels with the largest mean activation (each map scaled to its own
 // range); identity blocks have a skip switch, residual blocks their
-// ‖F(x)‖/‖x‖. A click on a map selects it to lie over the frame (view.js
-// draws that).
+// ‖F(x)‖/‖x‖. A click on a map (or Enter / Space on its tile, for the
+// keyboard) selects it to lie over the frame (view.js draws that).
 
 import { page, state } from './state.js';
 import { currentLut, paintMap } from './colormaps.js';
@@ -23,7 +23,7 @@ const up = {
 export const connectPanels = (hooks) => Object.assign(up, hooks);
 
 /**
- * name -> { name, kind, shape: [C, H, W], root, canvas, toggle, ratioEl, cols, rows, tw, th,
+ * name -> { name, kind, shape: [C, H, W], root, canvas, tiles, toggle, ratioEl, cols, rows, tw, th,
  * last: { chans, shown, H, W, data } (head: { vector }) | null }
  */
 let panels = new Map();
@@ -97,9 +97,10 @@ function makePanel(b, m) {
   head.append(name, kind, meta);
   const canvas = document.createElement('canvas');
   canvas.className = 'bp-maps';
-  const p = { name: b.name, kind: b.kind, shape: b.shape, root, canvas, last: null, toggle: null, ratioEl: null, cols: 4 };
-  root.append(head, canvas);
+  const p = { name: b.name, kind: b.kind, shape: b.shape, root, canvas, tiles: null, last: null, toggle: null, ratioEl: null, cols: 4 };
+  root.append(head);
   if (b.kind === 'head') {
+    root.append(canvas);
     canvas.classList.add('strip');
     canvas.title = 'The pooled feature vector (one bar per channel) that the dense layer turns into class scores';
     const note = document.createElement('p');
@@ -107,8 +108,25 @@ function makePanel(b, m) {
     note.textContent = `${C} channel averages → dense → ${m.info.classes} logits`;
     root.append(note);
   } else {
-    canvas.title = 'Click a feature map to lay it over the input';
+    canvas.title = 'Click a feature map (or Tab to it and press Enter) to lay it over the input';
     canvas.addEventListener('click', (e) => onTileClick(p, e));
+    // The maps are pixels on one canvas: a focusable tile over each one lets
+    // the keyboard pick it. The tiles let the mouse through to the canvas.
+    p.tiles = document.createElement('div');
+    p.tiles.className = 'bp-tiles';
+    p.tiles.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' && e.key !== ' ') return;
+      e.preventDefault(); // Space would scroll the page
+      if (!e.repeat && e.target.dataset.index) selectTile(p, Number(e.target.dataset.index));
+    });
+    // A screen reader's "click" on a tile.
+    p.tiles.addEventListener('click', (e) => {
+      if (e.target.dataset.index) selectTile(p, Number(e.target.dataset.index));
+    });
+    const maps = document.createElement('div');
+    maps.className = 'bp-maps-wrap';
+    maps.append(canvas, p.tiles);
+    root.append(maps);
   }
   if (b.kind === 'identity' || b.kind === 'convolutional') root.append(residualFooter(p, m, kind));
   else if (b.kind === 'stem') {
@@ -239,6 +257,7 @@ function redrawPanel(p) {
   const cssW = p.canvas.width / dpr;
   const cssH = p.canvas.height / dpr;
   ctx.clearRect(0, 0, cssW, cssH);
+  syncTiles(p);
   if (!p.last) return;
   if (p.kind === 'head') {
     drawVector(ctx, p.last.vector, cssW, cssH);
@@ -254,6 +273,36 @@ function redrawPanel(p) {
     ctx.drawImage(c, x, y, p.tw, p.th);
   }
   drawPanelSelection(p);
+}
+
+/**
+ * One focusable tile over each drawn map, named for its block and channel
+ * (they change as the strongest channels do); kept, not rebuilt, so that
+ * a focused tile keeps the focus across redraws.
+ */
+function syncTiles(p) {
+  if (!p.tiles) return;
+  const n = p.last ? Math.min(p.last.shown, p.cols * p.rows) : 0;
+  while (p.tiles.children.length > n) p.tiles.lastChild.remove();
+  while (p.tiles.children.length < n) {
+    const t = document.createElement('div');
+    t.className = 'bp-tile';
+    t.tabIndex = 0;
+    t.setAttribute('role', 'button');
+    t.dataset.index = String(p.tiles.children.length);
+    p.tiles.append(t);
+  }
+  for (let i = 0; i < n; i++) {
+    const t = p.tiles.children[i];
+    const ch = p.last.chans[i];
+    t.style.left = `${(i % p.cols) * (p.tw + GAP)}px`;
+    t.style.top = `${Math.floor(i / p.cols) * (p.th + GAP)}px`;
+    t.style.width = `${p.tw}px`;
+    t.style.height = `${p.th}px`;
+    const label = `Block ${p.name}, channel ${ch}: lay this feature map over the input`;
+    if (t.getAttribute('aria-label') !== label) t.setAttribute('aria-label', label);
+    t.setAttribute('aria-pressed', String(selected?.block === p.name && selected.channel === ch));
+  }
 }
 
 /** The head's pooled vector: one bar per channel, height and colour by value. */
@@ -313,8 +362,13 @@ function onTileClick(p, e) {
   const y = ((e.clientY - r.top) / r.height) * (p.rows * p.th + (p.rows - 1) * GAP);
   const col = Math.floor(x / (p.tw + GAP));
   const row = Math.floor(y / (p.th + GAP));
-  const i = row * p.cols + col;
-  if (col >= p.cols || i < 0 || i >= p.last.shown) return;
+  if (col >= p.cols) return;
+  selectTile(p, row * p.cols + col);
+}
+
+/** Map `i` of panel `p` selected (or, selected already, unselected): by click or keyboard. */
+function selectTile(p, i) {
+  if (!p.last || i < 0 || i >= p.last.shown) return;
   const ch = p.last.chans[i];
   const prev = selected && panels.get(selected.block);
   if (selected?.block === p.name && selected.channel === ch) selected = null;

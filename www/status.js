@@ -40,18 +40,26 @@ export function clearError() {
 
 export const messageOf = (e) => (e && (e.message || (typeof e === 'string' ? e : e.name))) || String(e);
 
+let lengthUnknown = false; // this read's length is unknown (see showProgress)
+
 /** A download or file read starts: an empty bar (`show`: false for the demo weights, made in the page). */
 export function startProgress(show) {
   el.progress.hidden = !show;
   el.progress.value = 0;
   el.progressText.textContent = '';
+  lengthUnknown = false;
 }
 
-/** `total` is 0 when the server sends no length: the bar then just moves. */
+/**
+ * Without a length (a server that sends none, weights cached by an older
+ * version) the package reports (0, 0) first, then the bytes so far as the
+ * total: the bar then just moves instead of showing full at once.
+ */
 export function showProgress(loaded, total) {
   el.progress.hidden = false;
   const mb = (n) => (n / 1e6).toFixed(1);
-  if (total > 0) {
+  if (!(total > 0)) lengthUnknown = true;
+  if (!lengthUnknown) {
     el.progress.max = total;
     el.progress.value = loaded;
     el.progressText.textContent = `${mb(loaded)} / ${mb(total)} MB`;

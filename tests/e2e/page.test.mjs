@@ -189,9 +189,33 @@ describe('the page', () => {
         assert.match(await page.textContent('#overlay-text'), /layer1\.0 · channel \d+/);
         const marked = () => page.$$eval('.block-panel.selected', (ps) => ps.map((p) => p.dataset.block));
         assert.deepEqual(await marked(), ['layer1.0']);
-        // The class activation map of the top class.
         await page.click('#overlay-close');
         assert.deepEqual(await marked(), [], 'closing the overlay unmarks the panel');
+        // The keyboard reaches the maps (Tab from the last control before
+        // the panels lands on the first panel's first map), and Enter picks one.
+        await page.focus('#colormap-select');
+        await page.keyboard.press('Tab');
+        assert.ok(
+          await page.evaluate(() => {
+            const a = document.activeElement;
+            return a.matches('.bp-tile[data-index="0"]') && a.closest('.block-panel') === document.querySelector('#blocks .block-panel');
+          }),
+          'Tab reaches the first feature map',
+        );
+        const tile = '.block-panel[data-block="layer2.0"] .bp-tile[data-index="1"]';
+        await page.focus(tile);
+        const ch = (await page.getAttribute(tile, 'aria-label')).match(/layer2\.0, channel (\d+)/)?.[1];
+        assert.ok(ch, await page.getAttribute(tile, 'aria-label'));
+        await page.keyboard.press('Enter');
+        assert.match(await page.textContent('#overlay-text'), new RegExp(`^layer2\\.0 · channel ${ch} `));
+        assert.deepEqual(await marked(), ['layer2.0']);
+        assert.equal(await page.getAttribute(tile, 'aria-pressed'), 'true');
+        assert.equal(await page.evaluate(() => document.activeElement.dataset.index), '1', 'the tile keeps the focus');
+        // Space on the selected map takes it off again, as a second click does.
+        await page.keyboard.press(' ');
+        assert.deepEqual(await marked(), []);
+        assert.equal(await page.getAttribute(tile, 'aria-pressed'), 'false');
+        // The class activation map of the top class.
         await page.check('#cam-toggle');
         await page.waitForFunction(() => /Class activation map/.test(document.querySelector('#overlay-text').textContent), null, { timeout: 60000 });
       } finally {
@@ -406,6 +430,50 @@ describe('the page', () => {
       await page.click('#error-use-demo');
       await page.waitForFunction((n) => window.__resnet.loads > n, loads, { timeout: 120000 });
       assert.equal(await page.textContent('#error'), '');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('runs a load asked for while another runs once that one has settled', T, async () => {
+    const { page, context, log } = await openPage();
+    try {
+      // ResNet-18's download is held (and then served the demo weights) while a file is dropped.
+      const demo = Buffer.from(await page.evaluate(async () => Array.from(await (await import('/js/index.js')).demoWeights())));
+      let release;
+      const held = new Promise((r) => (release = r));
+      let asked;
+      const requested = new Promise((r) => (asked = r));
+      await context.route('https://huggingface.co/**', async (route) => {
+        asked();
+        await held;
+        await route.fulfill({ status: 200, body: demo, headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*' } });
+      });
+      const loads = await page.evaluate(() => window.__resnet.loads);
+      await page.selectOption('#model-select', 'resnet18');
+      await page.click('#load-model');
+      await requested;
+      assert.equal(await page.isDisabled('#load-model'), true, 'the download is still running');
+      await page.evaluate(async () => {
+        const { demoWeights } = await import('/js/index.js');
+        const dt = new DataTransfer();
+        dt.items.add(new File([await demoWeights()], 'dropped.safetensors', { type: 'application/octet-stream' }));
+        document.querySelector('#stage').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      });
+      // It waits: the picker shows what loads now, the status line what comes next.
+      assert.equal(await page.inputValue('#model-select'), 'resnet18');
+      assert.match(await page.textContent('#status'), /ResNet-18.*Next: “dropped\.safetensors”/);
+      release();
+      // Both load, the dropped file last.
+      await page.waitForFunction((n) => window.__resnet.loads >= n + 2, loads, { timeout: 120000 }).catch(async () => {
+        assert.fail(`the dropped weights were not loaded: ${await page.textContent('#status')}\n${log.join('\n')}`);
+      });
+      await page.waitForSelector('#load-model:not([disabled])');
+      assert.equal(await page.evaluate(() => window.__resnet.loads), loads + 2);
+      assert.equal(await page.inputValue('#model-select'), 'file');
+      assert.equal(await page.evaluate(() => document.querySelector('#weights-file').files[0]?.name), 'dropped.safetensors');
+      assert.match(await page.textContent('#status'), /ready/);
+      assert.equal(await page.textContent('#error'), '', log.join('\n'));
     } finally {
       await context.close();
     }
