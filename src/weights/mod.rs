@@ -91,7 +91,8 @@ impl Weights {
         // A tensor left over inside a layer or block that was read is part
         // of it the engine would not compute (squeeze-and-excitation gates,
         // say): the answers would be wrong, so refuse rather than warn.
-        let used_modules: HashSet<&str> = r.used.iter().map(|n| module_of(n)).collect();
+        // (Owned strings: a set of `&str` would add its own hashing code to the module.)
+        let used_modules: HashSet<String> = r.used.iter().map(|n| module_of(n).to_string()).collect();
         if let Some(n) = unused.iter().find(|n| used_modules.contains(module_of(n))) {
             bail!(
                 "tensor `{n}` belongs to `{}`, which this engine computes without it: a block extension such as squeeze-and-excitation is not supported ({} such tensor(s))",
