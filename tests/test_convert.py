@@ -71,12 +71,21 @@ def test_keras2_nested_model(tmp_path):
             f.create_dataset(f"model_weights/resnet50/{layer}/{var}:0", data=v)
     out = _convert(tmp_path / "m.h5", tmp_path / "m.safetensors")
     assert set(out) == set(t)
-    # Two variables that land on one name are refused, not overwritten.
+    # A layer's variables scoped apart from it (a model built twice in one
+    # TF1 session: conv1/conv1_1/kernel:0) still take the layer's name.
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        for k, v in t.items():
+            layer, var = k.split(".")
+            f.create_dataset(f"model_weights/{layer}/{layer}_1/{var}:0", data=v)
+    assert set(_convert(tmp_path / "s.h5", tmp_path / "s.safetensors")) == set(t)
+    # Two variables that land on one name (two nested models with the same
+    # layer names) are refused, not overwritten.
     with h5py.File(tmp_path / "d.h5", "w") as f:
-        f.create_dataset("model_weights/a/conv1/kernel:0", data=t["conv1.kernel"])
-        f.create_dataset("model_weights/b/conv1/kernel:0", data=t["conv1.kernel"])
+        for m in ("a", "b"):
+            f.create_dataset(f"model_weights/{m}/conv1/kernel:0", data=t["conv1.kernel"])
+            f.create_dataset(f"model_weights/{m}/bn_conv1/gamma:0", data=t["bn_conv1.gamma"])
     p = subprocess.run([sys.executable, TOOL, tmp_path / "d.h5", tmp_path / "d.safetensors"], capture_output=True, text=True)
-    assert p.returncode != 0 and "two variables map to `conv1.kernel`" in p.stderr, p.stderr
+    assert p.returncode != 0 and "two variables map to `bn_conv1.gamma`" in p.stderr, p.stderr
 
 
 def test_keras3_class_named_layers_are_refused(tmp_path):

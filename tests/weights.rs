@@ -174,6 +174,13 @@ fn unsupported_variants_are_named_not_run_wrong() {
     }));
     assert!(e.contains("`layer1.1.conv2` is a grouped convolution (2 groups"), "{e}");
 
+    // A one-channel (grayscale) stem is a shape error, not "3 groups".
+    let e = load_err(&with(&t, "conv1.weight", |r| {
+        r.2 = vec![8, 1, 7, 7];
+        r.3.truncate(8 * 49 * 4);
+    }));
+    assert!(e.contains("`conv1.weight` has shape [8, 1, 7, 7], expected [*, 3, *, *]"), "{e}");
+
     // A CIFAR-style 3×3 stem.
     let e = load_err(&with(&t, "conv1.weight", |r| {
         r.2 = vec![8, 3, 3, 3];

@@ -66,19 +66,24 @@ def from_keras_h5(path):
         # Keras 2: [model_weights/]<layer>/<layer>/<var>:0
         root = f["model_weights"] if "model_weights" in f else f
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                # <layer>/<layer>/<var>:0, or <model>/<layer>/<var>:0 for a
-                # ResNet nested in another model: the layer is the group
-                # holding the variable.
-                parts = name.split("/")
-                layer = parts[-2] if len(parts) >= 2 else parts[0]
-                key = f"{layer}.{parts[-1].split(':')[0]}"
-                if key in out:
-                    raise SystemExit(f"{path}: two variables map to `{key}` (the second at `{name}`)")
-                out[key] = np.asarray(obj)
-
-        root.visititems(visit)
+        # <layer>/<scope>/<var>:0. The layer is the top group, whatever the
+        # variable's own scope says (a model built twice in one TF1 session
+        # scopes its variables `conv1_1`). A top group holding several
+        # layers' variables is a model nested in this one: there each
+        # variable's scope names its layer.
+        datasets = []
+        root.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+        scopes = {}
+        for name in datasets:
+            parts = name.split("/")
+            scopes.setdefault(parts[0], set()).add(parts[-2] if len(parts) >= 2 else parts[0])
+        for name in datasets:
+            parts = name.split("/")
+            layer = parts[-2] if len(scopes[parts[0]]) > 1 else parts[0]
+            key = f"{layer}.{parts[-1].split(':')[0]}"
+            if key in out:
+                raise SystemExit(f"{path}: two variables map to `{key}` (the second at `{name}`)")
+            out[key] = np.asarray(root[name])
     return out
 
 

@@ -39,6 +39,7 @@ let loadedBackend = 'auto'; // the backend picker's value when it was loaded
 let loadingSpec = null; // what the running load loads
 let loadingText = ''; // its status line
 let pending = null; // `{ spec, options, recovering }` asked for while a load ran: it runs next
+let fallback = null; // a device-loss reload a user's load displaced: run if no model is left at the end
 let focusBack = null; // the control that had the focus when loading disabled it
 
 function currentOptions() {
@@ -138,7 +139,13 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
   if (!recovering) cancelReload();
   const req = { spec, options, recovering };
   if (page.loading) {
-    if (!(recovering && pending && !pending.recovering)) pending = req;
+    // A reload after a device loss yields to a load the user asked for, but
+    // is kept in case that load fails and leaves no model at all.
+    if (recovering && pending && !pending.recovering) fallback = req;
+    else {
+      if (!recovering && pending?.recovering) fallback = pending;
+      pending = req;
+    }
     // Until it starts the picker shows the running load; the status line says what comes next.
     if (loadingSpec) showSpecInPicker(loadingSpec);
     showLoading();
@@ -156,6 +163,10 @@ export async function loadModel(spec, { options = currentOptions(), recovering =
         r = null;
         clearError();
         restorePickers(state.model);
+      }
+      if (!r) {
+        if (!state.model && fallback) r = fallback;
+        fallback = null;
       }
     }
   } finally {
@@ -348,7 +359,8 @@ function reloadSoon() {
   clearTimeout(reloadTimer);
   reloadTimer = setTimeout(() => {
     reloadTimer = null;
-    if (state.model && loadedSpec) loadModel(loadedSpec);
+    // (Not gated on a live model: a device-loss reload may have taken it meanwhile; loadModel queues behind that.)
+    if (loadedSpec) loadModel(loadedSpec);
   }, RELOAD_DELAY_MS);
 }
 function cancelReload() {

@@ -114,10 +114,25 @@ function makePanel(b, m) {
     // the keyboard pick it. The tiles let the mouse through to the canvas.
     p.tiles = document.createElement('div');
     p.tiles.className = 'bp-tiles';
+    // One Tab stop per panel (a roving tabindex): the arrow keys move between
+    // its maps, so Tab still reaches the skip switches past a hundred maps.
+    p.focusIndex = 0;
     p.tiles.addEventListener('keydown', (e) => {
+      if (!e.target.dataset.index) return;
+      const i = Number(e.target.dataset.index);
+      const n = p.tiles.children.length;
+      const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: p.cols, ArrowUp: -p.cols, Home: -n, End: n }[e.key];
+      if (step !== undefined) {
+        e.preventDefault();
+        moveFocus(p, Math.max(0, Math.min(n - 1, i + step)));
+        return;
+      }
       if (e.key !== 'Enter' && e.key !== ' ') return;
       e.preventDefault(); // Space would scroll the page
-      if (!e.repeat && e.target.dataset.index) selectTile(p, Number(e.target.dataset.index));
+      if (!e.repeat) selectTile(p, i);
+    });
+    p.tiles.addEventListener('focusin', (e) => {
+      if (e.target.dataset.index) p.focusIndex = Number(e.target.dataset.index);
     });
     // A screen reader's "click" on a tile.
     p.tiles.addEventListener('click', (e) => {
@@ -287,14 +302,16 @@ function syncTiles(p) {
   while (p.tiles.children.length < n) {
     const t = document.createElement('div');
     t.className = 'bp-tile';
-    t.tabIndex = 0;
+    t.tabIndex = -1;
     t.setAttribute('role', 'button');
     t.dataset.index = String(p.tiles.children.length);
     p.tiles.append(t);
   }
+  p.focusIndex = Math.min(p.focusIndex, Math.max(0, n - 1));
   for (let i = 0; i < n; i++) {
     const t = p.tiles.children[i];
     const ch = p.last.chans[i];
+    t.tabIndex = i === p.focusIndex ? 0 : -1;
     t.style.left = `${(i % p.cols) * (p.tw + GAP)}px`;
     t.style.top = `${Math.floor(i / p.cols) * (p.th + GAP)}px`;
     t.style.width = `${p.tw}px`;
@@ -303,6 +320,16 @@ function syncTiles(p) {
     if (t.getAttribute('aria-label') !== label) t.setAttribute('aria-label', label);
     t.setAttribute('aria-pressed', String(selected?.block === p.name && selected.channel === ch));
   }
+}
+
+/** Keyboard focus to map `i` of panel `p` (the panel's one Tab stop moves with it). */
+function moveFocus(p, i) {
+  const tiles = p.tiles.children;
+  if (!tiles[i]) return;
+  for (const t of tiles) t.tabIndex = -1;
+  tiles[i].tabIndex = 0;
+  p.focusIndex = i;
+  tiles[i].focus();
 }
 
 /** The head's pooled vector: one bar per channel, height and colour by value. */

@@ -169,7 +169,8 @@ impl Walk<'_, '_> {
         let (weight, [o, i, kh, kw]) = match self.n.layout {
             KernelLayout::Oihw => {
                 if let Some(&[_, i, ..]) = self.r.shape(&kernel).as_deref() {
-                    if i < in_ch && i > 0 && in_ch % i == 0 {
+                    // (i > 1: a 1-channel stem is a shape error, not 3 groups.)
+                    if i < in_ch && i > 1 && in_ch % i == 0 {
                         bail!("conv `{conv_name}` is a grouped convolution ({} groups: ResNeXt or similar), which this engine does not run", in_ch / i);
                     }
                 }

@@ -202,6 +202,17 @@ describe('the page', () => {
           }),
           'Tab reaches the first feature map',
         );
+        // The arrows move within a panel; the next Tab leaves it (one stop per panel).
+        await page.keyboard.press('ArrowRight');
+        assert.equal(await page.evaluate(() => document.activeElement.dataset.index), '1', 'an arrow moves to the next map');
+        await page.keyboard.press('Tab');
+        assert.ok(
+          await page.evaluate(() => {
+            const a = document.activeElement;
+            return !(a.matches('.bp-tile') && a.closest('.block-panel') === document.querySelector('#blocks .block-panel'));
+          }),
+          'Tab leaves the panel instead of visiting each map',
+        );
         const tile = '.block-panel[data-block="layer2.0"] .bp-tile[data-index="1"]';
         await page.focus(tile);
         const ch = (await page.getAttribute(tile, 'aria-label')).match(/layer2\.0, channel (\d+)/)?.[1];
