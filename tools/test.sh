@@ -7,7 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
+fi
+export XDG_RUNTIME_DIR
+# The native tests expect Mesa's lavapipe (a CPU adapter without cooperative
+# matrices, the tolerances measured on it): on a machine with a real GPU they
+# run there too, unless VK_DRIVER_FILES already names a driver.
+if [ -z "${VK_DRIVER_FILES:-}" ]; then
+  for icd in /usr/share/vulkan/icd.d/lvp_icd.*.json; do
+    [ -f "$icd" ] && export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd" && break
+  done
+fi
 # Release build: the network tests run ResNet-50 on a software GPU, and
 # `cargo test --release` then shares its artifacts with the release binary.
 echo "== cargo test --release"

@@ -1,7 +1,7 @@
 // End-to-end tests of the page (www/) in headless Chromium with WebGPU
 // (SwiftShader: slow, so the demo weights at a small input size).
 //
-//   node --test tests/e2e/            (or: npm run test:e2e)
+//   npm run test:e2e
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
