@@ -37,6 +37,9 @@ fn err(e: Error) -> JsValue {
     js_error(e.kind().code(), e.message())
 }
 
+/// The largest frame `pixel_view` takes: 4096×4096 RGBA (js/frames.js scales larger ones down).
+const MAX_PIXEL_BYTES: usize = 4096 * 4096 * 4;
+
 fn busy() -> JsValue {
     js_error("BUSY", "the model is busy with another call (await each call before the next)")
 }
@@ -174,7 +177,14 @@ impl WasmResNet {
     pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
         let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
         let len = len as usize;
+        // The package scales frames to at most 4096×4096 before this; a
+        // larger length would grow wasm memory for good (or abort on failure).
+        if len > MAX_PIXEL_BYTES {
+            return Err(js_error("INPUT_TOO_LARGE", &format!("{len} bytes of pixels: at most {MAX_PIXEL_BYTES} (4096×4096 RGBA) are taken; scale the frame down")));
+        }
         if px.len() < len {
+            let more = len - px.len();
+            px.try_reserve_exact(more).map_err(|_| js_error("INPUT_TOO_LARGE", "no memory left for the frame's pixels: scale it down"))?;
             px.resize(len, 0);
         }
         // SAFETY: the view is handed to JS, which fills it before any other

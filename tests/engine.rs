@@ -197,6 +197,10 @@ fn output_without_a_new_frame() {
         let main = pollster::block_on(e.read("layer3.1.main")).unwrap().1;
         assert!(main.iter().any(|&v| v != 0.0));
         assert_ne!(pollster::block_on(e.read("layer3.1")).unwrap().1, skipped_out);
+        // Profiling reruns the ops into the frame's buffers: that frame is gone.
+        assert!(!pollster::block_on(e.profile_layers()).unwrap().is_empty());
+        assert_eq!(pollster::block_on(e.output()).unwrap_err().kind(), ErrorKind::NoFrame);
+        assert_eq!(pollster::block_on(e.read("layer3.1")).unwrap_err().kind(), ErrorKind::NoFrame);
     }
 }
 

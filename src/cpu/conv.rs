@@ -33,13 +33,22 @@ pub struct Scratch {
     col: Vec<f32>,
     /// The input with its rows split into stride phases.
     phases: Vec<f32>,
+    /// The max pool's row maxima (its own: sharing `col` would shrink and
+    /// zero-fill the im2col block each frame).
+    pool_rows: Vec<f32>,
     winograd: winograd::Scratch,
 }
 
 impl Scratch {
     /// Max pooling's buffers: the phased input and the row maxima.
     pub(super) fn pool_buffers(&mut self) -> (&mut Vec<f32>, &mut Vec<f32>) {
-        (&mut self.phases, &mut self.col)
+        (&mut self.phases, &mut self.pool_rows)
+    }
+
+    /// Room for the phased copy of a strided op's input of up to `n`
+    /// values (the max pool's, the largest), reserved fallibly up front.
+    pub(super) fn reserve_pool(&mut self, n: usize) -> Result<(), std::collections::TryReserveError> {
+        self.phases.try_reserve(n.saturating_sub(self.phases.len()))
     }
 }
 

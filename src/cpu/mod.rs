@@ -90,33 +90,71 @@ impl CpuBackend {
         if config.precision != Precision::F32 {
             bail!(Unsupported, "the CPU backend computes in f32 only: {} storage is a GPU path", config.precision);
         }
-        let slots = Self::slots(&plan)?;
-        Ok(CpuBackend { params: CpuParams::new(weights, config.mode), plan, slots, scratch: Scratch::default(), pending: None, frame_skip: Vec::new() })
+        let mut scratch = Scratch::default();
+        let slots = Self::slots(&plan, &mut scratch)?;
+        Ok(CpuBackend { params: CpuParams::new(weights, config.mode), plan, slots, scratch, pending: None, frame_skip: Vec::new() })
     }
 
     /// Re-plans; on failure (too large) the current plan stays.
     pub fn set_plan(&mut self, plan: Plan) -> Result<()> {
-        self.slots = Self::slots(&plan)?;
-        self.plan = plan;
+        Self::budget(&plan)?;
+        // The old activations go first: old and new together could need
+        // memory neither needs alone (and wasm memory, once grown, stays).
+        self.slots = Vec::new();
         self.pending = None;
+        match Self::slots(&plan, &mut self.scratch) {
+            Ok(slots) => {
+                self.slots = slots;
+                self.plan = plan;
+                Ok(())
+            }
+            Err(e) => {
+                // The old plan fitted a moment ago, in the memory just freed;
+                // should even that fail, frames are refused (`check_ready`).
+                self.slots = Self::slots(&self.plan, &mut self.scratch).unwrap_or_default();
+                Err(e)
+            }
+        }
+    }
+
+    /// Fails when the activations could not be allocated again after a failed re-plan.
+    fn check_ready(&self) -> Result<()> {
+        if self.slots.len() != self.plan.slot_len.len() {
+            bail!(InputTooLarge, "the CPU backend has no memory for its activations: set a smaller input size");
+        }
         Ok(())
     }
 
-    /// One zeroed buffer per plan slot, refused with `InputTooLarge` beyond
-    /// [`MAX_SLOT_BYTES`] or where the allocator has no room (in wasm a
-    /// failed allocation would abort the module).
-    fn slots(plan: &Plan) -> Result<Vec<Vec<f32>>> {
+    /// The bytes a plan's activations and largest scratch take, refused
+    /// with `InputTooLarge` beyond [`MAX_SLOT_BYTES`]. The scratch counted is
+    /// the max pool's copy of its input (the stem's output, the largest
+    /// tensor), as large as the largest slot; the im2col and Winograd blocks
+    /// are bounded by `COL_BUDGET` whatever the size.
+    fn budget(plan: &Plan) -> Result<u64> {
         let s = plan.shape(plan.input);
-        let too_large = |mb: u64| Error::of(ErrorKind::InputTooLarge, format!("input {}×{} is too large for the CPU backend: its activations would take {mb} MB (at most {} MB here)", s.h, s.w, MAX_SLOT_BYTES >> 20));
-        let bytes = plan.slot_len.iter().try_fold(0u64, |sum, &n| sum.checked_add((n as u64).checked_mul(4)?)).unwrap_or(u64::MAX);
+        let largest = plan.slot_len.iter().copied().max().unwrap_or(0);
+        let bytes = plan.slot_len.iter().chain([&largest]).try_fold(0u64, |sum, &n| sum.checked_add((n as u64).checked_mul(4)?)).unwrap_or(u64::MAX);
         if bytes > MAX_SLOT_BYTES {
-            return Err(too_large(bytes >> 20));
+            bail!(InputTooLarge, "input {}×{} is too large for the CPU backend: its activations would take {} MB (at most {} MB here)", s.h, s.w, bytes >> 20, MAX_SLOT_BYTES >> 20);
         }
+        Ok(bytes)
+    }
+
+    /// One zeroed buffer per plan slot, and room in `scratch` for the max
+    /// pool's copy, refused with `InputTooLarge` beyond the budget or where
+    /// the allocator has no room (in wasm a failed allocation would abort
+    /// the module, so everything a frame grows to is reserved here).
+    fn slots(plan: &Plan, scratch: &mut Scratch) -> Result<Vec<Vec<f32>>> {
+        let bytes = Self::budget(plan)?;
+        let s = plan.shape(plan.input);
+        let no_room = || Error::of(ErrorKind::InputTooLarge, format!("input {}×{} is too large for the CPU backend here: no memory left for its {} MB of activations", s.h, s.w, bytes >> 20));
+        let largest = plan.slot_len.iter().copied().max().unwrap_or(0);
+        scratch.reserve_pool(largest).map_err(|_| no_room())?;
         plan.slot_len
             .iter()
             .map(|&n| {
                 let mut v = Vec::new();
-                v.try_reserve_exact(n).map_err(|_| Error::of(ErrorKind::InputTooLarge, format!("input {}×{} is too large for the CPU backend here: no memory left for its {} MB of activations", s.h, s.w, bytes >> 20)))?;
+                v.try_reserve_exact(n).map_err(|_| no_room())?;
                 v.resize(n, 0.0);
                 Ok(v)
             })
@@ -139,14 +177,18 @@ impl CpuBackend {
         self.pending = Some(Pending { stats });
     }
 
-    pub fn submit_tensor(&mut self, input: &[f32], skip: &[bool], stats: bool) {
+    pub fn submit_tensor(&mut self, input: &[f32], skip: &[bool], stats: bool) -> Result<()> {
+        self.check_ready()?;
         self.input_mut().copy_from_slice(input);
         self.pend(skip, stats);
+        Ok(())
     }
 
-    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, skip: &[bool], stats: bool) {
+    pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, skip: &[bool], stats: bool) -> Result<()> {
+        self.check_ready()?;
         preprocess::preprocess(pixels, &params, self.input_mut());
         self.pend(skip, stats);
+        Ok(())
     }
 
     /// Runs the submitted frame and fills `r`: logits, probabilities,

@@ -294,7 +294,7 @@ impl Engine {
         let (skip, stats) = (&self.skip, self.config.stats);
         match &mut self.backend {
             Backend::Gpu(b) => b.submit_tensor(input, skip, stats),
-            Backend::Cpu(b) => b.submit_tensor(input, skip, stats),
+            Backend::Cpu(b) => b.submit_tensor(input, skip, stats)?,
         }
         self.submitted();
         Ok(())
@@ -314,7 +314,7 @@ impl Engine {
         let (skip, stats) = (&self.skip, self.config.stats);
         match &mut self.backend {
             Backend::Gpu(b) => b.submit_rgba(pixels, params, skip, stats)?,
-            Backend::Cpu(b) => b.submit_rgba(pixels, params, skip, stats),
+            Backend::Cpu(b) => b.submit_rgba(pixels, params, skip, stats)?,
         }
         self.submitted();
         Ok(())
@@ -392,8 +392,11 @@ impl Engine {
     /// The time of every op of the network, in plan order: on a GPU each op
     /// in its own timestamped pass (a split-K conv counts both its kernels;
     /// pass boundaries add a little), on the CPU each op on the wall clock.
-    /// For finding the slow layers.
+    /// For finding the slow layers. It reruns the ops into the frame's
+    /// buffers, so the last frame is gone afterwards (`NoFrame` until the next).
     pub async fn profile_layers(&mut self) -> Result<Vec<(String, f64)>> {
+        self.settle().await?;
+        self.has_output = false;
         match &mut self.backend {
             Backend::Gpu(b) => b.profile_layers(&self.skip).await,
             Backend::Cpu(b) => Ok(b.profile_layers(&self.skip)),
