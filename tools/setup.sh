@@ -12,10 +12,14 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
-dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
-# Browser tests: Debian's Chromium driven by npm playwright-core (never `playwright install`).
-dpkg -s chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# `--page` (tools/start.sh): only what serving the page needs; the software
+# Vulkan driver and Chromium are for the tests (so no sudo for them there).
+if [ "${1:-}" != --page ]; then
+  dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
+  dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
+  # Browser tests: Debian's Chromium driven by npm playwright-core (never `playwright install`).
+  dpkg -s chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
 # Debian's own python3 makes virtual environments only with python3-venv.
 if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if ((${#need_apt[@]})); then

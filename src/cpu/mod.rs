@@ -186,7 +186,7 @@ impl CpuBackend {
 
     pub fn submit_rgba(&mut self, pixels: &[u8], params: PreprocessParams, skip: &[bool], stats: bool) -> Result<()> {
         self.check_ready()?;
-        preprocess::preprocess(pixels, &params, self.input_mut());
+        preprocess::preprocess(pixels, &params, self.input_mut())?;
         self.pend(skip, stats);
         Ok(())
     }

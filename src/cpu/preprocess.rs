@@ -5,6 +5,7 @@
 //! the rows the crop needs, then a vertical one.
 
 use crate::kernels::PreprocessParams;
+use crate::{bail, Result};
 
 /// Filter taps for output `o` along an axis of `size` source pixels:
 /// (first source index, weights normalised to sum 1).
@@ -24,14 +25,22 @@ fn taps(o: usize, scale: f32, size: usize) -> (usize, Vec<f32>) {
 }
 
 /// Fills `out` (3×out_h×out_w) from `rgba` (src_w×src_h) as `p` says.
-pub fn preprocess(rgba: &[u8], p: &PreprocessParams, out: &mut [f32]) {
+/// Fails (`InputTooLarge`) where the horizontal pass's rows find no memory:
+/// every source row the crop needs, at the output's width (a very tall
+/// source), which in wasm would otherwise abort the module.
+pub fn preprocess(rgba: &[u8], p: &PreprocessParams, out: &mut [f32]) -> Result<()> {
     let (sw, sh, ow, oh) = (p.src_w as usize, p.src_h as usize, p.out_w as usize, p.out_h as usize);
     let xs: Vec<(usize, Vec<f32>)> = (0..ow).map(|x| taps(x + p.crop_x as usize, p.scale[0], sw)).collect();
     let ys: Vec<(usize, Vec<f32>)> = (0..oh).map(|y| taps(y + p.crop_y as usize, p.scale[1], sh)).collect();
     let y0 = ys.iter().map(|t| t.0).min().unwrap_or(0);
     let y1 = ys.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(0);
     // Horizontal pass: each needed source row filtered to the crop's columns, RGB interleaved.
-    let mut rows = vec![0.0f32; (y1 - y0) * ow * 3];
+    let n = (y1 - y0) * ow * 3;
+    let mut rows = Vec::new();
+    if rows.try_reserve_exact(n).is_err() {
+        bail!(InputTooLarge, "the image ({sw}×{sh}) needs {} MB to resize on the CPU, more than is free here: scale it down first", (n * 4) >> 20);
+    }
+    rows.resize(n, 0.0f32);
     for y in y0..y1 {
         let src = &rgba[y * sw * 4..(y + 1) * sw * 4];
         let dst = &mut rows[(y - y0) * ow * 3..(y - y0 + 1) * ow * 3];
@@ -62,4 +71,5 @@ pub fn preprocess(rgba: &[u8], p: &PreprocessParams, out: &mut [f32]) {
             }
         }
     }
+    Ok(())
 }
