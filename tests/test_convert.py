@@ -29,6 +29,14 @@ def _keras_like():
     }
 
 
+def _keras2(path, t, group):
+    """A Keras 2 .h5 of `t`, each variable at model_weights/<group(layer)>/<var>:0."""
+    with h5py.File(path, "w") as f:
+        for k, v in t.items():
+            layer, var = k.split(".")
+            f.create_dataset(f"model_weights/{group(layer)}/{var}:0", data=v)
+
+
 def _convert(src, dst, *extra):
     subprocess.run([sys.executable, TOOL, src, dst, *extra], check=True, capture_output=True)
     return load_file(str(dst))
@@ -36,10 +44,7 @@ def _convert(src, dst, *extra):
 
 def test_keras2_h5(tmp_path):
     t = _keras_like()
-    with h5py.File(tmp_path / "m.h5", "w") as f:
-        for k, v in t.items():
-            layer, var = k.split(".")
-            f.create_dataset(f"model_weights/{layer}/{layer}/{var}:0", data=v)
+    _keras2(tmp_path / "m.h5", t, lambda layer: f"{layer}/{layer}")
     out = _convert(tmp_path / "m.h5", tmp_path / "m.safetensors")
     assert set(out) == set(t)
     for k in t:
@@ -65,18 +70,12 @@ def test_keras3_weights_h5_and_f16(tmp_path):
 def test_keras2_nested_model(tmp_path):
     # A ResNet inside another model: model_weights/<model>/<layer>/<var>:0.
     t = _keras_like()
-    with h5py.File(tmp_path / "m.h5", "w") as f:
-        for k, v in t.items():
-            layer, var = k.split(".")
-            f.create_dataset(f"model_weights/resnet50/{layer}/{var}:0", data=v)
+    _keras2(tmp_path / "m.h5", t, lambda layer: f"resnet50/{layer}")
     out = _convert(tmp_path / "m.h5", tmp_path / "m.safetensors")
     assert set(out) == set(t)
     # A layer's variables scoped apart from it (a model built twice in one
     # TF1 session: conv1/conv1_1/kernel:0) still take the layer's name.
-    with h5py.File(tmp_path / "s.h5", "w") as f:
-        for k, v in t.items():
-            layer, var = k.split(".")
-            f.create_dataset(f"model_weights/{layer}/{layer}_1/{var}:0", data=v)
+    _keras2(tmp_path / "s.h5", t, lambda layer: f"{layer}/{layer}_1")
     assert set(_convert(tmp_path / "s.h5", tmp_path / "s.safetensors")) == set(t)
     # Two variables that land on one name (two nested models with the same
     # layer names) are refused, not overwritten.
