@@ -308,7 +308,7 @@ export class ResNet {
       expect(typeof name === 'string', `activation needs a block or tensor name, got ${name}`);
       // An array or typed array (any array-like) of u32s: Uint32Array.from would wrap 2^32 to channel 0.
       const ok = channels === undefined || (typeof channels === 'object' && Number.isInteger(channels?.length) && Array.from(channels).every(isU32));
-      if (!ok) throw resnetError('BAD_INPUT', `channels must be an array of channel indices (whole numbers from 0), got ${show(channels)}`);
+      expect(ok, `channels must be an array of channel indices (whole numbers from 0), got ${show(channels)}`);
       const list = channels === undefined ? undefined : Uint32Array.from(channels);
       return (m) => m.activation(name, list);
     });

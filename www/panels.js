@@ -108,7 +108,7 @@ function makePanel(b, m) {
     note.textContent = `${C} channel averages → dense → ${m.info.classes} logits`;
     root.append(note);
   } else {
-    canvas.title = 'Click a feature map (or Tab to it and press Enter) to lay it over the input';
+    canvas.title = 'Click a feature map (or Tab to its panel, arrow to it and press Enter) to lay it over the input';
     canvas.addEventListener('click', (e) => onTileClick(p, e));
     // The maps are pixels on one canvas: a focusable tile over each one lets
     // the keyboard pick it. The tiles let the mouse through to the canvas.
@@ -308,14 +308,19 @@ function syncTiles(p) {
     p.tiles.append(t);
   }
   p.focusIndex = Math.min(p.focusIndex, Math.max(0, n - 1));
+  // The grid's geometry changes with the panel's layout, not per frame.
+  const geom = `${p.cols}/${p.tw}/${p.th}`;
   for (let i = 0; i < n; i++) {
     const t = p.tiles.children[i];
     const ch = p.last.chans[i];
     t.tabIndex = i === p.focusIndex ? 0 : -1;
-    t.style.left = `${(i % p.cols) * (p.tw + GAP)}px`;
-    t.style.top = `${Math.floor(i / p.cols) * (p.th + GAP)}px`;
-    t.style.width = `${p.tw}px`;
-    t.style.height = `${p.th}px`;
+    if (t.dataset.geom !== geom) {
+      t.dataset.geom = geom;
+      t.style.left = `${(i % p.cols) * (p.tw + GAP)}px`;
+      t.style.top = `${Math.floor(i / p.cols) * (p.th + GAP)}px`;
+      t.style.width = `${p.tw}px`;
+      t.style.height = `${p.th}px`;
+    }
     const label = `Block ${p.name}, channel ${ch}: lay this feature map over the input`;
     if (t.getAttribute('aria-label') !== label) t.setAttribute('aria-label', label);
     t.setAttribute('aria-pressed', String(selected?.block === p.name && selected.channel === ch));

@@ -22,10 +22,10 @@ pub enum Input {
 pub fn read_weights(path: &Path) -> Result<Weights> {
     let io = |e: std::io::Error| Error::of(ErrorKind::Io, format!("cannot read {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.is_dir() {
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
         bail!(Io, "cannot read {}: it is a folder", path.display());
     }
-    let meta = file.metadata().map_err(io)?;
     // A pipe or device (`--weights <(curl …)`) has no length to map: read it.
     // An empty file cannot be mapped; the parser explains what is wrong with it.
     let w = if !meta.is_file() {

@@ -12,18 +12,10 @@ use super::params::GpuParams;
 /// The activation buffers: one per plan slot, each as large as the largest
 /// tensor it holds, at that tensor's value size.
 pub(super) struct Slots {
-    buffers: Vec<wgpu::Buffer>,
+    /// Destroyed with the plan (see [`OwnedBuffer`]): a re-plan's old
+    /// activations do not wait for the garbage collector beside the new ones.
+    buffers: Vec<OwnedBuffer>,
     slot_of: Vec<usize>,
-}
-
-/// Freed now, not when the garbage collector gets to them: wgpu's browser
-/// backend does not destroy a dropped buffer, and a re-plan's old
-/// activations would otherwise hold GPU memory beside the new ones (a frame
-/// still in flight keeps them until it completes).
-impl Drop for Slots {
-    fn drop(&mut self) {
-        self.buffers.iter().for_each(wgpu::Buffer::destroy);
-    }
 }
 
 impl Slots {
@@ -42,12 +34,12 @@ impl Slots {
             .iter()
             .enumerate()
             .map(|(i, &bytes)| {
-                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                OwnedBuffer(gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("slot {i}")),
                     size: bytes.max(4),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
-                })
+                }))
             })
             .collect();
         Slots { buffers, slot_of: plan.slot_of.clone() }
@@ -55,7 +47,7 @@ impl Slots {
 
     /// The buffer that holds tensor `t`.
     pub fn of(&self, t: TensorId) -> &wgpu::Buffer {
-        &self.buffers[self.slot_of[t]]
+        &self.buffers[self.slot_of[t]].0
     }
 }
 
