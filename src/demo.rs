@@ -2,11 +2,10 @@
 //! torchvision names, made on the spot so the page (and the tests) work
 //! without a download. Its predictions mean nothing; the page says so.
 
-use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
 /// One tensor before serialisation: name, dtype, shape, little-endian bytes.
-pub type RawTensor = (String, Dtype, Vec<usize>, Vec<u8>);
+pub use crate::weights::save::RawTensor;
 
 /// The shape of a demo network.
 #[derive(Debug, Clone)]
@@ -54,7 +53,7 @@ impl Rng {
 }
 
 fn f32_tensor(name: String, shape: Vec<usize>, data: Vec<f32>) -> RawTensor {
-    (name, Dtype::F32, shape, bytemuck::cast_slice(&data).to_vec())
+    crate::weights::save::f32_tensor(name, shape, &data)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,11 +95,7 @@ pub fn tensors(spec: &DemoSpec) -> Vec<RawTensor> {
 
 /// Tensors → `.safetensors` bytes.
 pub fn serialize(tensors: &[RawTensor]) -> Vec<u8> {
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("consistent demo tensor")))
-        .collect();
-    safetensors::tensor::serialize(views, None).expect("serialisable demo tensors")
+    crate::weights::save::serialize(tensors, None)
 }
 
 /// The demo weights as a `.safetensors` file's bytes.

@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod model;
 pub mod plan;
 pub mod preprocess;
+pub mod train;
 pub mod weights;
 
 pub use engine::{BackendKind, BlockStats, Device, Engine, EngineConfig, Output, Submit};

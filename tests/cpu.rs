@@ -132,3 +132,75 @@ fn maxpool_matches_the_direct_max() {
         assert_eq!(got, want, "maxpool {c}×{h}×{w} k{k} s{s} p{pad}");
     }
 }
+
+/// The conv's gradients by the direct sums, in f64: (dW, db, dx) for output gradient `dy`.
+fn conv_grads_ref(x: &[f32], i: Shape, w: &[f32], c: &ConvSpec, dy: &[f32], o: Shape) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (kh, kw) = c.kernel;
+    let (mut dw, mut db, mut dx) = (vec![0.0f64; w.len()], vec![0.0f64; o.c], vec![0.0f64; i.len()]);
+    for co in 0..o.c {
+        for oy in 0..o.h {
+            for ox in 0..o.w {
+                let g = dy[(co * o.h + oy) * o.w + ox] as f64;
+                db[co] += g;
+                for ci in 0..i.c {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * c.stride + ky) as isize - c.padding.0 as isize;
+                            let ix = (ox * c.stride + kx) as isize - c.padding.1 as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < i.h && (ix as usize) < i.w {
+                                let xi = (ci * i.h + iy as usize) * i.w + ix as usize;
+                                let wi = ((co * i.c + ci) * kh + ky) * kw + kx;
+                                dw[wi] += g * x[xi] as f64;
+                                dx[xi] += g * w[wi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dw, db, dx)
+}
+
+#[test]
+fn conv_backward_matches_the_direct_sums() {
+    use resnet::cpu::conv::{conv_backward, ConvGrads};
+    let mut rng = Rng::new(12);
+    let mut scratch = Scratch::default();
+    // (in channels, h, w, out channels, kernel, stride, padding)
+    let cases = [
+        (3, 17, 13, 5, 7, 2, 3),   // the stem's 7×7/2
+        (6, 9, 11, 7, 3, 2, 1),    // 3×3/2 on odd sizes
+        (5, 13, 9, 7, 3, 1, 1),    // 3×3/1
+        (4, 11, 7, 9, 1, 2, 0),    // 1×1/2 (a shortcut)
+        (67, 9, 11, 13, 1, 1, 0),  // 1×1/1
+        (16, 3, 3, 8, 1, 1, 0),    // 1×1/1 on a tiny map
+        (8, 3, 3, 16, 3, 1, 1),    // 3×3/1 on a tiny map
+        (3, 12, 9, 6, 5, 1, 0),    // 5×5 valid
+        (2, 300, 290, 3, 3, 1, 1), // im2col in several column blocks
+    ];
+    for &(ci, h, w, co, k, s, p) in &cases {
+        let spec = ConvSpec { name: "c".into(), in_channels: ci, out_channels: co, kernel: (k, k), stride: s, padding: (p, p), bias: true };
+        let i = Shape::new(ci, h, w);
+        let o = spec.output_shape(i).unwrap();
+        let x = rng.vec(i.len());
+        let wt = rng.vec(co * ci * k * k);
+        let dy = rng.vec(o.len());
+        // Accumulates: start from ones and subtract them after.
+        let (mut dw, mut db, mut dx) = (vec![1.0f32; wt.len()], vec![1.0f32; co], vec![1.0f32; i.len()]);
+        conv_backward(&spec, &wt, &x, i, &dy, o, ConvGrads { weight: Some(&mut dw), bias: Some(&mut db), input: Some(&mut dx) }, &mut scratch);
+        let (rw, rb, rx) = conv_grads_ref(&x, i, &wt, &spec, &dy, o);
+        for (what, got, want) in [("dW", &dw, &rw), ("db", &db, &rb), ("dx", &dx, &rx)] {
+            let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+            for (j, (g, r)) in got.iter().zip(want.iter()).enumerate() {
+                assert!((*g as f64 - 1.0 - r).abs() <= 1e-5 * scale, "{ci}×{h}×{w} → {co}, {k}×{k}/{s} pad {p}: {what}[{j}] = {} , want {r}", *g as f64 - 1.0);
+            }
+        }
+        // Only what is asked for is computed.
+        let mut dx2 = vec![0.0f32; i.len()];
+        conv_backward(&spec, &wt, &x, i, &dy, o, ConvGrads { weight: None, bias: None, input: Some(&mut dx2) }, &mut scratch);
+        for (a, b) in dx2.iter().zip(&dx) {
+            assert!((a - (b - 1.0)).abs() <= 1e-4 * (1.0 + a.abs()));
+        }
+    }
+}

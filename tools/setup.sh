@@ -42,7 +42,7 @@ if [ ! -x .venv/bin/pip ]; then
 fi
 # Installed again whenever tools/requirements.txt changes.
 req_hash=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
-if [ "$(cat .venv/.requirements 2>/dev/null)" != "$req_hash" ] || ! .venv/bin/python -c "import numpy, onnx, onnxruntime, safetensors, pytest, h5py, PIL" 2>/dev/null || [ ! -x .venv/bin/spirv-val ]; then
+if [ "$(cat .venv/.requirements 2>/dev/null)" != "$req_hash" ] || ! .venv/bin/python -c "import numpy, onnx, onnxruntime, safetensors, pytest, h5py, PIL, jax" 2>/dev/null || [ ! -x .venv/bin/spirv-val ]; then
   echo "setup: pip install -r tools/requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
   echo "$req_hash" > .venv/.requirements

@@ -238,3 +238,122 @@ fn gather_row(src: &[f32], seg: &mut [f32], start: isize) {
     }
     seg[hi..].fill(0.0);
 }
+
+// ---------------------------------------------------------------------------
+// Backward (training): the same GEMM machinery, operands read transposed.
+// ---------------------------------------------------------------------------
+
+/// `c = beta·c + a·b` (M×K times K×N) with a (row, column) stride for each
+/// operand, so the backward GEMMs read transposes where they lie.
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(m: usize, k: usize, n: usize, a: &[f32], sa: (usize, usize), b: &[f32], sb: (usize, usize), beta: f32, c: &mut [f32], sc: (usize, usize)) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, s: (usize, usize)| (rows - 1) * s.0 + (cols.max(1) - 1) * s.1;
+    assert!(k == 0 || (a.len() > last(m, k, sa) && b.len() > last(k, n, sb)), "GEMM operands too small");
+    assert!(c.len() > last(m, n, sc), "GEMM result too small");
+    // SAFETY: the assertions keep every index sgemm forms, (i·rs + j·cs) for
+    // i, j inside each operand's rows and columns, within its slice.
+    unsafe {
+        matrixmultiply::sgemm(
+            m, k, n, 1.0,
+            a.as_ptr(), sa.0 as isize, sa.1 as isize,
+            b.as_ptr(), sb.0 as isize, sb.1 as isize,
+            beta, c.as_mut_ptr(), sc.0 as isize, sc.1 as isize,
+        );
+    }
+}
+
+/// Where a conv's gradients go, each accumulated into (`+=`), each optional.
+pub struct ConvGrads<'a> {
+    /// `M×K`, the OIHW kernel's layout.
+    pub weight: Option<&'a mut [f32]>,
+    pub bias: Option<&'a mut [f32]>,
+    /// The input's gradient, `i.c×i.h×i.w`.
+    pub input: Option<&'a mut [f32]>,
+}
+
+/// One example's conv gradients (the conv alone, no epilogue): with
+/// `dY` (M×N) the output's gradient and `col` (K×N) the im2col of the input,
+/// `dW += dY·colᵀ`, `db += Σ_pixels dY` and `dx += col2im(Wᵀ·dY)`: the
+/// weight gradient is an implicit GEMM over the pixels, the input gradient a
+/// transposed convolution. `weight` is the plain OIHW kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_backward(spec: &ConvSpec, weight: &[f32], input: &[f32], i: Shape, dy: &[f32], o: Shape, g: ConvGrads, scratch: &mut Scratch) {
+    let (m, n) = (o.c, o.h * o.w);
+    let k = weight.len() / m.max(1);
+    if let Some(db) = g.bias {
+        for (co, b) in db.iter_mut().enumerate() {
+            *b += dy[co * n..(co + 1) * n].iter().map(|&v| v as f64).sum::<f64>() as f32;
+        }
+    }
+    let (mut dw, mut dx) = (g.weight, g.input);
+    if spec.kernel == (1, 1) && spec.stride == 1 && spec.padding == (0, 0) {
+        // The input is the K×N matrix itself.
+        if let Some(dw) = dw {
+            gemm_strided(m, n, k, dy, (n, 1), input, (1, n), 1.0, dw, (k, 1));
+        }
+        if let Some(dx) = dx {
+            gemm_strided(k, m, n, weight, (1, k), dy, (n, 1), 1.0, dx, (n, 1));
+        }
+        return;
+    }
+    let phased = if spec.stride > 1 && dw.is_some() {
+        split_phases(&input[..i.len()], i.w, spec.stride, &mut scratch.phases);
+        &scratch.phases[..i.len()]
+    } else {
+        input
+    };
+    let col = &mut scratch.col;
+    let block = (COL_BUDGET / k.max(1)).clamp(64, n.max(64)).min(n);
+    if col.len() < k * block {
+        col.resize(k * block, 0.0);
+    }
+    for n0 in (0..n).step_by(block) {
+        let nb = block.min(n - n0);
+        let col = &mut col[..k * nb];
+        if let Some(dw) = dw.as_deref_mut() {
+            im2col(spec, phased, i, o, n0, nb, col);
+            gemm_strided(m, nb, k, &dy[n0..], (n, 1), col, (1, nb), 1.0, dw, (k, 1));
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            gemm_strided(k, m, nb, weight, (1, k), &dy[n0..], (n, 1), 0.0, col, (nb, 1));
+            col2im(spec, col, i, o, n0, nb, dx);
+        }
+    }
+}
+
+/// im2col's transpose: each column value added back to the input pixel it
+/// was read from (nothing for the padding).
+fn col2im(c: &ConvSpec, col: &[f32], i: Shape, o: Shape, n0: usize, nb: usize, dx: &mut [f32]) {
+    let (kh, kw) = c.kernel;
+    let (ph, pw, s) = (c.padding.0 as isize, c.padding.1 as isize, c.stride as isize);
+    let mut row = 0;
+    for ci in 0..i.c {
+        let plane = &mut dx[ci * i.h * i.w..(ci + 1) * i.h * i.w];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let src = &col[row * nb..(row + 1) * nb];
+                row += 1;
+                let (mut j, mut d) = (n0, 0);
+                while d < nb {
+                    let (oy, ox0) = (j / o.w, j % o.w);
+                    let run = (o.w - ox0).min(nb - d);
+                    let iy = oy as isize * s + ky as isize - ph;
+                    if iy >= 0 && iy < i.h as isize {
+                        let dst = &mut plane[iy as usize * i.w..(iy as usize + 1) * i.w];
+                        for (t, &v) in src[d..d + run].iter().enumerate() {
+                            let ix = (ox0 + t) as isize * s + kx as isize - pw;
+                            if ix >= 0 && ix < i.w as isize {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                    j += run;
+                    d += run;
+                }
+            }
+        }
+    }
+}

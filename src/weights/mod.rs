@@ -18,6 +18,7 @@ use crate::{bail, Error, Result};
 
 pub mod fold;
 mod naming;
+pub mod save;
 
 /// A conv's kernel in OIHW order and its bias, if the source has one.
 #[derive(Debug, Clone)]
@@ -52,6 +53,9 @@ pub struct Weights {
     pub dense: DenseWeights,
     /// Tensors of the file that the model does not use (worth a warning).
     pub unused: Vec<String>,
+    /// Class names from the file's metadata (`classes`, a JSON array), as
+    /// training saves them; as many as the dense layer has classes.
+    pub labels: Option<Vec<String>>,
 }
 
 impl Weights {
@@ -63,7 +67,7 @@ impl Weights {
     }
 
     fn parse(bytes: &[u8]) -> Result<Weights> {
-        check_container(bytes)?;
+        let labels = check_container(bytes)?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("not a valid safetensors file: {e}")))?;
         let mut r = Reader { st, used: HashSet::new() };
         let names: HashSet<String> = r.st.names().into_iter().map(str::to_string).collect();
@@ -101,6 +105,12 @@ impl Weights {
             );
         }
         w.unused = unused;
+        if let Some(l) = &labels {
+            if l.len() != w.model.classes() {
+                bail!("the file's metadata names {} classes but its dense layer `{}` has {}", l.len(), w.model.head.name, w.model.classes());
+            }
+        }
+        w.labels = labels;
         Ok(w)
     }
 }
@@ -117,8 +127,9 @@ fn module_of(name: &str) -> &str {
 }
 
 /// The safetensors container: 8-byte little-endian header length, JSON header, data.
-/// Checked by hand first so that every failure names what is wrong in plain words.
-fn check_container(bytes: &[u8]) -> Result<()> {
+/// Checked by hand first so that every failure names what is wrong in plain
+/// words. Returns the class names of the metadata, if it has them.
+fn check_container(bytes: &[u8]) -> Result<Option<Vec<String>>> {
     if bytes.is_empty() {
         bail!("the weights file is empty (0 bytes)");
     }
@@ -141,9 +152,18 @@ fn check_container(bytes: &[u8]) -> Result<()> {
 /// Checks every tensor's declared size against the data before the
 /// safetensors crate sees it: shapes whose element count overflows, or
 /// claims more than the data holds, are refused here in checked arithmetic.
-fn check_header(header: &[u8], data_len: u64) -> Result<()> {
+/// Returns the class names of the metadata, if it has them.
+fn check_header(header: &[u8], data_len: u64) -> Result<Option<Vec<String>>> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| Error::new(format!("not a valid safetensors file: the header is not a JSON object ({e})")))?;
+    let labels = match header.get("__metadata__").and_then(|m| m.get(save::CLASSES_KEY)) {
+        None => None,
+        Some(v) => {
+            let bad = || Error::new(format!("the metadata's `{}` is not a JSON array of class names", save::CLASSES_KEY));
+            let list: Vec<String> = v.as_str().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(bad)?;
+            Some(list)
+        }
+    };
     for (name, t) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let bad = |what: &str| Error::new(format!("not a valid safetensors file: tensor `{name}` {what}"));
         let shape = t.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad("has no shape"))?;
@@ -162,7 +182,7 @@ fn check_header(header: &[u8], data_len: u64) -> Result<()> {
             return Err(bad(&format!("declares {count} values in {} bytes", end - begin)));
         }
     }
-    Ok(())
+    Ok(labels)
 }
 
 /// Reads tensors by name, widened to f32, and remembers which were used.

@@ -275,7 +275,7 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
         blocks,
         head: DenseSpec { name: fc, in_features: c, classes },
     };
-    Ok(Weights { model, convs: w.convs, bns: w.bns, dense: DenseWeights { weight, bias }, unused: Vec::new() })
+    Ok(Weights { model, convs: w.convs, bns: w.bns, dense: DenseWeights { weight, bias }, unused: Vec::new(), labels: None })
 }
 
 /// HWIO → OIHW.
@@ -292,4 +292,25 @@ fn hwio_to_oihw(w: &[f32], s: &[usize]) -> (Vec<f32>, [usize; 4]) {
         }
     }
     (out, [o, i, kh, kw])
+}
+
+/// How a scheme names and lays out the tensors of a conv, a batchnorm and
+/// the dense layer, for writing a file back in the names it came with.
+pub(super) struct FileLayout {
+    /// The kernel's suffix: `{conv}.{kernel}`.
+    pub kernel: &'static str,
+    /// Kernels are `(kh, kw, in, out)` rather than OIHW.
+    pub hwio: bool,
+    /// γ, β, running mean, running variance suffixes.
+    pub bn: [&'static str; 4],
+    /// The dense kernel is `(in, classes)`.
+    pub dense_transposed: bool,
+}
+
+pub(super) fn file_layout(scheme: Scheme) -> FileLayout {
+    let n = match scheme {
+        Scheme::Torchvision => &TORCHVISION,
+        Scheme::Keras => &KERAS,
+    };
+    FileLayout { kernel: n.kernel, hwio: matches!(n.layout, KernelLayout::Hwio), bn: n.bn, dense_transposed: n.dense_transposed }
 }

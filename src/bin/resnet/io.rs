@@ -47,13 +47,36 @@ pub fn read_weights(path: &Path) -> Result<Weights> {
 
 /// Reads a float32 `.npy` of shape `1×3×H×W` (or `3×H×W`).
 pub fn read_tensor(path: &Path) -> Result<Input> {
-    let ctx = |e: &dyn std::fmt::Display| Error::of(ErrorKind::BadInput, format!("{}: {e}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| Error::of(ErrorKind::Io, format!("cannot read {}: {e}", path.display())))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| ctx(&format!("not a valid .npy file ({e})")))?;
+    let (n, h, w, data) = read_batch(path)?;
+    if n != 1 {
+        bail!(BadInput, "{}: expected one 1×3×H×W tensor, got a batch of {n}", path.display());
+    }
+    Ok(Input::Tensor { h, w, data })
+}
+
+/// Reads a `.npy` file's header and checks that its data is all there.
+fn open_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<(npyz::NpyFile<&'a [u8]>, Vec<u64>)> {
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| Error::of(ErrorKind::BadInput, format!("{}: not a valid .npy file ({e})", path.display())))?;
     let shape: Vec<u64> = npy.shape().to_vec();
-    let (c, h, w) = match shape[..] {
-        [1, c, h, w] | [c, h, w] => (c, h, w),
-        _ => return Err(ctx(&format!("expected a 1×3×H×W tensor, got shape {shape:?}"))),
+    if npy.order() != npyz::Order::C {
+        bail!(BadInput, "{}: expected C (row-major) order", path.display());
+    }
+    Ok((npy, shape))
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::of(ErrorKind::Io, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads a float32 `.npy` of shape `N×3×H×W` (or `3×H×W`): (N, H, W, values).
+pub fn read_batch(path: &Path) -> Result<(usize, usize, usize, Vec<f32>)> {
+    let ctx = |e: &dyn std::fmt::Display| Error::of(ErrorKind::BadInput, format!("{}: {e}", path.display()));
+    let bytes = read_bytes(path)?;
+    let (npy, shape) = open_npy(path, &bytes)?;
+    let (n, c, h, w) = match shape[..] {
+        [n, c, h, w] => (n, c, h, w),
+        [c, h, w] => (1, c, h, w),
+        _ => return Err(ctx(&format!("expected an N×3×H×W tensor, got shape {shape:?}"))),
     };
     if c != 3 {
         return Err(ctx(&format!("expected 3 channels, got shape {shape:?}")));
@@ -62,18 +85,50 @@ pub fn read_tensor(path: &Path) -> Result<Input> {
     if npy.dtype() != f4 {
         return Err(ctx(&format!("expected little-endian float32 values (numpy dtype '<f4'), got {}", npy.dtype().descr())));
     }
-    if npy.order() != npyz::Order::C {
-        return Err(ctx(&"expected C (row-major) order"));
-    }
     // Check the header's sizes against the file before trusting them.
-    let bytes_needed = c.checked_mul(h).and_then(|v| v.checked_mul(w)).and_then(|n| n.checked_mul(4));
+    let bytes_needed = n.checked_mul(c).and_then(|v| v.checked_mul(h)).and_then(|v| v.checked_mul(w)).and_then(|n| n.checked_mul(4));
     if bytes_needed.is_none_or(|b| b > bytes.len() as u64) {
         return Err(ctx(&format!("the header claims shape {shape:?}, more data than the file holds")));
+    }
+    if n == 0 {
+        return Err(ctx(&"the batch is empty (0 examples)"));
     }
     let (h, w) = (h as usize, w as usize);
     resnet::model::check_input_size(h, w).map_err(|e| e.context(path.display()))?;
     let data: Vec<f32> = npy.into_vec().map_err(|_| ctx(&format!("the file holds fewer values than its shape {shape:?} needs")))?;
-    Ok(Input::Tensor { h, w, data })
+    Ok((n as usize, h, w, data))
+}
+
+/// Reads class indices: a 1-D `.npy` of int32 or int64 (or a plain integer
+/// dtype of another width), none negative.
+pub fn read_class_indices(path: &Path) -> Result<Vec<usize>> {
+    let ctx = |e: &dyn std::fmt::Display| Error::of(ErrorKind::BadInput, format!("{}: {e}", path.display()));
+    let bytes = read_bytes(path)?;
+    let (npy, shape) = open_npy(path, &bytes)?;
+    let [n] = shape[..] else { return Err(ctx(&format!("expected a 1-D array of class indices, got shape {shape:?}"))) };
+    if n.checked_mul(8).is_none_or(|b| b > bytes.len() as u64 * 8) {
+        return Err(ctx(&format!("the header claims {n} labels, more than the file holds")));
+    }
+    let dtype = npy.dtype();
+    let is = |s: &str| dtype == npyz::DType::Plain(s.parse().expect("a valid type string"));
+    let values: Vec<i64> = if is("<i8") {
+        npy.into_vec::<i64>().map_err(|e| ctx(&e))?
+    } else if is("<i4") {
+        npy.into_vec::<i32>().map_err(|e| ctx(&e))?.into_iter().map(i64::from).collect()
+    } else if is("<i2") {
+        npy.into_vec::<i16>().map_err(|e| ctx(&e))?.into_iter().map(i64::from).collect()
+    } else if is("|i1") {
+        npy.into_vec::<i8>().map_err(|e| ctx(&e))?.into_iter().map(i64::from).collect()
+    } else if is("|u1") {
+        npy.into_vec::<u8>().map_err(|e| ctx(&e))?.into_iter().map(i64::from).collect()
+    } else {
+        return Err(ctx(&format!("expected integer class indices (int32 or int64), got dtype {}", dtype.descr())));
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| usize::try_from(v).map_err(|_| ctx(&format!("label {i} is {v}: class indices cannot be negative"))))
+        .collect()
 }
 
 pub fn read_image(path: &Path) -> Result<Input> {
@@ -97,6 +152,10 @@ pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<String>> {
 }
 
 pub fn write_npy(path: &Path, shape: &[u64], data: &[f32]) -> Result<()> {
+    write_npy_of(path, shape, data)
+}
+
+pub fn write_npy_of<T: npyz::Serialize + npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     let ctx = |e: std::io::Error| Error::of(ErrorKind::Io, format!("cannot write {}: {e}", path.display()));
     let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(ctx)?);
     let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(file).begin_nd().map_err(ctx)?;

@@ -12,6 +12,7 @@ use resnet::{bail, BlockRole, ConvKernels, Device, Engine, EngineConfig, Error, 
 
 mod bench;
 mod io;
+mod train;
 
 use io::{read_image, read_labels, read_tensor, read_weights, write_npy, Input};
 
@@ -32,6 +33,10 @@ enum Command {
     Bench(Bench),
     /// Print the GPU adapter the other commands would use, or why there is none.
     Adapter,
+    /// The loss, logits and every trainable tensor's gradient for one batch.
+    Grad(train::Grad),
+    /// Train on a folder of images per class (or arrays) and save the weights.
+    Train(train::Train),
 }
 
 #[derive(Args)]
@@ -161,6 +166,8 @@ fn main() -> ExitCode {
             Command::Dump(d) => dump(d).await,
             Command::Bench(b) => bench::bench(b).await,
             Command::Adapter => adapter().await,
+            Command::Grad(g) => train::grad(g),
+            Command::Train(t) => train::train(t),
         }
     });
     match result {
@@ -239,7 +246,8 @@ async fn classify(c: Classify) -> Result<()> {
     let mut engines = Engines::new(&c.common, false).await?;
     let labels = match &c.labels {
         Some(p) => Some(read_labels(p, engines.weights.model.classes())?),
-        None => None,
+        // Trained weights carry their class names.
+        None => engines.weights.labels.clone(),
     };
     let inputs = c.tensor.iter().map(|p| (p, true)).chain(c.images.iter().map(|p| (p, false)));
     for (path, is_tensor) in inputs {
