@@ -187,6 +187,77 @@ export declare class ResNet {
   timings(): Timings;
   classActivationMap(index: number): Promise<ClassActivationMap>;
   setInputSize(inputSize: number | [number, number]): Promise<void>;
+  /** A trainer for new classes on this model's weights (CPU backend); after its `fit`, this model classifies with the trained weights and class names. */
+  trainer(options: TrainerOptions): Promise<Trainer>;
+  /** The weights as `.safetensors` (the trained ones after a fit, class names in the metadata), as `ResNet.load` takes them. */
+  exportWeights(): Promise<Uint8Array>;
+  dispose(): void;
+}
+
+export interface TrainerOptions {
+  /** The names of the classes to train (at least two). */
+  classes: string[];
+  /** What trains: the dense layer (default), the last stage and the dense layer, or everything. */
+  train?: 'head' | 'last-stage' | 'all';
+  /** Batchnorm on its running statistics (default), or on each batch's. */
+  bn?: 'frozen' | 'batch';
+  optimizer?: 'adamw' | 'sgd';
+  /** Default 0.001 (AdamW) or 0.01 (SGD). */
+  learningRate?: number;
+  /** SGD's momentum, default 0.9. */
+  momentum?: number;
+  /** Default 0.01 (AdamW, decoupled) or 0 (SGD). */
+  weightDecay?: number;
+  schedule?: 'constant' | 'cosine';
+  /** Random crops, flips and colour jitter: not available yet (true is refused). */
+  augment?: boolean;
+  seed?: number;
+  /** The most memory examples and training tensors may take, in MB (default 1024): past it, INPUT_TOO_LARGE. */
+  memoryLimitMB?: number;
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  /** The share of the examples held out to measure validation accuracy (default 0). */
+  validationSplit?: number;
+  /** Aborting rejects `fit` with an `AbortError` after the step in progress; the model keeps its weights. */
+  signal?: AbortSignal;
+  onStep?: (step: { step: number; steps: number; loss: number }) => void;
+  onEpoch?: (epoch: EpochResult) => void;
+}
+
+export interface EpochResult {
+  /** 1-based. */
+  epoch: number;
+  /** Mean cross-entropy over the epoch's steps. */
+  loss: number;
+  /** The share of training examples the epoch's forward passes got right. */
+  accuracy: number;
+  /** On the held-out examples after the epoch, as in inference; null without validationSplit. */
+  valAccuracy: number | null;
+}
+
+export interface GradientNorm {
+  /** The block, as in `blocks()`. */
+  name: string;
+  /** ‖∂L/∂W‖ of the block's tensors in the last step; null where the block does not train. */
+  weights: number | null;
+  /** ‖∂L/∂x‖ at the block's input in the last step; null where the gradient does not reach it. */
+  input: number | null;
+}
+
+/** Made by `ResNet.trainer`. Calls run one at a time, in order, each reading its input when made. */
+export declare class Trainer {
+  private constructor();
+  readonly classes: string[];
+  /** Adds a frame (its pixels read at the call) as an example of class `classIndex`; resolves with the number of examples. */
+  add(frame: Frame, classIndex: number): Promise<number>;
+  addTensor(data: Float32Array, classIndex: number): Promise<number>;
+  remove(index: number): Promise<void>;
+  count(): number;
+  fit(options?: FitOptions): Promise<EpochResult[]>;
+  gradientNorms(): GradientNorm[];
   dispose(): void;
 }
 

@@ -7,7 +7,7 @@
 // into RGBA pixels; errors.js makes the errors a program can tell apart. Works from a plain
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
-import init, { WasmResNet, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
+import init, { WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
 import { expect, expectAttached, inputSizeOf, isU32, resnetError } from './errors.js';
 import { captureFrame } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
@@ -146,13 +146,18 @@ export class ResNet {
   #info;
   #reason;
   #planned; // the input size once the setInputSize calls queued so far have run
+  #reopen; // () => the weights' bytes again (for a trainer and exportWeights)
+  #loadArgs; // [mode, precision, stats, backend]: how the model was loaded
+  #trained = null; // the weights of the last fit, as .safetensors
 
-  constructor(wasm, labels, reason) {
+  constructor(wasm, labels, reason, reopen, loadArgs) {
     this.#wasm = wasm;
     this.#reason = reason;
     this.#info = { ...wasm.info(), backendReason: reason };
     this.#planned = this.#info.inputSize;
     this.#labels = labels;
+    this.#reopen = reopen;
+    this.#loadArgs = loadArgs;
   }
 
   /**
@@ -201,7 +206,14 @@ export class ResNet {
       wasm.free();
       throw resnetError('BAD_INPUT', `${labels.length} labels given but the network has ${info.classes} classes`);
     }
-    return new ResNet(wasm, labels, choice.reason);
+    // The weights are not kept: a trainer reads them again (a URL from the
+    // cache, a file or buffer from the caller's object).
+    const reopen = async () => {
+      const again = await openWeights(source, { ...options, onProgress: undefined });
+      expectAttached(again.bytes.buffer, "the weights' buffer");
+      return again.bytes;
+    };
+    return new ResNet(wasm, labels, choice.reason, reopen, [mode, precision, !!stats, choice.backend]);
   }
 
   /** The wasm model, or a DISPOSED error. */
@@ -372,7 +384,202 @@ export class ResNet {
     });
   }
 
+  /**
+   * A trainer for new classes (`classes`: their names) on this model's
+   * weights, on the CPU backend: `train` 'head' (default), 'last-stage' or
+   * 'all'; `bn` 'frozen' (default) or 'batch'; `optimizer` 'adamw'
+   * (default) or 'sgd'; `learningRate`; `seed`; `memoryLimitMB` (default
+   * 1024) caps the examples and training tensors. After its `fit`, this
+   * model classifies with the trained weights and the new class names.
+   */
+  trainer(options) {
+    return this.#serial(() => {
+      const o = options ?? {};
+      const known = ['classes', 'train', 'bn', 'optimizer', 'learningRate', 'momentum', 'weightDecay', 'schedule', 'augment', 'seed', 'memoryLimitMB'];
+      for (const k of Object.keys(o)) expect(known.includes(k), `unknown trainer option '${k}': use ${known.join(', ')}`);
+      const { classes, train = 'head', bn = 'frozen', optimizer = 'adamw', learningRate, momentum = 0.9, weightDecay, schedule = 'constant', augment = false, seed = 0, memoryLimitMB = 1024 } = o;
+      expect(Array.isArray(classes) && classes.length >= 2 && classes.every((c) => typeof c === 'string'), 'trainer needs classes: an array of at least two class names');
+      expect(new Set(classes).size === classes.length, 'trainer: class names must differ');
+      expect(['head', 'last-stage', 'all'].includes(train), `unknown train '${train}': use 'head', 'last-stage' or 'all'`);
+      expect(bn === 'frozen' || bn === 'batch', `unknown bn '${bn}': use 'frozen' or 'batch'`);
+      expect(optimizer === 'adamw' || optimizer === 'sgd', `unknown optimizer '${optimizer}': use 'adamw' or 'sgd'`);
+      expect(schedule === 'constant' || schedule === 'cosine', `unknown schedule '${schedule}': use 'constant' or 'cosine'`);
+      const lr = learningRate ?? (optimizer === 'sgd' ? 0.01 : 0.001);
+      const positive = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+      expect(positive(lr) && positive(momentum) && (weightDecay === undefined || positive(weightDecay)), 'learningRate, momentum and weightDecay must be finite numbers of at least 0');
+      expect(isU32(seed), `seed must be a whole number from 0 to 2^32 − 1, got ${show(seed)}`);
+      expect(Number.isInteger(memoryLimitMB) && memoryLimitMB >= 1 && memoryLimitMB <= 4096, `memoryLimitMB must be a whole number from 1 to 4096, got ${show(memoryLimitMB)}`);
+      if (augment) throw resnetError('UNSUPPORTED', 'augment: true is not available yet: train with augment: false');
+      const wd = weightDecay ?? (optimizer === 'adamw' ? 0.01 : 0);
+      return async () => {
+        const bytes = this.#trained ?? (await this.#reopen());
+        const [h, w] = this.#info.inputSize;
+        const wasm = WasmTrainer.create(bytes, JSON.stringify(classes), train, bn, h, w, seed, memoryLimitMB);
+        const adopt = (trained) =>
+          this.#serial(() => async (m) => {
+            const [mode, precision, stats, backend] = this.#loadArgs;
+            const next = await loadWasm(trained, mode, this.#info.inputSize, precision, stats, backend);
+            m.free();
+            this.#wasm = next;
+            this.#trained = trained;
+            this.#labels = classes.slice();
+            this.#info = { ...next.info(), backendReason: this.#reason };
+          });
+        return new Trainer(wasm, classes.slice(), { optimizer, lr, momentum, wd, schedule, seed }, this.#planned, adopt);
+      };
+    });
+  }
+
+  /** The weights as `.safetensors` (trained ones after a trainer's fit; the class names in its metadata): what `ResNet.load` takes back. */
+  exportWeights() {
+    return this.#serial(() => async () => (this.#trained ? this.#trained.slice() : (await this.#reopen()).slice()));
+  }
+
   /** Frees the GPU buffers and the wasm memory of this model; later calls throw DISPOSED. */
+  dispose() {
+    const m = this.#wasm;
+    this.#wasm = null;
+    this.#queue.then(() => m?.free());
+  }
+}
+
+// ---------------------------------------------------------------- training
+
+const aborted = () => {
+  const e = new Error('training was aborted');
+  e.name = 'AbortError';
+  return e;
+};
+
+/**
+ * Trains a model on examples added one by one (on the CPU backend, in wasm;
+ * a step at a time, yielding between steps). Made by `ResNet.trainer`.
+ */
+export class Trainer {
+  #wasm;
+  #classes;
+  #run;
+  #planned;
+  #adopt;
+  #queue = Promise.resolve();
+
+  constructor(wasm, classes, run, planned, adopt) {
+    this.#wasm = wasm;
+    this.#classes = classes;
+    this.#run = run;
+    this.#planned = planned;
+    this.#adopt = adopt;
+  }
+
+  #live() {
+    if (!this.#wasm) throw resnetError('DISPOSED', 'this trainer has been disposed');
+    return this.#wasm;
+  }
+
+  #serial(prepare) {
+    let fn;
+    try {
+      fn = prepare();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const run = this.#queue.then(() => fn(this.#live()));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #checkClass(c) {
+    const n = this.#classes.length;
+    expect(Number.isInteger(c) && c >= 0 && c < n, `class index must be a whole number from 0 to ${n - 1}, got ${show(c)}`);
+  }
+
+  /** The class names being trained. */
+  get classes() {
+    return this.#classes.slice();
+  }
+
+  /** Adds a frame (as it is at the call) as an example of class `classIndex`; resolves with the number of examples. */
+  add(frame, classIndex) {
+    return this.#serial(() => {
+      this.#checkClass(classIndex);
+      const pixels = captureFrame(frame, this.#planned);
+      return async (m) => {
+        const px = await pixels(this.#planned);
+        m.pixel_view(px.data.byteLength).set(px.data);
+        m.add_pixels(px.width, px.height, classIndex);
+        return m.count();
+      };
+    });
+  }
+
+  /** Adds a raw `3×H×W` Float32Array at the model's input size as an example of class `classIndex`. */
+  addTensor(data, classIndex) {
+    return this.#serial(() => {
+      this.#checkClass(classIndex);
+      expect(data instanceof Float32Array, `addTensor needs a Float32Array, got ${data?.constructor?.name ?? typeof data}`);
+      expectAttached(data.buffer, "addTensor: the Float32Array's buffer");
+      const x = data.slice();
+      return async (m) => {
+        m.add_tensor(x, classIndex);
+        return m.count();
+      };
+    });
+  }
+
+  /** Removes example `index`. */
+  remove(index) {
+    return this.#serial(() => {
+      expect(isU32(index), `remove needs an example index, got ${show(index)}`);
+      return async (m) => m.remove(index);
+    });
+  }
+
+  /** How many examples there are (those whose `add` has run). */
+  count() {
+    return this.#live().count();
+  }
+
+  /**
+   * Trains: `{ epochs = 10, batchSize = 16, validationSplit = 0, signal, onStep({ step, steps, loss }), onEpoch({ epoch, loss, accuracy, valAccuracy }) }`.
+   * Resolves with one `{ epoch, loss, accuracy, valAccuracy }` per epoch; then the model classifies with the trained weights and the new class names.
+   */
+  fit(options) {
+    return this.#serial(() => {
+      const { epochs = 10, batchSize = 16, validationSplit = 0, signal, onStep, onEpoch } = options ?? {};
+      expect(Number.isInteger(epochs) && epochs >= 1 && epochs <= 100000, `epochs must be a whole number of at least 1, got ${show(epochs)}`);
+      expect(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 4096, `batchSize must be a whole number from 1 to 4096, got ${show(batchSize)}`);
+      expect(typeof validationSplit === 'number' && validationSplit >= 0 && validationSplit < 1, `validationSplit must be at least 0 and below 1, got ${show(validationSplit)}`);
+      expect(signal === undefined || (typeof signal === 'object' && signal !== null && 'aborted' in signal), 'signal must be an AbortSignal');
+      expect(onStep === undefined || typeof onStep === 'function', 'onStep must be a function');
+      expect(onEpoch === undefined || typeof onEpoch === 'function', 'onEpoch must be a function');
+      return async (m) => {
+        const r = this.#run;
+        m.begin(r.optimizer, r.lr, r.momentum, r.wd, r.schedule, epochs, batchSize, validationSplit, r.seed);
+        const history = [];
+        for (;;) {
+          if (signal?.aborted) throw aborted();
+          const s = m.step();
+          if (s === null) break;
+          onStep?.({ step: s.step, steps: s.steps, loss: s.loss });
+          if (s.epoch) {
+            history.push(s.epoch);
+            onEpoch?.(s.epoch);
+          }
+          // A turn for the page (and for an abort) between steps.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        await this.#adopt(m.export_weights());
+        return history;
+      };
+    });
+  }
+
+  /** `[{ name, weights, input }]` per block: ‖∂L/∂W‖ of its tensors and ‖∂L/∂x‖ at its input in the last step (null where there is none). */
+  gradientNorms() {
+    return this.#live().gradient_norms();
+  }
+
+  /** Frees the trainer's examples and memory. */
   dispose() {
     const m = this.#wasm;
     this.#wasm = null;

@@ -332,3 +332,135 @@ impl WasmResNet {
         Ok(obj(&[("width", (w as u32).into()), ("height", (h as u32).into()), ("data", Float32Array::from(&cam[..]).into())]))
     }
 }
+
+// ------------------------------------------------------------------ training
+
+/// A model being trained on the CPU backend: examples (frames or tensors),
+/// then steps one call at a time, so the page can yield, show progress and
+/// stop between them. `js/index.js` wraps it as `Trainer`.
+#[wasm_bindgen]
+pub struct WasmTrainer {
+    trainer: RefCell<crate::train::Trainer>,
+    /// RGBA8 pixels of the next example, written by JS through `pixel_view`.
+    pixels: RefCell<Vec<u8>>,
+}
+
+#[wasm_bindgen]
+impl WasmTrainer {
+    /// Parses the weights and plans training at `height`×`width`. `classes`
+    /// (a JSON array of names) other than the weights' own get a new, seeded
+    /// dense layer. `train`: `head`, `last-stage` or `all`; `bn`: `frozen`
+    /// or `batch`; `memory_mb`: the cap on examples and training tensors.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(bytes: Vec<u8>, classes: String, train: String, bn: String, height: u32, width: u32, seed: u32, memory_mb: u32) -> Result<WasmTrainer, JsValue> {
+        console_error_panic_hook::set_once();
+        let train: crate::train::Trainable = train.parse().map_err(err)?;
+        let bn: crate::train::BnMode = bn.parse().map_err(err)?;
+        let classes: Vec<String> = serde_json::from_str(&classes).map_err(|_| js_error("BAD_INPUT", "classes must be an array of class names"))?;
+        let mut weights = Weights::from_safetensors(&bytes).map_err(err)?;
+        drop(bytes);
+        if classes.len() < 2 {
+            return Err(js_error("BAD_INPUT", &format!("training needs at least two classes, got {}", classes.len())));
+        }
+        if weights.labels.as_ref() != Some(&classes) {
+            if classes.len() == weights.model.classes() && weights.labels.is_none() {
+                weights.labels = Some(classes);
+            } else {
+                crate::train::fit::new_head(&mut weights, classes, seed as u64);
+            }
+        }
+        let config = crate::train::TrainConfig { bn, train };
+        let mut trainer = crate::train::Trainer::new(weights, height as usize, width as usize, config).map_err(err)?;
+        trainer.set_memory_limit((memory_mb as u64) << 20);
+        Ok(WasmTrainer { trainer: RefCell::new(trainer), pixels: RefCell::new(Vec::new()) })
+    }
+
+    /// A view of `len` bytes for the next example's RGBA8 pixels (see `WasmResNet::pixel_view`).
+    pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
+        let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
+        let len = len as usize;
+        if len > MAX_PIXEL_BYTES {
+            return Err(js_error("INPUT_TOO_LARGE", &format!("{len} bytes of pixels: at most {MAX_PIXEL_BYTES} (4096×4096 RGBA) are taken; scale the frame down")));
+        }
+        if px.len() < len {
+            let more = len - px.len();
+            px.try_reserve_exact(more).map_err(|_| js_error("INPUT_TOO_LARGE", "no memory left for the frame's pixels: scale it down"))?;
+            px.resize(len, 0);
+        }
+        // SAFETY: as in `WasmResNet::pixel_view`: filled by JS before any other call.
+        Ok(unsafe { js_sys::Uint8Array::view(&px[..len]) })
+    }
+
+    /// Adds the `width`×`height` pixels written through `pixel_view` as an
+    /// example of class `class`, preprocessed as `classify` does.
+    pub fn add_pixels(&self, width: u32, height: u32, class: u32) -> Result<(), JsValue> {
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
+        let px = self.pixels.borrow();
+        let len = (width as usize) * (height as usize) * 4;
+        if len > px.len() {
+            return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
+        }
+        let (h, w) = t.input_size();
+        let params = Preprocess::imagenet(h, w).params(width as usize, height as usize).map_err(err)?;
+        let mut x = vec![0.0; 3 * h * w];
+        crate::cpu::preprocess::preprocess(&px[..len], &params, &mut x).map_err(err)?;
+        t.add(&x, &[class as usize]).map_err(err)
+    }
+
+    /// Adds a raw `3×H×W` tensor at the trainer's input size as an example of class `class`.
+    pub fn add_tensor(&self, data: &[f32], class: u32) -> Result<(), JsValue> {
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
+        t.add(data, &[class as usize]).map_err(err)
+    }
+
+    pub fn remove(&self, index: u32) -> Result<(), JsValue> {
+        self.trainer.try_borrow_mut().map_err(|_| busy())?.remove(index as usize).map_err(err)
+    }
+
+    pub fn count(&self) -> u32 {
+        self.trainer.borrow().len() as u32
+    }
+
+    /// Starts a run: `optimizer` `sgd` or `adamw`, `schedule` `constant` or `cosine`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin(&self, optimizer: String, lr: f32, momentum: f32, weight_decay: f32, schedule: String, epochs: u32, batch: u32, validation: f64, seed: u32) -> Result<(), JsValue> {
+        let kind: crate::train::OptimizerKind = optimizer.parse().map_err(err)?;
+        let mut optim = crate::train::OptimConfig::new(kind, lr);
+        optim.momentum = momentum;
+        optim.weight_decay = weight_decay;
+        optim.schedule = schedule.parse().map_err(err)?;
+        let fit = crate::train::FitConfig { epochs: epochs as usize, batch: batch as usize, val_fraction: validation, seed: seed as u64 };
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
+        t.check_every_class().map_err(err)?;
+        t.begin(optim, fit).map_err(err)
+    }
+
+    /// One step: `{ step, steps, loss, epoch: { epoch, loss, accuracy, valAccuracy } | null }`, or null once the run is over.
+    pub fn step(&self) -> Result<JsValue, JsValue> {
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
+        let Some(r) = t.step().map_err(err)? else { return Ok(JsValue::NULL) };
+        let epoch = match &r.epoch {
+            Some(e) => obj(&[
+                ("epoch", (e.epoch as u32).into()),
+                ("loss", e.loss.into()),
+                ("accuracy", e.train_accuracy.into()),
+                ("valAccuracy", e.val_accuracy.map_or(JsValue::NULL, JsValue::from)),
+            ]),
+            None => JsValue::NULL,
+        };
+        Ok(obj(&[("step", (r.step as u32).into()), ("steps", (r.steps as u32).into()), ("loss", r.loss.into()), ("epoch", epoch)]))
+    }
+
+    /// `[{ name, weights, input }]`: ‖∂L/∂W‖ of each block's tensors and
+    /// ‖∂L/∂x‖ at its input in the last step (null where none).
+    pub fn gradient_norms(&self) -> Array {
+        let t = self.trainer.borrow();
+        let opt = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from);
+        t.gradient_norms().into_iter().map(|b| obj(&[("name", b.name.into()), ("weights", opt(b.weights)), ("input", opt(b.input))])).collect()
+    }
+
+    /// The weights as they are now, as `.safetensors` (their own names and layouts, class names in the metadata).
+    pub fn export_weights(&self) -> Vec<u8> {
+        self.trainer.borrow().weights.to_safetensors()
+    }
+}

@@ -1,15 +1,21 @@
-//! The training loop: batches drawn from a seeded shuffle, a forward and
-//! backward pass and an optimizer step each, the loss and accuracy per
-//! epoch, and accuracy on a held-out share of the examples.
+//! The training loop: examples kept as the trainable part needs them,
+//! batches drawn from a seeded shuffle, a forward and backward pass and an
+//! optimizer step each, the loss and accuracy per epoch, and accuracy on a
+//! held-out share of the examples.
 //!
-//! What does not train is computed once: the frozen ops' outputs for every
-//! example are kept ([`TrainPlan::frozen_outputs`]), so training the head
-//! costs a dense layer per step, not a backbone.
+//! What does not train is computed once: an example is kept as the frozen
+//! ops' outputs that the trainable ones read ([`TrainPlan::frozen_outputs`]),
+//! so training the head costs a dense layer per step, not a backbone, and
+//! keeps 512 or 2048 values an example instead of an image.
+//!
+//! [`Trainer`] runs one step a call (the browser yields between them);
+//! [`fit`] runs them all.
 
-use super::{Optimizer, OptimConfig, TrainConfig, TrainPlan};
+use super::{Grads, Optimizer, OptimConfig, TrainConfig, TrainPlan};
 use crate::demo::Rng;
+use crate::plan::BlockRole;
 use crate::weights::{DenseWeights, Weights};
-use crate::{bail, Result};
+use crate::{bail, Error, ErrorKind, Result};
 
 /// Examples: `N` raw `3×H×W` inputs one after another, and their classes.
 pub struct Dataset {
@@ -25,9 +31,6 @@ impl Dataset {
     }
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
-    }
-    fn example_len(&self) -> usize {
-        3 * self.height * self.width
     }
 }
 
@@ -53,7 +56,28 @@ pub struct EpochReport {
     pub val_accuracy: Option<f64>,
 }
 
-/// A seeded permutation of `0..n` (Fisher–Yates).
+/// What one step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// 1-based, over the whole run.
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    /// Set on an epoch's last step.
+    pub epoch: Option<EpochReport>,
+}
+
+/// ‖∂L/∂W‖ of a block's tensors and ‖∂L/∂x‖ at its input, in the last step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockGradNorm {
+    pub name: String,
+    /// `None` for a block that does not train.
+    pub weights: Option<f64>,
+    /// `None` where the gradient does not reach the block's input (the first trainable block).
+    pub input: Option<f64>,
+}
+
+/// A seeded permutation (Fisher–Yates).
 fn shuffle(rng: &mut Rng, v: &mut [usize]) {
     for i in (1..v.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
@@ -83,95 +107,307 @@ fn argmax_rows(logits: &[f32], classes: usize) -> impl Iterator<Item = usize> + 
     logits.chunks_exact(classes).map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
 }
 
-/// Trains `weights` on `data`; `on_step(step, steps, loss)` after each step.
+/// A run in progress: its optimizer, the split and the epoch's tallies.
+struct Run {
+    optimizer: Optimizer,
+    rng: Rng,
+    val: Vec<usize>,
+    train: Vec<usize>,
+    batch: usize,
+    steps: usize,
+    /// Position in the epoch's (shuffled) training examples.
+    at: usize,
+    epoch: usize,
+    loss_sum: f64,
+    correct: usize,
+}
+
+/// A model being trained: its weights, the training plan, the examples as
+/// the trainable part reads them, and the run in progress.
+pub struct Trainer {
+    pub weights: Weights,
+    tp: TrainPlan,
+    /// Per [`TrainPlan::boundary`] tensor, every example's values one after another.
+    kept: Vec<Vec<f32>>,
+    lens: Vec<usize>,
+    labels: Vec<usize>,
+    /// The most bytes examples and training tensors may take.
+    memory_limit: u64,
+    run: Option<Run>,
+    last_grads: Option<Grads>,
+}
+
+impl Trainer {
+    pub fn new(weights: Weights, height: usize, width: usize, config: TrainConfig) -> Result<Trainer> {
+        let tp = TrainPlan::new(&weights, height, width, config)?;
+        let lens: Vec<usize> = tp.boundary.iter().map(|&t| tp.shape(t).len()).collect();
+        Ok(Trainer { weights, kept: vec![Vec::new(); lens.len()], lens, tp, labels: Vec::new(), memory_limit: u64::MAX, run: None, last_grads: None })
+    }
+
+    /// Caps what examples and training tensors may take, in bytes.
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        self.memory_limit = bytes;
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn input_size(&self) -> (usize, usize) {
+        let s = self.tp.shape(self.tp.plan.input);
+        (s.h, s.w)
+    }
+
+    /// Values kept per example.
+    fn example_values(&self) -> usize {
+        self.lens.iter().sum()
+    }
+
+    fn too_much(&self, what: &str, bytes: u64) -> Error {
+        Error::of(ErrorKind::InputTooLarge, format!("{what} would take {} MB, over the training memory limit of {} MB", bytes >> 20, self.memory_limit >> 20))
+    }
+
+    /// Adds examples: `x` holds `labels.len()` raw `3×H×W` inputs at the
+    /// trainer's input size. With part of the network frozen, only what the
+    /// trainable part reads of them is kept.
+    pub fn add(&mut self, x: &[f32], labels: &[usize]) -> Result<()> {
+        let n = labels.len();
+        let input = self.tp.plan.input;
+        let per = self.tp.shape(input).len();
+        if x.len() != n * per {
+            let (h, w) = self.input_size();
+            bail!(BadInput, "{} values given for {n} examples of 3×{h}×{w} ({} values each)", x.len(), per);
+        }
+        let classes = self.weights.model.classes();
+        if let Some(&y) = labels.iter().find(|&&y| y >= classes) {
+            bail!(BadInput, "class {y} is out of range: there are {classes} classes (0 to {})", classes - 1);
+        }
+        let bytes = ((self.len() + n) * self.example_values()) as u64 * 4;
+        if bytes > self.memory_limit {
+            return Err(self.too_much(&format!("keeping {} examples", self.len() + n), bytes));
+        }
+        for (v, &len) in self.kept.iter_mut().zip(&self.lens) {
+            v.try_reserve(n * len).map_err(|_| Error::of(ErrorKind::InputTooLarge, "no memory left to keep more examples"))?;
+        }
+        if self.tp.first_trainable() == 0 {
+            self.kept[0].extend_from_slice(x);
+        } else {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+                self.tp.set(input, chunk.len(), &x[chunk[0] * per..(chunk[0] + chunk.len()) * per]);
+                for (k, out) in self.kept.iter_mut().zip(self.tp.frozen_outputs(&mut self.weights)?) {
+                    k.extend_from_slice(&out);
+                }
+            }
+        }
+        self.labels.extend_from_slice(labels);
+        self.run = None;
+        Ok(())
+    }
+
+    /// Removes example `i`.
+    pub fn remove(&mut self, i: usize) -> Result<()> {
+        if i >= self.len() {
+            bail!(BadInput, "no example {i}: there are {}", self.len());
+        }
+        for (k, &len) in self.kept.iter_mut().zip(&self.lens) {
+            k.drain(i * len..(i + 1) * len);
+        }
+        self.labels.remove(i);
+        self.run = None;
+        Ok(())
+    }
+
+    /// Examples per class.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.weights.model.classes()];
+        self.labels.iter().for_each(|&y| c[y] += 1);
+        c
+    }
+
+    /// Fails naming the first class without examples.
+    pub fn check_every_class(&self) -> Result<()> {
+        if let Some(c) = self.counts().iter().position(|&c| c == 0) {
+            let name = self.weights.labels.as_ref().map_or_else(|| format!("class {c}"), |l| format!("class `{}`", l[c]));
+            bail!(BadInput, "{name} has no examples: every class needs at least one");
+        }
+        Ok(())
+    }
+
+    /// Sets a batch's examples into the plan.
+    fn set_batch(&mut self, idx: &[usize]) {
+        for (b, (&len, k)) in self.lens.iter().zip(&self.kept).enumerate() {
+            let x: Vec<f32> = idx.iter().flat_map(|&i| k[i * len..(i + 1) * len].iter().copied()).collect();
+            let t = self.tp.boundary[b];
+            self.tp.set(t, idx.len(), &x);
+        }
+    }
+
+    /// The bytes a batch of `n` takes in the training plan: every tensor of
+    /// the trainable part and its gradient.
+    fn plan_bytes(&self, n: usize) -> u64 {
+        let first = self.tp.first_trainable();
+        let tensors: u64 = self.tp.plan.ops[first..].iter().flat_map(|op| op.outputs()).map(|t| self.tp.shape(t).len() as u64).sum::<u64>()
+            + self.tp.boundary.iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
+        tensors * n as u64 * 4 * 2
+    }
+
+    /// Starts a run of `fit.epochs` epochs over the examples.
+    pub fn begin(&mut self, optim: OptimConfig, fit: FitConfig) -> Result<()> {
+        let n = self.len();
+        if n == 0 {
+            bail!(BadInput, "no examples to train on: add some first");
+        }
+        if !(0.0..1.0).contains(&fit.val_fraction) {
+            bail!(BadInput, "the validation fraction must be at least 0 and below 1, not {}", fit.val_fraction);
+        }
+        if fit.batch == 0 || fit.epochs == 0 {
+            bail!(BadInput, "the batch size and the number of epochs must be at least 1");
+        }
+        let mut rng = Rng::new(fit.seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut rng, &mut order);
+        let n_val = (fit.val_fraction * n as f64).floor() as usize;
+        let (val, train) = order.split_at(n_val);
+        if train.is_empty() {
+            bail!(BadInput, "no examples left to train on ({n} examples, {n_val} held out for validation)");
+        }
+        let batch = fit.batch.min(train.len());
+        let bytes = self.plan_bytes(batch) + (n * self.example_values()) as u64 * 4;
+        if bytes > self.memory_limit {
+            return Err(self.too_much(&format!("training with batches of {batch}"), bytes));
+        }
+        let steps = train.len().div_ceil(batch) * fit.epochs;
+        self.run = Some(Run {
+            optimizer: Optimizer::new(OptimConfig { total_steps: steps, ..optim }),
+            rng,
+            val: val.to_vec(),
+            train: train.to_vec(),
+            batch,
+            steps,
+            at: 0,
+            epoch: 1,
+            loss_sum: 0.0,
+            correct: 0,
+        });
+        Ok(())
+    }
+
+    /// One step of the run begun; `None` once it is over.
+    pub fn step(&mut self) -> Result<Option<StepReport>> {
+        let Some(mut run) = self.run.take() else { return Ok(None) };
+        if run.optimizer.steps >= run.steps {
+            return Ok(None);
+        }
+        if run.at == 0 {
+            shuffle(&mut run.rng, &mut run.train);
+        }
+        let end = (run.at + run.batch).min(run.train.len());
+        let idx = run.train[run.at..end].to_vec();
+        let first = self.tp.first_trainable();
+        let classes = self.weights.model.classes();
+        self.set_batch(&idx);
+        let momentum = super::bn_momentum(self.weights.model.scheme);
+        self.tp.forward(&mut self.weights, first, true, Some(momentum))?;
+        let labels: Vec<usize> = idx.iter().map(|&i| self.labels[i]).collect();
+        run.correct += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(&labels).filter(|(p, y)| p == *y).count();
+        let (loss, grads) = self.tp.backward(&self.weights, &labels)?;
+        run.optimizer.step(&mut self.weights, &grads);
+        self.last_grads = Some(grads);
+        self.tp.refresh(&self.weights, false);
+        run.loss_sum += loss * idx.len() as f64;
+        run.at = end;
+        let mut epoch = None;
+        if run.at == run.train.len() {
+            let val_accuracy = if run.val.is_empty() {
+                None
+            } else {
+                let mut right = 0;
+                for chunk in run.val.clone().chunks(run.batch) {
+                    self.set_batch(chunk);
+                    self.tp.forward(&mut self.weights, first, false, None)?;
+                    right += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(chunk).filter(|(p, &i)| *p == self.labels[i]).count();
+                }
+                Some(right as f64 / run.val.len() as f64)
+            };
+            let n = run.train.len() as f64;
+            epoch = Some(EpochReport { epoch: run.epoch, loss: run.loss_sum / n, train_accuracy: run.correct as f64 / n, val_accuracy });
+            run.epoch += 1;
+            run.at = 0;
+            run.loss_sum = 0.0;
+            run.correct = 0;
+        }
+        let report = StepReport { step: run.optimizer.steps, steps: run.steps, loss, epoch };
+        if run.optimizer.steps < run.steps {
+            self.run = Some(run);
+        }
+        Ok(Some(report))
+    }
+
+    /// Per block of the plan, ‖∂L/∂W‖ and ‖∂L/∂x‖ at its input in the last step.
+    pub fn gradient_norms(&self) -> Vec<BlockGradNorm> {
+        let plan = &self.tp.plan;
+        let inputs = self.tp.input_grad_norms();
+        plan.blocks
+            .iter()
+            .map(|b| {
+                let weights = self.last_grads.as_ref().and_then(|g| {
+                    let mut sum = 0.0;
+                    let mut any = false;
+                    for op in &plan.ops[b.ops.clone()] {
+                        match op {
+                            crate::plan::Op::Conv(c) => {
+                                if let Some((w, bias)) = g.convs.get(&c.conv.name) {
+                                    any = true;
+                                    sum += crate::cpu::ops::sum_squares(w) + bias.as_deref().map_or(0.0, crate::cpu::ops::sum_squares);
+                                }
+                            }
+                            crate::plan::Op::BatchNorm { bn, .. } => {
+                                if let Some((gm, bt)) = g.bns.get(&bn.name) {
+                                    any = true;
+                                    sum += crate::cpu::ops::sum_squares(gm) + crate::cpu::ops::sum_squares(bt);
+                                }
+                            }
+                            crate::plan::Op::Dense { .. } if b.role == BlockRole::Head && !g.dense.0.is_empty() => {
+                                any = true;
+                                sum += crate::cpu::ops::sum_squares(&g.dense.0) + crate::cpu::ops::sum_squares(&g.dense.1);
+                            }
+                            _ => {}
+                        }
+                    }
+                    any.then(|| sum.sqrt())
+                });
+                let input = b.input.and_then(|t| inputs.get(&t).copied());
+                BlockGradNorm { name: b.name.clone(), weights, input }
+            })
+            .collect()
+    }
+}
+
+/// Trains `weights` on `data`; `on_step` after each step. Returns the epochs' reports.
 pub fn fit(
-    weights: &mut Weights, data: &Dataset, config: TrainConfig, optim: OptimConfig, fit: FitConfig, mut on_step: impl FnMut(usize, usize, f64),
+    weights: &mut Weights, data: &Dataset, config: TrainConfig, optim: OptimConfig, fit: FitConfig, mut on_step: impl FnMut(&StepReport),
 ) -> Result<Vec<EpochReport>> {
     let n = data.len();
-    if data.x.len() != n * data.example_len() {
+    if data.x.len() != n * 3 * data.height * data.width {
         bail!(BadInput, "the inputs hold {} values, not {n} examples of 3×{}×{}", data.x.len(), data.height, data.width);
     }
-    if !(0.0..1.0).contains(&fit.val_fraction) {
-        bail!(BadInput, "the validation fraction must be at least 0 and below 1, not {}", fit.val_fraction);
+    let mut t = Trainer::new(weights.clone(), data.height, data.width, config)?;
+    let per = 3 * data.height * data.width;
+    let chunk = fit.batch.clamp(1, 64);
+    for at in (0..n).step_by(chunk) {
+        let end = (at + chunk).min(n);
+        t.add(&data.x[at * per..end * per], &data.labels[at..end])?;
     }
-    if fit.batch == 0 || fit.epochs == 0 {
-        bail!(BadInput, "the batch size and the number of epochs must be at least 1");
-    }
-    let classes = weights.model.classes();
-    if let Some(&y) = data.labels.iter().find(|&&y| y >= classes) {
-        bail!(BadInput, "label {y} is out of range: the network has {classes} classes (0 to {})", classes - 1);
-    }
-    let mut rng = Rng::new(fit.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    shuffle(&mut rng, &mut order);
-    let n_val = (fit.val_fraction * n as f64).floor() as usize;
-    let (val, train) = order.split_at(n_val);
-    let (val, mut train) = (val.to_vec(), train.to_vec());
-    if train.is_empty() {
-        bail!(BadInput, "no examples left to train on ({n} examples, {n_val} held out for validation)");
-    }
-    let mut tp = TrainPlan::new(weights, data.height, data.width, config)?;
-    let batch = fit.batch.min(train.len());
-    let first = tp.first_trainable();
-    let input = tp.plan.input;
-    let ex = data.example_len();
-
-    // The frozen part's outputs, once per example.
-    let boundary: Vec<(usize, usize)> = tp.boundary.iter().map(|&t| (t, tp.shape(t).len())).collect();
-    let mut cache: Vec<Vec<f32>> = boundary.iter().map(|_| Vec::new()).collect();
-    if first > 0 {
-        for chunk in (0..n).collect::<Vec<_>>().chunks(batch) {
-            let x: Vec<f32> = chunk.iter().flat_map(|&i| data.x[i * ex..(i + 1) * ex].iter().copied()).collect();
-            tp.set(input, chunk.len(), &x);
-            for (c, out) in cache.iter_mut().zip(tp.frozen_outputs(weights)?) {
-                c.extend_from_slice(&out);
-            }
-        }
-    }
-    // Sets a batch's inputs: the raw examples, or their frozen outputs.
-    let set_batch = |tp: &mut TrainPlan, idx: &[usize]| {
-        if first == 0 {
-            let x: Vec<f32> = idx.iter().flat_map(|&i| data.x[i * ex..(i + 1) * ex].iter().copied()).collect();
-            tp.set(input, idx.len(), &x);
-        } else {
-            for ((t, len), c) in boundary.iter().zip(&cache) {
-                let x: Vec<f32> = idx.iter().flat_map(|&i| c[i * len..(i + 1) * len].iter().copied()).collect();
-                tp.set(*t, idx.len(), &x);
-            }
-        }
-    };
-
-    let steps_per_epoch = train.len().div_ceil(batch);
-    let total = steps_per_epoch * fit.epochs;
-    let mut optimizer = Optimizer::new(OptimConfig { total_steps: total, ..optim });
-    let momentum = super::bn_momentum(weights.model.scheme);
+    t.begin(optim, fit)?;
     let mut reports = Vec::new();
-    for epoch in 1..=fit.epochs {
-        shuffle(&mut rng, &mut train);
-        let (mut loss_sum, mut correct) = (0.0, 0);
-        for idx in train.chunks(batch) {
-            set_batch(&mut tp, idx);
-            tp.forward(weights, first, true, Some(momentum))?;
-            let labels: Vec<usize> = idx.iter().map(|&i| data.labels[i]).collect();
-            correct += argmax_rows(tp.tensor(tp.plan.logits), classes).zip(&labels).filter(|(p, y)| p == *y).count();
-            let (loss, grads) = tp.backward(weights, &labels)?;
-            optimizer.step(weights, &grads);
-            tp.refresh(weights, false);
-            loss_sum += loss * idx.len() as f64;
-            on_step(optimizer.steps, total, loss);
-        }
-        let val_accuracy = if val.is_empty() {
-            None
-        } else {
-            let mut right = 0;
-            for idx in val.chunks(batch) {
-                set_batch(&mut tp, idx);
-                tp.forward(weights, first, false, None)?;
-                right += argmax_rows(tp.tensor(tp.plan.logits), classes).zip(idx).filter(|(p, &i)| *p == data.labels[i]).count();
-            }
-            Some(right as f64 / val.len() as f64)
-        };
-        reports.push(EpochReport { epoch, loss: loss_sum / train.len() as f64, train_accuracy: correct as f64 / train.len() as f64, val_accuracy });
+    while let Some(r) = t.step()? {
+        on_step(&r);
+        reports.extend(r.epoch.clone());
     }
+    *weights = t.weights;
     Ok(reports)
 }

@@ -26,7 +26,7 @@ use crate::{bail, Result};
 pub mod fit;
 pub mod optim;
 
-pub use fit::{fit, Dataset, EpochReport, FitConfig};
+pub use fit::{fit, BlockGradNorm, Dataset, EpochReport, FitConfig, StepReport, Trainer};
 pub use optim::{OptimConfig, Optimizer, OptimizerKind, Schedule};
 
 /// How batchnorm normalises while training.
@@ -107,6 +107,8 @@ pub struct TrainPlan {
     n: usize,
     acts: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
+    /// ‖∂L/∂x‖ at each block's input in the last backward pass.
+    grad_norms: HashMap<TensorId, f64>,
     /// Per batchnorm op of the last forward pass: (mean, 1/√(var+ε)).
     bn_stats: HashMap<usize, (Vec<f32>, Vec<f32>)>,
     /// The convs as the forward pass runs them (rebuilt after each update).
@@ -149,6 +151,7 @@ impl TrainPlan {
             n: 0,
             acts: vec![Vec::new(); tensors],
             grads: vec![Vec::new(); tensors],
+            grad_norms: HashMap::new(),
             bn_stats: HashMap::new(),
             convs: HashMap::new(),
             scratch: Scratch::default(),
@@ -326,6 +329,7 @@ impl TrainPlan {
         let loss = ops::cross_entropy(self.tensor(logits), labels, &mut dlogits);
         self.grads[logits] = dlogits;
         let mut grads = Grads::default();
+        self.grad_norms.clear();
         for oi in (self.first..self.plan.ops.len()).rev() {
             let op = self.plan.ops[oi].clone();
             if matches!(op, Op::Softmax { .. }) {
@@ -334,6 +338,9 @@ impl TrainPlan {
             let dy = std::mem::take(&mut self.grads[op.output()]);
             if dy.is_empty() {
                 continue;
+            }
+            if self.plan.blocks.iter().any(|b| b.input == Some(op.output())) {
+                self.grad_norms.insert(op.output(), ops::sum_squares(&dy).sqrt());
             }
             self.op_backward(oi, &op, &dy, weights, &mut grads);
         }
@@ -427,6 +434,11 @@ impl TrainPlan {
             }
             Op::Softmax { .. } => {}
         }
+    }
+
+    /// ‖∂L/∂x‖ at each block input the last backward pass reached.
+    pub fn input_grad_norms(&self) -> &HashMap<TensorId, f64> {
+        &self.grad_norms
     }
 
     pub fn shape(&self, t: TensorId) -> Shape {

@@ -21,6 +21,7 @@ async function exercise() {
     if (v instanceof Error) return { name: v.name, message: v.message, ...('code' in v ? { code: v.code } : {}) };
     if (ArrayBuffer.isView(v)) return { $typed: v.constructor.name, length: v.length };
     if (v instanceof api.ResNet) return { $class: 'ResNet' };
+    if (v instanceof api.Trainer) return { $class: 'Trainer' };
     if (Array.isArray(v)) return v.map(describe);
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, describe(x)]));
     return v === undefined ? null : v;
@@ -63,6 +64,18 @@ async function exercise() {
   rec('method', 'blockEnabled', m.blockEnabled(identity));
   rec('method', 'timings', m.timings());
   rec('method', 'classActivationMap', await m.classActivationMap(5));
+  // Training: a trainer, its examples, a fit, and the model answering after it.
+  const t = rec('method', 'trainer', await m.trainer({ classes: ['dark', 'light'], seed: 1 }));
+  rec('trainer', 'classes', t.classes);
+  rec('trainer', 'add', await t.add(canvas, 0));
+  rec('trainer', 'addTensor', await t.addTensor(new Float32Array(3 * 64 * 72).fill(0.5), 1));
+  rec('trainer', 'addTensor', await t.addTensor(new Float32Array(3 * 64 * 72).fill(-0.5), 0));
+  rec('trainer', 'remove', await t.remove(2));
+  rec('trainer', 'count', t.count());
+  rec('trainer', 'fit', await t.fit({ epochs: 2, batchSize: 2, onStep: () => {}, onEpoch: () => {} }));
+  rec('trainer', 'gradientNorms', t.gradientNorms());
+  rec('method', 'exportWeights', await m.exportWeights());
+  rec('trainer', 'dispose', t.dispose());
   rec('method', 'setInputSize', await m.setInputSize(48));
   await thrown('error', 'classify before load of a bad file', () => api.ResNet.load(new Uint8Array([1, 2, 3])));
   rec('method', 'dispose', m.dispose());
@@ -74,7 +87,7 @@ async function exercise() {
 function declared(kind, name) {
   if (kind === 'function') return dts.functions[name];
   if (kind === 'error') return 'ResNetError';
-  const member = dts.classes.ResNet.find((m) => m.name === name);
+  const member = dts.classes[kind === 'trainer' ? 'Trainer' : 'ResNet'].find((m) => m.name === name);
   return member?.type;
 }
 
@@ -108,7 +121,7 @@ describe('the npm package API against js/index.d.ts', () => {
     assert.deepEqual(problems, []);
     // Every declared function and method was exercised.
     const called = new Set(calls.map((c) => c[1]));
-    const declaredNames = [...Object.keys(dts.functions), ...dts.classes.ResNet.map((m) => m.name)];
+    const declaredNames = [...Object.keys(dts.functions), ...dts.classes.ResNet.map((m) => m.name), ...dts.classes.Trainer.map((m) => m.name)];
     assert.deepEqual(declaredNames.filter((n) => !called.has(n)), []);
     // The errors carry the codes a program tells apart.
     const errors = Object.fromEntries(calls.filter((c) => c[0] === 'error').map((c) => [c[1], c[2].code]));

@@ -47,10 +47,7 @@ pub fn read_weights(path: &Path) -> Result<Weights> {
 
 /// Reads a float32 `.npy` of shape `1×3×H×W` (or `3×H×W`).
 pub fn read_tensor(path: &Path) -> Result<Input> {
-    let (n, h, w, data) = read_batch(path)?;
-    if n != 1 {
-        bail!(BadInput, "{}: expected one 1×3×H×W tensor, got a batch of {n}", path.display());
-    }
+    let (_, h, w, data) = read_npy_images(path, true)?;
     Ok(Input::Tensor { h, w, data })
 }
 
@@ -70,12 +67,18 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 /// Reads a float32 `.npy` of shape `N×3×H×W` (or `3×H×W`): (N, H, W, values).
 pub fn read_batch(path: &Path) -> Result<(usize, usize, usize, Vec<f32>)> {
+    read_npy_images(path, false)
+}
+
+/// `N×3×H×W` (or `3×H×W`) float32; `one`: N must be 1.
+fn read_npy_images(path: &Path, one: bool) -> Result<(usize, usize, usize, Vec<f32>)> {
     let ctx = |e: &dyn std::fmt::Display| Error::of(ErrorKind::BadInput, format!("{}: {e}", path.display()));
     let bytes = read_bytes(path)?;
     let (npy, shape) = open_npy(path, &bytes)?;
     let (n, c, h, w) = match shape[..] {
-        [n, c, h, w] => (n, c, h, w),
+        [n, c, h, w] if n == 1 || !one => (n, c, h, w),
         [c, h, w] => (1, c, h, w),
+        _ if one => return Err(ctx(&format!("expected a 1×3×H×W tensor, got shape {shape:?}"))),
         _ => return Err(ctx(&format!("expected an N×3×H×W tensor, got shape {shape:?}"))),
     };
     if c != 3 {

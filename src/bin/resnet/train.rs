@@ -254,7 +254,8 @@ pub fn train(t: Train) -> Result<()> {
     // from the start: it includes keeping the frozen outputs).
     let mut last = t0;
     let mut step_ms = Vec::new();
-    let reports = train::fit(&mut weights, &data, config, optim, fit, |step, total, loss| {
+    let reports = train::fit(&mut weights, &data, config, optim, fit, |r| {
+        let (step, total, loss) = (r.step, r.steps, r.loss);
         let now = std::time::Instant::now();
         step_ms.push((now - last).as_secs_f64() * 1e3);
         last = now;

@@ -1,0 +1,147 @@
+// Training in the browser through the npm package: a trainer on the demo
+// network learns two colours from canvases on each backend (WebGPU for the
+// model, wasm for the training), the model then answers with the new class
+// names, the exported weights load back to the same logits, an AbortSignal
+// stops a fit, the memory cap refuses clearly, and the same runs in a
+// module Worker.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, missingPrerequisite, recordConsole, startServer } from './helpers.mjs';
+
+const missing = missingPrerequisite();
+if (missing) throw new Error(missing);
+
+/** Runs in the page (or a Worker): the whole training story on one backend. */
+async function story(backend) {
+  const api = await import('/js/index.js');
+  // A frame of one colour with seeded noise: an OffscreenCanvas works on the main thread and in a Worker.
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const frame = (r, g, b) => {
+    const c = new OffscreenCanvas(80, 60);
+    const ctx = c.getContext('2d');
+    const img = ctx.createImageData(80, 60);
+    for (let i = 0; i < img.data.length; i += 4) {
+      img.data[i] = r + 60 * (rand() - 0.5);
+      img.data[i + 1] = g + 60 * (rand() - 0.5);
+      img.data[i + 2] = b + 60 * (rand() - 0.5);
+      img.data[i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    return c;
+  };
+  const out = {};
+  const m = await api.ResNet.load(await api.demoWeights(), { inputSize: 64, backend });
+  out.backend = m.info.backend;
+  const t = await m.trainer({ classes: ['red', 'blue'], learningRate: 0.05, seed: 3 });
+  for (let i = 0; i < 4; i++) {
+    await t.add(frame(200, 40, 40), 0);
+    await t.add(frame(40, 40, 200), 1);
+  }
+  out.count = t.count();
+  const steps = [];
+  const history = await t.fit({ epochs: 25, batchSize: 8, onStep: (s) => steps.push(s.step) });
+  out.steps = steps.length;
+  out.lastAccuracy = history.at(-1).accuracy;
+  out.lossFell = history.at(-1).loss < history[0].loss;
+  out.norms = t.gradientNorms().filter((n) => n.weights !== null).map((n) => n.name);
+  const red = frame(200, 40, 40);
+  const a = await m.classify(red, { topk: 2 });
+  out.top = a.top.map((x) => x.label);
+  out.classes = m.info.classes;
+  // Exported weights load back (class names from their metadata are not
+  // needed: labels are the caller's) and give the same logits.
+  const bytes = await m.exportWeights();
+  const m2 = await api.ResNet.load(bytes, { inputSize: 64, backend, labels: ['red', 'blue'] });
+  const b = await m2.classify(red, { topk: 2 });
+  out.sameLogits = Array.from(a.logits).every((v, i) => Math.abs(v - b.logits[i]) <= 1e-4 * (1 + Math.abs(v)));
+  // An abort stops a fit between steps.
+  const ctrl = new AbortController();
+  let abortedAt = 0;
+  try {
+    await t.fit({ epochs: 50, batchSize: 2, signal: ctrl.signal, onStep: (s) => s.step === 3 && ctrl.abort() && 0 });
+  } catch (e) {
+    abortedAt = e.name;
+  }
+  out.aborted = abortedAt;
+  // The memory cap: every example of a whole-network trainer kept raw, 1 MB allowed.
+  const small = await m.trainer({ classes: ['x', 'y'], train: 'all', memoryLimitMB: 1 });
+  try {
+    for (let i = 0; i < 40; i++) await small.addTensor(new Float32Array(3 * 64 * 64), i % 2);
+    out.cap = 'no error';
+  } catch (e) {
+    out.cap = e.code;
+  }
+  // Bad arguments reject with BAD_INPUT.
+  out.bad = await t.add(red, 5).then(() => 'ok', (e) => e.code);
+  out.badOption = await m.trainer({ classes: ['a'] }).then(() => 'ok', (e) => e.code);
+  t.dispose();
+  small.dispose();
+  m.dispose();
+  m2.dispose();
+  return out;
+}
+
+function checkStory(out, backend) {
+  assert.equal(out.backend, backend);
+  assert.equal(out.count, 8);
+  assert.equal(out.steps, 25);
+  assert.equal(out.lastAccuracy, 1, 'trains to 100% on two colours');
+  assert.ok(out.lossFell);
+  assert.deepEqual(out.norms, ['pool'], 'head training: only the head has weight gradients');
+  assert.deepEqual(out.top, ['red', 'blue']);
+  assert.equal(out.classes, 2);
+  assert.ok(out.sameLogits, 'exported weights give the same logits');
+  assert.equal(out.aborted, 'AbortError');
+  assert.equal(out.cap, 'INPUT_TOO_LARGE');
+  assert.equal(out.bad, 'BAD_INPUT');
+  assert.equal(out.badOption, 'BAD_INPUT');
+}
+
+describe('training in the browser', () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  for (const backend of ['webgpu', 'cpu']) {
+    it(`trains new classes on the main thread (${backend})`, { timeout: 300000 }, async () => {
+      const page = await browser.newPage();
+      const log = recordConsole(page);
+      await page.goto(`${server.url}/js/index.d.ts`);
+      const out = await page.evaluate(story, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+      checkStory(out, backend);
+      await page.close();
+    });
+  }
+
+  it('trains in a module Worker', { timeout: 300000 }, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/js/index.d.ts`);
+    const out = await page
+      .evaluate(async (src) => {
+        const code = `const story = ${src}; onmessage = async () => { try { postMessage({ ok: await story('cpu') }); } catch (e) { postMessage({ error: String(e && e.stack || e) }); } };`;
+        const w = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })), { type: 'module' });
+        const r = await new Promise((resolve) => {
+          w.onmessage = (e) => resolve(e.data);
+          w.onerror = (e) => resolve({ error: e.message });
+          w.postMessage(null);
+        });
+        w.terminate();
+        return r;
+      }, story.toString())
+      .catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    assert.ok(out.ok, out.error);
+    checkStory(out.ok, 'cpu');
+    await page.close();
+  });
+});
