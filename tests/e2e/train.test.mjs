@@ -13,7 +13,8 @@ if (missing) throw new Error(missing);
 
 /** Runs in the page (or a Worker): the whole training story on one backend. */
 async function story(backend) {
-  const api = await import('/js/index.js');
+  // An absolute URL: a Worker made from a blob: URL resolves nothing relative.
+  const api = await import(new URL('/js/index.js', globalThis.origin).href);
   // A frame of one colour with seeded noise: an OffscreenCanvas works on the main thread and in a Worker.
   let seed = 7;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
