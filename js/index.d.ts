@@ -209,7 +209,7 @@ export interface TrainerOptions {
   /** Default 0.01 (AdamW, decoupled) or 0 (SGD). */
   weightDecay?: number;
   schedule?: 'constant' | 'cosine';
-  /** Random crops, flips and colour jitter: not available yet (true is refused). */
+  /** Random resized crops, flips and brightness/contrast jitter, seeded (default false). Frames are then kept whole and the frozen part runs every step. */
   augment?: boolean;
   seed?: number;
   /** The most memory examples and training tensors may take, in MB (default 1024): past it, INPUT_TOO_LARGE. */

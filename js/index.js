@@ -388,7 +388,9 @@ export class ResNet {
    * A trainer for new classes (`classes`: their names) on this model's
    * weights, on the CPU backend: `train` 'head' (default), 'last-stage' or
    * 'all'; `bn` 'frozen' (default) or 'batch'; `optimizer` 'adamw'
-   * (default) or 'sgd'; `learningRate`; `seed`; `memoryLimitMB` (default
+   * (default) or 'sgd'; `learningRate`; `augment` (random resized crops,
+   * flips, brightness/contrast jitter: the frozen part then runs every
+   * step); `seed`; `memoryLimitMB` (default
    * 1024) caps the examples and training tensors. After its `fit`, this
    * model classifies with the trained weights and the new class names.
    */
@@ -409,12 +411,12 @@ export class ResNet {
       expect(positive(lr) && positive(momentum) && (weightDecay === undefined || positive(weightDecay)), 'learningRate, momentum and weightDecay must be finite numbers of at least 0');
       expect(isU32(seed), `seed must be a whole number from 0 to 2^32 − 1, got ${show(seed)}`);
       expect(Number.isInteger(memoryLimitMB) && memoryLimitMB >= 1 && memoryLimitMB <= 4096, `memoryLimitMB must be a whole number from 1 to 4096, got ${show(memoryLimitMB)}`);
-      if (augment) throw resnetError('UNSUPPORTED', 'augment: true is not available yet: train with augment: false');
+      expect(typeof augment === 'boolean', `augment must be true or false, got ${show(augment)}`);
       const wd = weightDecay ?? (optimizer === 'adamw' ? 0.01 : 0);
       return async () => {
         const bytes = this.#trained ?? (await this.#reopen());
         const [h, w] = this.#info.inputSize;
-        const wasm = WasmTrainer.create(bytes, JSON.stringify(classes), train, bn, h, w, seed, memoryLimitMB);
+        const wasm = WasmTrainer.create(bytes, JSON.stringify(classes), train, bn, h, w, augment, seed, memoryLimitMB);
         const adopt = (trained) =>
           this.#serial(() => async (m) => {
             const [mode, precision, stats, backend] = this.#loadArgs;

@@ -350,9 +350,10 @@ impl WasmTrainer {
     /// Parses the weights and plans training at `height`×`width`. `classes`
     /// (a JSON array of names) other than the weights' own get a new, seeded
     /// dense layer. `train`: `head`, `last-stage` or `all`; `bn`: `frozen`
-    /// or `batch`; `memory_mb`: the cap on examples and training tensors.
+    /// or `batch`; `augment`: random crops, flips and jitter, seeded;
+    /// `memory_mb`: the cap on examples and training tensors.
     #[allow(clippy::too_many_arguments)]
-    pub fn create(bytes: Vec<u8>, classes: String, train: String, bn: String, height: u32, width: u32, seed: u32, memory_mb: u32) -> Result<WasmTrainer, JsValue> {
+    pub fn create(bytes: Vec<u8>, classes: String, train: String, bn: String, height: u32, width: u32, augment: bool, seed: u32, memory_mb: u32) -> Result<WasmTrainer, JsValue> {
         console_error_panic_hook::set_once();
         let train: crate::train::Trainable = train.parse().map_err(err)?;
         let bn: crate::train::BnMode = bn.parse().map_err(err)?;
@@ -372,6 +373,7 @@ impl WasmTrainer {
         let config = crate::train::TrainConfig { bn, train };
         let mut trainer = crate::train::Trainer::new(weights, height as usize, width as usize, config).map_err(err)?;
         trainer.set_memory_limit((memory_mb as u64) << 20);
+        trainer.set_augment(augment.then(crate::train::Augment::default), seed as u64).map_err(err)?;
         Ok(WasmTrainer { trainer: RefCell::new(trainer), pixels: RefCell::new(Vec::new()) })
     }
 
@@ -392,7 +394,8 @@ impl WasmTrainer {
     }
 
     /// Adds the `width`×`height` pixels written through `pixel_view` as an
-    /// example of class `class`, preprocessed as `classify` does.
+    /// example of class `class`, preprocessed as `classify` does (kept
+    /// whole when augmenting).
     pub fn add_pixels(&self, width: u32, height: u32, class: u32) -> Result<(), JsValue> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
         let px = self.pixels.borrow();
@@ -400,11 +403,7 @@ impl WasmTrainer {
         if len > px.len() {
             return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
         }
-        let (h, w) = t.input_size();
-        let params = Preprocess::imagenet(h, w).params(width as usize, height as usize).map_err(err)?;
-        let mut x = vec![0.0; 3 * h * w];
-        crate::cpu::preprocess::preprocess(&px[..len], &params, &mut x).map_err(err)?;
-        t.add(&x, &[class as usize]).map_err(err)
+        t.add_pixels(&px[..len], width as usize, height as usize, class as usize).map_err(err)
     }
 
     /// Adds a raw `3×H×W` tensor at the trainer's input size as an example of class `class`.

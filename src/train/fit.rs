@@ -8,31 +8,15 @@
 //! so training the head costs a dense layer per step, not a backbone, and
 //! keeps 512 or 2048 values an example instead of an image.
 //!
-//! [`Trainer`] runs one step a call (the browser yields between them);
-//! [`fit`] runs them all.
+//! [`Trainer`] runs one step a call (the browser yields between them).
 
+use super::augment::Augment;
 use super::{Grads, Optimizer, OptimConfig, TrainConfig, TrainPlan};
 use crate::demo::Rng;
+use crate::preprocess::Preprocess;
 use crate::plan::BlockRole;
 use crate::weights::{DenseWeights, Weights};
 use crate::{bail, Error, ErrorKind, Result};
-
-/// Examples: `N` raw `3×H×W` inputs one after another, and their classes.
-pub struct Dataset {
-    pub x: Vec<f32>,
-    pub labels: Vec<usize>,
-    pub height: usize,
-    pub width: usize,
-}
-
-impl Dataset {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct FitConfig {
@@ -122,11 +106,34 @@ struct Run {
     correct: usize,
 }
 
+/// An example kept whole, to be augmented afresh each epoch.
+enum Source {
+    /// RGBA8 pixels.
+    Pixels { w: usize, h: usize, rgba: Vec<u8> },
+    /// A raw `3×H×W` input.
+    Tensor(Vec<f32>),
+}
+
+impl Source {
+    fn bytes(&self) -> usize {
+        match self {
+            Source::Pixels { rgba, .. } => rgba.len(),
+            Source::Tensor(t) => t.len() * 4,
+        }
+    }
+}
+
 /// A model being trained: its weights, the training plan, the examples as
-/// the trainable part reads them, and the run in progress.
+/// the trainable part reads them (or whole, with augmentation), and the run
+/// in progress.
 pub struct Trainer {
     pub weights: Weights,
     tp: TrainPlan,
+    /// The eval transform at the trainer's input size.
+    pre: Preprocess,
+    /// With augmentation: how, its random numbers, and the examples kept whole.
+    augment: Option<(Augment, Rng)>,
+    sources: Vec<Source>,
     /// Per [`TrainPlan::boundary`] tensor, every example's values one after another.
     kept: Vec<Vec<f32>>,
     lens: Vec<usize>,
@@ -141,7 +148,70 @@ impl Trainer {
     pub fn new(weights: Weights, height: usize, width: usize, config: TrainConfig) -> Result<Trainer> {
         let tp = TrainPlan::new(&weights, height, width, config)?;
         let lens: Vec<usize> = tp.boundary.iter().map(|&t| tp.shape(t).len()).collect();
-        Ok(Trainer { weights, kept: vec![Vec::new(); lens.len()], lens, tp, labels: Vec::new(), memory_limit: u64::MAX, run: None, last_grads: None })
+        Ok(Trainer {
+            weights,
+            kept: vec![Vec::new(); lens.len()],
+            lens,
+            tp,
+            pre: Preprocess::imagenet(height, width),
+            augment: None,
+            sources: Vec::new(),
+            labels: Vec::new(),
+            memory_limit: u64::MAX,
+            run: None,
+            last_grads: None,
+        })
+    }
+
+    /// Trains on augmented examples (seeded by `seed`), or not (`None`).
+    /// Examples are then kept whole and the frozen part runs every step.
+    /// Set before adding examples.
+    pub fn set_augment(&mut self, augment: Option<Augment>, seed: u64) -> Result<()> {
+        if !self.is_empty() {
+            bail!(BadInput, "augmentation is chosen before examples are added");
+        }
+        self.augment = augment.map(|a| (a, Rng::new(seed ^ 0xA06)));
+        Ok(())
+    }
+
+    /// Bytes the examples take now.
+    fn kept_bytes(&self) -> u64 {
+        (self.kept.iter().map(Vec::len).sum::<usize>() * 4 + self.sources.iter().map(Source::bytes).sum::<usize>()) as u64
+    }
+
+    /// Adds a `width`×`height` RGBA8 image as an example of class `label`,
+    /// preprocessed as `classify` does (or kept, to be augmented).
+    pub fn add_pixels(&mut self, rgba: &[u8], width: usize, height: usize, label: usize) -> Result<()> {
+        if width.checked_mul(height).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) {
+            bail!(BadInput, "expected {width}×{height}×4 bytes of RGBA pixels, got {}", rgba.len());
+        }
+        let params = self.pre.params(width, height)?;
+        if self.augment.is_none() {
+            let (h, w) = self.input_size();
+            let mut x = vec![0.0; 3 * h * w];
+            crate::cpu::preprocess::preprocess(rgba, &params, &mut x)?;
+            return self.add(&x, &[label]);
+        }
+        self.check_label(label)?;
+        let bytes = self.kept_bytes() + rgba.len() as u64;
+        if bytes > self.memory_limit {
+            return Err(self.too_much(&format!("keeping {} examples", self.len() + 1), bytes));
+        }
+        let mut kept = Vec::new();
+        kept.try_reserve_exact(rgba.len()).map_err(|_| Error::of(ErrorKind::InputTooLarge, "no memory left to keep more examples"))?;
+        kept.extend_from_slice(rgba);
+        self.sources.push(Source::Pixels { w: width, h: height, rgba: kept });
+        self.labels.push(label);
+        self.run = None;
+        Ok(())
+    }
+
+    fn check_label(&self, y: usize) -> Result<()> {
+        let classes = self.weights.model.classes();
+        if y >= classes {
+            bail!(BadInput, "class {y} is out of range: there are {classes} classes (0 to {})", classes - 1);
+        }
+        Ok(())
     }
 
     /// Caps what examples and training tensors may take, in bytes.
@@ -182,13 +252,19 @@ impl Trainer {
             let (h, w) = self.input_size();
             bail!(BadInput, "{} values given for {n} examples of 3×{h}×{w} ({} values each)", x.len(), per);
         }
-        let classes = self.weights.model.classes();
-        if let Some(&y) = labels.iter().find(|&&y| y >= classes) {
-            bail!(BadInput, "class {y} is out of range: there are {classes} classes (0 to {})", classes - 1);
+        for &y in labels {
+            self.check_label(y)?;
         }
-        let bytes = ((self.len() + n) * self.example_values()) as u64 * 4;
+        let added = if self.augment.is_some() { n * per } else { n * self.example_values() };
+        let bytes = self.kept_bytes() + added as u64 * 4;
         if bytes > self.memory_limit {
             return Err(self.too_much(&format!("keeping {} examples", self.len() + n), bytes));
+        }
+        if self.augment.is_some() {
+            self.sources.extend(x.chunks_exact(per).map(|t| Source::Tensor(t.to_vec())));
+            self.labels.extend_from_slice(labels);
+            self.run = None;
+            return Ok(());
         }
         for (v, &len) in self.kept.iter_mut().zip(&self.lens) {
             v.try_reserve(n * len).map_err(|_| Error::of(ErrorKind::InputTooLarge, "no memory left to keep more examples"))?;
@@ -213,8 +289,12 @@ impl Trainer {
         if i >= self.len() {
             bail!(BadInput, "no example {i}: there are {}", self.len());
         }
-        for (k, &len) in self.kept.iter_mut().zip(&self.lens) {
-            k.drain(i * len..(i + 1) * len);
+        if self.augment.is_some() {
+            self.sources.remove(i);
+        } else {
+            for (k, &len) in self.kept.iter_mut().zip(&self.lens) {
+                k.drain(i * len..(i + 1) * len);
+            }
         }
         self.labels.remove(i);
         self.run = None;
@@ -237,19 +317,43 @@ impl Trainer {
         Ok(())
     }
 
-    /// Sets a batch's examples into the plan.
-    fn set_batch(&mut self, idx: &[usize]) {
+    /// Sets a batch's examples into the plan (`augmented`: drawn afresh,
+    /// where the trainer augments); returns the op their forward pass starts at.
+    fn set_batch(&mut self, idx: &[usize], augmented: bool) -> Result<usize> {
+        if let Some((aug, rng)) = &mut self.augment {
+            let input = self.tp.plan.input;
+            let s = self.tp.shape(input);
+            let per = s.len();
+            let mut x = vec![0.0; idx.len() * per];
+            for (&i, dst) in idx.iter().zip(x.chunks_exact_mut(per)) {
+                match &self.sources[i] {
+                    Source::Pixels { w, h, rgba } => {
+                        let p = if augmented { aug.crop_params(&self.pre, *w, *h, rng)? } else { self.pre.params(*w, *h)? };
+                        crate::cpu::preprocess::preprocess(rgba, &p, dst)?;
+                    }
+                    Source::Tensor(t) => dst.copy_from_slice(t),
+                }
+                if augmented {
+                    let clamp = matches!(self.sources[i], Source::Pixels { .. });
+                    let (mean, inv) = (self.pre.mean, self.pre.std.map(|v| 1.0 / v));
+                    aug.flip_jitter(dst, s.h, s.w, mean, inv, clamp, rng);
+                }
+            }
+            self.tp.set(input, idx.len(), &x);
+            return Ok(0);
+        }
         for (b, (&len, k)) in self.lens.iter().zip(&self.kept).enumerate() {
             let x: Vec<f32> = idx.iter().flat_map(|&i| k[i * len..(i + 1) * len].iter().copied()).collect();
             let t = self.tp.boundary[b];
             self.tp.set(t, idx.len(), &x);
         }
+        Ok(self.tp.first_trainable())
     }
 
     /// The bytes a batch of `n` takes in the training plan: every tensor of
     /// the trainable part and its gradient.
     fn plan_bytes(&self, n: usize) -> u64 {
-        let first = self.tp.first_trainable();
+        let first = if self.augment.is_some() { 0 } else { self.tp.first_trainable() };
         let tensors: u64 = self.tp.plan.ops[first..].iter().flat_map(|op| op.outputs()).map(|t| self.tp.shape(t).len() as u64).sum::<u64>()
             + self.tp.boundary.iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
         tensors * n as u64 * 4 * 2
@@ -276,7 +380,7 @@ impl Trainer {
             bail!(BadInput, "no examples left to train on ({n} examples, {n_val} held out for validation)");
         }
         let batch = fit.batch.min(train.len());
-        let bytes = self.plan_bytes(batch) + (n * self.example_values()) as u64 * 4;
+        let bytes = self.plan_bytes(batch) + self.kept_bytes();
         if bytes > self.memory_limit {
             return Err(self.too_much(&format!("training with batches of {batch}"), bytes));
         }
@@ -307,11 +411,10 @@ impl Trainer {
         }
         let end = (run.at + run.batch).min(run.train.len());
         let idx = run.train[run.at..end].to_vec();
-        let first = self.tp.first_trainable();
         let classes = self.weights.model.classes();
-        self.set_batch(&idx);
+        let from = self.set_batch(&idx, true)?;
         let momentum = super::bn_momentum(self.weights.model.scheme);
-        self.tp.forward(&mut self.weights, first, true, Some(momentum))?;
+        self.tp.forward(&mut self.weights, from, true, Some(momentum))?;
         let labels: Vec<usize> = idx.iter().map(|&i| self.labels[i]).collect();
         run.correct += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(&labels).filter(|(p, y)| p == *y).count();
         let (loss, grads) = self.tp.backward(&self.weights, &labels)?;
@@ -327,8 +430,8 @@ impl Trainer {
             } else {
                 let mut right = 0;
                 for chunk in run.val.clone().chunks(run.batch) {
-                    self.set_batch(chunk);
-                    self.tp.forward(&mut self.weights, first, false, None)?;
+                    let from = self.set_batch(chunk, false)?;
+                    self.tp.forward(&mut self.weights, from, false, None)?;
                     right += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(chunk).filter(|(p, &i)| *p == self.labels[i]).count();
                 }
                 Some(right as f64 / run.val.len() as f64)
@@ -385,29 +488,4 @@ impl Trainer {
             })
             .collect()
     }
-}
-
-/// Trains `weights` on `data`; `on_step` after each step. Returns the epochs' reports.
-pub fn fit(
-    weights: &mut Weights, data: &Dataset, config: TrainConfig, optim: OptimConfig, fit: FitConfig, mut on_step: impl FnMut(&StepReport),
-) -> Result<Vec<EpochReport>> {
-    let n = data.len();
-    if data.x.len() != n * 3 * data.height * data.width {
-        bail!(BadInput, "the inputs hold {} values, not {n} examples of 3×{}×{}", data.x.len(), data.height, data.width);
-    }
-    let mut t = Trainer::new(weights.clone(), data.height, data.width, config)?;
-    let per = 3 * data.height * data.width;
-    let chunk = fit.batch.clamp(1, 64);
-    for at in (0..n).step_by(chunk) {
-        let end = (at + chunk).min(n);
-        t.add(&data.x[at * per..end * per], &data.labels[at..end])?;
-    }
-    t.begin(optim, fit)?;
-    let mut reports = Vec::new();
-    while let Some(r) = t.step()? {
-        on_step(&r);
-        reports.extend(r.epoch.clone());
-    }
-    *weights = t.weights;
-    Ok(reports)
 }

@@ -1,5 +1,5 @@
 //! Training: the backward pass of every op of the forward pass, on the CPU
-//! backend, and the loop that trains with it ([`fit`]).
+//! backend, and the loop that trains with it ([`Trainer`]).
 //!
 //! The training plan is the inference plan in inspect mode (every conv,
 //! batchnorm, ReLU and residual add its own op, every intermediate kept)
@@ -23,10 +23,12 @@ use crate::plan::{BlockRole, Mode, Op, Plan, TensorId};
 use crate::weights::Weights;
 use crate::{bail, Result};
 
+pub mod augment;
 pub mod fit;
 pub mod optim;
 
-pub use fit::{fit, BlockGradNorm, Dataset, EpochReport, FitConfig, StepReport, Trainer};
+pub use augment::Augment;
+pub use fit::{BlockGradNorm, EpochReport, FitConfig, StepReport, Trainer};
 pub use optim::{OptimConfig, Optimizer, OptimizerKind, Schedule};
 
 /// How batchnorm normalises while training.

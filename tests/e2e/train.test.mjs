@@ -73,6 +73,14 @@ async function story(backend) {
   } catch (e) {
     out.cap = e.code;
   }
+  // Augmented: frames kept whole, drawn afresh each epoch.
+  const aug = await m.trainer({ classes: ['red', 'blue'], augment: true, learningRate: 0.05, seed: 5 });
+  for (let i = 0; i < 3; i++) {
+    await aug.add(frame(200, 40, 40), 0);
+    await aug.add(frame(40, 40, 200), 1);
+  }
+  out.augmented = (await aug.fit({ epochs: 4, batchSize: 6 })).length;
+  aug.dispose();
   // Bad arguments reject with BAD_INPUT.
   out.bad = await t.add(red, 5).then(() => 'ok', (e) => e.code);
   out.badOption = await m.trainer({ classes: ['a'] }).then(() => 'ok', (e) => e.code);
@@ -95,6 +103,7 @@ function checkStory(out, backend) {
   assert.ok(out.sameLogits, 'exported weights give the same logits');
   assert.equal(out.aborted, 'AbortError');
   assert.equal(out.cap, 'INPUT_TOO_LARGE');
+  assert.equal(out.augmented, 4);
   assert.equal(out.bad, 'BAD_INPUT');
   assert.equal(out.badOption, 'BAD_INPUT');
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use resnet::train::{self, BnMode, Dataset, FitConfig, OptimConfig, OptimizerKind, Schedule, TrainConfig, Trainable};
+use resnet::train::{self, Augment, BnMode, FitConfig, OptimConfig, OptimizerKind, Schedule, TrainConfig, Trainable, Trainer};
 use resnet::weights::save::{f32_tensor, serialize, Namer};
 use resnet::{bail, Error, ErrorKind, Preprocess, Result, Weights};
 
@@ -65,6 +65,23 @@ fn create_dir(dir: &Path) -> Result<()> {
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::of(ErrorKind::Io, format!("cannot write {}: {e}", path.display())))
 }
+
+/// Examples: `N` raw `3×H×W` inputs one after another, and their classes.
+struct Dataset {
+    x: Vec<f32>,
+    labels: Vec<usize>,
+    height: usize,
+    width: usize,
+}
+
+impl Dataset {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// An image-folder example: class, width, height, RGBA8 pixels.
+type Image = (usize, usize, usize, Vec<u8>);
 
 /// Reads `--input` and `--labels`, checked against each other.
 fn read_examples(input: &Path, labels_path: &Path) -> Result<Dataset> {
@@ -154,7 +171,7 @@ pub struct Train {
     /// Examples per step.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Random crops, flips and colour jitter (`off` only, for now).
+    /// Random resized crops (images only), flips and brightness/contrast jitter, seeded.
     #[arg(long, value_enum, default_value_t = OnOff::Off)]
     augment: OnOff,
     /// The share of the examples held out to measure validation accuracy.
@@ -175,9 +192,8 @@ enum OnOff {
     Off,
 }
 
-/// The images of an image-folder layout, preprocessed as `classify` does:
-/// (class names, examples).
-fn read_image_folders(dir: &Path, size: usize) -> Result<(Vec<String>, Dataset)> {
+/// The images of an image-folder layout: (class names, images).
+fn read_image_folders(dir: &Path) -> Result<(Vec<String>, Vec<Image>)> {
     let io = |p: &Path, e: std::io::Error| Error::of(ErrorKind::Io, format!("cannot read {}: {e}", p.display()));
     let sorted = |p: &Path| -> Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(p).map_err(|e| io(p, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -188,10 +204,7 @@ fn read_image_folders(dir: &Path, size: usize) -> Result<(Vec<String>, Dataset)>
     if classes.len() < 2 {
         bail!(BadInput, "{}: expected one sub-folder of images per class, at least two classes; found {}", dir.display(), classes.len());
     }
-    resnet::model::check_input_size(size, size)?;
-    let pre = Preprocess::imagenet(size, size);
-    let per = 3 * size * size;
-    let mut data = Dataset { x: Vec::new(), labels: Vec::new(), height: size, width: size };
+    let mut images = Vec::new();
     let mut names = Vec::new();
     for (ci, class) in classes.iter().enumerate() {
         let files: Vec<PathBuf> = sorted(class)?.into_iter().filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
@@ -201,26 +214,21 @@ fn read_image_folders(dir: &Path, size: usize) -> Result<(Vec<String>, Dataset)>
         for f in files {
             let img = image::open(&f).map_err(|e| Error::of(ErrorKind::BadInput, format!("{}: cannot decode image: {e}", f.display())))?.to_rgba8();
             let (w, h) = (img.width() as usize, img.height() as usize);
-            let start = data.x.len();
-            data.x.resize(start + per, 0.0);
-            let params = pre.params(w, h).map_err(|e| e.context(f.display()))?;
-            resnet::cpu::preprocess::preprocess(img.as_raw(), &params, &mut data.x[start..]).map_err(|e| e.context(f.display()))?;
-            data.labels.push(ci);
+            Preprocess::imagenet(32, 32).geometry(w, h).map_err(|e| e.context(f.display()))?;
+            images.push((ci, w, h, img.into_raw()));
         }
         names.push(class.file_name().map_or_else(|| format!("class {ci}"), |n| n.to_string_lossy().into_owned()));
     }
-    Ok((names, data))
+    Ok((names, images))
 }
 
 pub fn train(t: Train) -> Result<()> {
     check_backend(t.backend)?;
-    if t.augment == OnOff::On {
-        bail!(Unsupported, "--augment on is not available yet: train with --augment off");
-    }
     let mut weights = read_weights(&t.weights)?;
-    let data = match (&t.data, &t.input, &t.labels) {
+    let (images, data) = match (&t.data, &t.input, &t.labels) {
         (Some(dir), None, None) => {
-            let (names, data) = read_image_folders(dir, t.size)?;
+            resnet::model::check_input_size(t.size, t.size)?;
+            let (names, images) = read_image_folders(dir)?;
             let same = weights.labels.as_ref().map_or(names.len() == weights.model.classes(), |l| *l == names);
             if same {
                 weights.labels = Some(names);
@@ -228,12 +236,12 @@ pub fn train(t: Train) -> Result<()> {
                 eprintln!("note: {} classes ({}): a new, seeded dense layer replaces `{}`", names.len(), names.join(", "), weights.model.head.name);
                 train::fit::new_head(&mut weights, names, t.seed);
             }
-            data
+            (images, None)
         }
         (None, Some(x), Some(y)) => {
             let data = read_examples(x, y)?;
             check_labels(&data, &weights, y)?;
-            data
+            (Vec::new(), Some(data))
         }
         _ => bail!(BadInput, "give the examples as --data DIR (a sub-folder of images per class) or as --input X.npy with --labels Y.npy"),
     };
@@ -245,25 +253,51 @@ pub fn train(t: Train) -> Result<()> {
         optim.weight_decay = wd;
     }
     let fit = FitConfig { epochs: t.epochs, batch: t.batch, val_fraction: t.val, seed: t.seed };
+    let (height, width) = data.as_ref().map_or((t.size, t.size), |d| (d.height, d.width));
+    let n = data.as_ref().map_or(images.len(), Dataset::len);
     eprintln!(
-        "training {} of {} on {} examples ({}×{}), {} classes: batchnorm {}, {}, lr {}, {} epochs of batch {}",
-        config.train, weights.model.description, data.len(), data.height, data.width, weights.model.classes(), config.bn, t.optimizer, t.lr, t.epochs, t.batch
+        "training {} of {} on {n} examples ({height}×{width}{}), {} classes: batchnorm {}, {}, lr {}, {} epochs of batch {}",
+        config.train,
+        weights.model.description,
+        if t.augment == OnOff::On { ", augmented" } else { "" },
+        weights.model.classes(),
+        config.bn,
+        t.optimizer,
+        t.lr,
+        t.epochs,
+        t.batch
     );
     let t0 = std::time::Instant::now();
+    let mut trainer = Trainer::new(weights, height, width, config)?;
+    trainer.set_augment((t.augment == OnOff::On).then(Augment::default), t.seed)?;
+    for (label, w, h, rgba) in &images {
+        trainer.add_pixels(rgba, *w, *h, *label)?;
+    }
+    drop(images);
+    if let Some(d) = &data {
+        let per = 3 * height * width;
+        for (x, y) in d.x.chunks(per * 32).zip(d.labels.chunks(32)) {
+            trainer.add(x, y)?;
+        }
+    }
+    trainer.begin(optim, fit)?;
     // Step times, from the end of one step to the end of the next (the first
     // from the start: it includes keeping the frozen outputs).
     let mut last = t0;
     let mut step_ms = Vec::new();
-    let reports = train::fit(&mut weights, &data, config, optim, fit, |r| {
+    let mut reports = Vec::new();
+    while let Some(r) = trainer.step()? {
         let (step, total, loss) = (r.step, r.steps, r.loss);
+        reports.extend(r.epoch.clone());
         let now = std::time::Instant::now();
         step_ms.push((now - last).as_secs_f64() * 1e3);
         last = now;
         let width = 30;
         let done = step * width / total.max(1);
         eprint!("\r[{}{}] step {step}/{total}  loss {loss:.4}  ", "=".repeat(done), " ".repeat(width - done));
-    })?;
+    }
     eprintln!();
+    let weights = trainer.weights;
     for r in &reports {
         let val = r.val_accuracy.map_or(String::new(), |v| format!(", validation accuracy {:.1}%", v * 100.0));
         println!("epoch {}/{}: loss {:.4}, train accuracy {:.1}%{val}", r.epoch, reports.len(), r.loss, r.train_accuracy * 100.0);
