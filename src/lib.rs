@@ -9,9 +9,10 @@
 //! * [`plan`]: a model and an input size → operations on tensors, with
 //!   buffer slots (inspect mode: every intermediate; fast mode: fused);
 //! * [`kernels`]: the WGSL kernels in `shaders/` and their bindings;
-//! * [`gpu`]: the wgpu device; [`cpu`]: the CPU backend (GEMM convs, simd128
-//!   in the browser);
-//! * [`engine`]: a plan run on either backend, behind one API;
+//! * [`gpu`]: the wgpu device;
+//! * [`engine`]: a plan run on either backend, behind one API (the GPU
+//!   backend, and [`engine::cpu`]: GEMM convs, simd128 in the browser);
+//! * [`train`]: the backward pass, optimizers and the training loop (CPU);
 //! * [`preprocess`]: torchvision's eval transform geometry;
 //! * [`demo`]: seeded, untrained demo weights.
 
@@ -20,7 +21,6 @@ pub mod error;
 pub mod names;
 
 mod clock;
-pub mod cpu;
 pub mod demo;
 pub mod engine;
 pub mod gpu;

@@ -5,9 +5,9 @@
 //! with and without padding. Whole networks are checked against ONNX Runtime
 //! (tests/test_networks.py) and against the GPU (tests/engine.rs).
 
-use resnet::cpu::conv::{CpuConv, Epilogue, Scratch};
-use resnet::cpu::winograd::{self, Winograd};
-use resnet::cpu::ops;
+use resnet::engine::cpu::conv::{CpuConv, Epilogue, Scratch};
+use resnet::engine::cpu::winograd::{self, Winograd};
+use resnet::engine::cpu::ops;
 use resnet::demo::Rng;
 use resnet::model::{ConvSpec, PoolSpec, Shape};
 
@@ -164,7 +164,7 @@ fn conv_grads_ref(x: &[f32], i: Shape, w: &[f32], c: &ConvSpec, dy: &[f32], o: S
 
 #[test]
 fn conv_backward_matches_the_direct_sums() {
-    use resnet::cpu::conv::{conv_backward, ConvGrads};
+    use resnet::engine::cpu::conv::{conv_backward, ConvGrads};
     let mut rng = Rng::new(12);
     let mut scratch = Scratch::default();
     // (in channels, h, w, out channels, kernel, stride, padding)

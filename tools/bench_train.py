@@ -71,7 +71,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", default="resnet18:8:224,resnet18:32:112,resnet50:8:224,resnet50:32:112")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--write-only", metavar="DIR", help="only write resnet18/50.safetensors there (for bench_train_browser.mjs)")
     a = ap.parse_args()
+    if a.write_only:
+        Path(a.write_only).mkdir(parents=True, exist_ok=True)
+        for arch in ("resnet18", "resnet50"):
+            spec = mf.build_spec(arch, "torchvision", 1000)
+            params = mf._Calibrator(spec, np.random.default_rng(0)).run(mf.smooth_input(np.random.default_rng([0, 2]), 2, 128, 128))
+            mf.write_safetensors(Path(a.write_only) / f"{arch}.safetensors", params, "f32")
+        return
     print(f"{'network':10} {'batch':>5} {'size':>5} {'ours ms':>9} {'JAX ms':>9} {'ratio':>6} {'our RSS MB':>11}")
     for c in a.configs.split(","):
         arch, batch, size = c.split(":")

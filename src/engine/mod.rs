@@ -1,11 +1,11 @@
 //! The engine: a plan run on a backend — a GPU through wgpu ([`gpu`]) or the
-//! CPU ([`crate::cpu`]) — behind one API. This file is that API; the
+//! CPU ([`cpu`]) — behind one API. This file is that API; the
 //! backends do the work.
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use crate::cpu::CpuBackend;
+use cpu::CpuBackend;
 use crate::error::ErrorKind;
 use crate::gpu::Gpu;
 use crate::kernels::{ConvKernels, Precision};
@@ -15,6 +15,7 @@ use crate::preprocess::Preprocess;
 use crate::weights::Weights;
 use crate::{bail, Error, Result};
 
+pub mod cpu;
 mod gpu;
 
 use gpu::GpuBackend;

@@ -189,7 +189,7 @@ impl Trainer {
         if self.augment.is_none() {
             let (h, w) = self.input_size();
             let mut x = vec![0.0; 3 * h * w];
-            crate::cpu::preprocess::preprocess(rgba, &params, &mut x)?;
+            crate::engine::cpu::preprocess::preprocess(rgba, &params, &mut x)?;
             return self.add(&x, &[label]);
         }
         self.check_label(label)?;
@@ -329,7 +329,7 @@ impl Trainer {
                 match &self.sources[i] {
                     Source::Pixels { w, h, rgba } => {
                         let p = if augmented { aug.crop_params(&self.pre, *w, *h, rng)? } else { self.pre.params(*w, *h)? };
-                        crate::cpu::preprocess::preprocess(rgba, &p, dst)?;
+                        crate::engine::cpu::preprocess::preprocess(rgba, &p, dst)?;
                     }
                     Source::Tensor(t) => dst.copy_from_slice(t),
                 }
@@ -465,18 +465,18 @@ impl Trainer {
                             crate::plan::Op::Conv(c) => {
                                 if let Some((w, bias)) = g.convs.get(&c.conv.name) {
                                     any = true;
-                                    sum += crate::cpu::ops::sum_squares(w) + bias.as_deref().map_or(0.0, crate::cpu::ops::sum_squares);
+                                    sum += crate::engine::cpu::ops::sum_squares(w) + bias.as_deref().map_or(0.0, crate::engine::cpu::ops::sum_squares);
                                 }
                             }
                             crate::plan::Op::BatchNorm { bn, .. } => {
                                 if let Some((gm, bt)) = g.bns.get(&bn.name) {
                                     any = true;
-                                    sum += crate::cpu::ops::sum_squares(gm) + crate::cpu::ops::sum_squares(bt);
+                                    sum += crate::engine::cpu::ops::sum_squares(gm) + crate::engine::cpu::ops::sum_squares(bt);
                                 }
                             }
                             crate::plan::Op::Dense { .. } if b.role == BlockRole::Head && !g.dense.0.is_empty() => {
                                 any = true;
-                                sum += crate::cpu::ops::sum_squares(&g.dense.0) + crate::cpu::ops::sum_squares(&g.dense.1);
+                                sum += crate::engine::cpu::ops::sum_squares(&g.dense.0) + crate::engine::cpu::ops::sum_squares(&g.dense.1);
                             }
                             _ => {}
                         }

@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 
-use crate::cpu::conv::{conv_backward, ConvGrads, CpuConv, Epilogue, Scratch};
-use crate::cpu::ops;
+use crate::engine::cpu::conv::{conv_backward, ConvGrads, CpuConv, Epilogue, Scratch};
+use crate::engine::cpu::ops;
 use crate::model::Shape;
 use crate::plan::{BlockRole, Mode, Op, Plan, TensorId};
 use crate::weights::Weights;
