@@ -1,7 +1,11 @@
-// Frames → RGBA pixels for the engine, through one reused 2D canvas. Frames
-// much larger than the network needs are scaled down here, before they reach
-// wasm memory (which never shrinks): the engine only needs the shorter side
-// at 256·size/224, and a 16384² canvas would otherwise take a gigabyte.
+// Frames → RGBA pixels for the engine, through one reused 2D canvas. A frame
+// much larger than the network needs is not scaled here (the browser's
+// filter differs from the engine's, and between a canvas and an
+// OffscreenCanvas): only the part the network sees (`frameRect`: the view
+// and its filter's reach) is copied, pixel for pixel, and handed to the
+// engine in strips, which its resize consumes one at a time. So the answer
+// is the CLI's for any size, and wasm memory (which never shrinks) holds a
+// strip, not the photo.
 import { expectAttached, resnetError } from './errors.js';
 
 /** Largest frame handed to the engine, in pixels (a 4096×4096 photo). */
@@ -81,24 +85,77 @@ function draw(source, tw, th) {
   }
 }
 
+/** The `[x, y, width, height]` part of `source` (a drawable), pixel for pixel. */
+function drawRect(source, [x, y, rw, rh]) {
+  const c = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(rw, rh) : Object.assign(document.createElement('canvas'), { width: rw, height: rh });
+  const g = c.getContext('2d', { willReadFrequently: true });
+  g.imageSmoothingEnabled = false;
+  try {
+    g.drawImage(source, x, y, rw, rh, 0, 0, rw, rh);
+  } catch (e) {
+    throw resnetError('BAD_INPUT', `the frame cannot be drawn (${e?.message ?? e}): a closed ImageBitmap or VideoFrame, or a broken image?`, { cause: e });
+  }
+  try {
+    return g.getImageData(0, 0, rw, rh).data;
+  } catch (e) {
+    if (e?.name !== 'SecurityError') throw e;
+    throw resnetError('BAD_INPUT', 'the frame comes from another origin without CORS (its pixels cannot be read): serve it with Access-Control-Allow-Origin and set crossOrigin="anonymous"', { cause: e });
+  }
+}
+
+/** Rows `[y, y + rh)`, columns `[x, x + rw)` of an ImageData's pixels. */
+function sliceRect(img, [x, y, rw, rh]) {
+  const out = new Uint8ClampedArray(rw * rh * 4);
+  for (let r = 0; r < rh; r++) out.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + rw) * 4), r * rw * 4);
+  return out;
+}
+
 /**
  * Captures any frame now, synchronously: a queued classify must see the frame
  * it was called with, not what a canvas, video or reused ImageData holds when
- * its turn comes. Drawables are drawn and read back at once (scaled down for
- * `inputSize` where much larger than needed); an ImageData is copied, and
- * scaled in the call's turn. Returns `(inputSize) => ImageData | Promise<ImageData>`:
- * the RGBA pixels to hand to the engine, for the input size planned by then.
+ * its turn comes. A frame the engine can take whole is read back at once (an
+ * ImageData copied); a much larger one is copied only where the network
+ * looks (`rectOf(w, h, inputSize)`: the engine's `frameRect`), to be handed
+ * over in strips. `exact: false` (augmented training, which crops at random)
+ * scales a large frame down instead, by the browser. Returns
+ * `(inputSize) => ImageData | { strips: { width, height, rect, data } } | Promise<ImageData>`.
  */
-export function captureFrame(frame, inputSize) {
+export function captureFrame(frame, inputSize, rectOf, { exact = true } = {}) {
   const [w, h] = checkFrame(frame);
-  if (typeof ImageData !== 'undefined' && frame instanceof ImageData) {
-    expectAttached(frame.data.buffer, "the ImageData's buffer");
+  const [tw, th] = scaledSize(w, h, inputSize);
+  const large = tw !== w || th !== h;
+  const isData = typeof ImageData !== 'undefined' && frame instanceof ImageData;
+  if (isData) expectAttached(frame.data.buffer, "the ImageData's buffer");
+  if (large && exact) {
+    const rect = Array.from(rectOf(w, h, inputSize));
+    const data = isData ? sliceRect(frame, rect) : drawRect(frame, rect);
+    return () => ({ strips: { width: w, height: h, rect, data } });
+  }
+  if (isData) {
     const copy = new ImageData(frame.data.slice(), w, h, frame.colorSpace ? { colorSpace: frame.colorSpace } : undefined);
     return (size) => scaleDown(copy, size);
   }
-  const [tw, th] = scaledSize(w, h, inputSize);
   const px = draw(frame, tw, th);
   return () => px;
+}
+
+/** Bytes of a strip handed to the engine at once. */
+const STRIP_BYTES = 1 << 20;
+
+/**
+ * Hands a frame captured in strips to `m` (a WasmResNet or WasmTrainer):
+ * `begin_strips`, then `push_strip` through one `pixel_view` of at most
+ * STRIP_BYTES, so wasm memory holds a strip whatever the frame's size.
+ */
+export function handOverStrips(m, { width, height, rect, data }) {
+  m.begin_strips(width, height, Uint32Array.from(rect));
+  const rowBytes = rect[2] * 4;
+  const rows = Math.max(1, Math.floor(STRIP_BYTES / rowBytes));
+  for (let r = 0; r < rect[3]; r += rows) {
+    const n = Math.min(rows, rect[3] - r);
+    m.pixel_view(n * rowBytes).set(data.subarray(r * rowBytes, (r + n) * rowBytes));
+    m.push_strip(n * rowBytes);
+  }
 }
 
 /** An ImageData, scaled down where it is much larger than needed. */

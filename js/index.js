@@ -7,9 +7,9 @@
 // into RGBA pixels; errors.js makes the errors a program can tell apart. Works from a plain
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
-import init, { WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights } from '../pkg/resnet_wgpu.js';
+import init, { WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights, frameRect } from '../pkg/resnet_wgpu.js';
 import { expect, expectAttached, inputSizeOf, isU32, resnetError } from './errors.js';
-import { captureFrame } from './frames.js';
+import { captureFrame, handOverStrips } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
 
 export { clearWeightsCache, resnetError };
@@ -119,6 +119,8 @@ const show = (v) => {
   }
 };
 const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
+// The part of a frame the network sees, for frames handed over in strips.
+const rectOf = (w, h, [ih, iw]) => frameRect(w, h, ih, iw);
 
 async function loadWasm(bytes, mode, [h, w], precision, stats, backend) {
   return WasmResNet.load(bytes, mode, h, w, precision, stats, backend);
@@ -206,6 +208,8 @@ export class ResNet {
       wasm.free();
       throw resnetError('BAD_INPUT', `${labels.length} labels given but the network has ${info.classes} classes`);
     }
+    // Trained weights carry their class names.
+    const names = labels ?? wasm.labels();
     // The weights are not kept: a trainer reads them again (a URL from the
     // cache, a file or buffer from the caller's object).
     const reopen = async () => {
@@ -213,7 +217,7 @@ export class ResNet {
       expectAttached(again.bytes.buffer, "the weights' buffer");
       return again.bytes;
     };
-    return new ResNet(wasm, labels, choice.reason, reopen, [mode, precision, !!stats, choice.backend]);
+    return new ResNet(wasm, names, choice.reason, reopen, [mode, precision, !!stats, choice.backend]);
   }
 
   /** The wasm model, or a DISPOSED error. */
@@ -262,15 +266,20 @@ export class ResNet {
       // Read now, not in the call's turn: the caller may draw the next image
       // on the same canvas (or the video play on) before that.
       const t0 = now();
-      const pixels = captureFrame(frame, this.#planned);
+      const pixels = captureFrame(frame, this.#planned, rectOf);
       const captureMs = now() - t0;
       return async (m) => {
         // `ms` is the call's own work (the capture included), not its wait in the queue.
         const t1 = now() - captureMs;
         const px = await pixels(this.#info.inputSize);
-        // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
-        m.pixel_view(px.data.byteLength).set(px.data);
-        m.submit_pixels(px.width, px.height);
+        if (px.strips) {
+          handOverStrips(m, px.strips);
+          m.submit_strips();
+        } else {
+          // Pixels go straight into memory the engine keeps: no per-frame allocation in wasm.
+          m.pixel_view(px.data.byteLength).set(px.data);
+          m.submit_pixels(px.width, px.height);
+        }
         return this.#result(m, t1, topk);
       };
     });
@@ -421,13 +430,15 @@ export class ResNet {
           this.#serial(() => async (m) => {
             const [mode, precision, stats, backend] = this.#loadArgs;
             const next = await loadWasm(trained, mode, this.#info.inputSize, precision, stats, backend);
+            // Blocks switched off stay off.
+            for (const b of m.blocks()) if (b.kind === 'identity' && !m.block_enabled(b.name)) next.set_block_enabled(b.name, false);
             m.free();
             this.#wasm = next;
             this.#trained = trained;
             this.#labels = classes.slice();
             this.#info = { ...next.info(), backendReason: this.#reason };
           });
-        return new Trainer(wasm, classes.slice(), { optimizer, lr, momentum, wd, schedule, seed }, this.#planned, adopt);
+        return new Trainer(wasm, classes.slice(), { optimizer, lr, momentum, wd, schedule, seed, augment }, [h, w], adopt);
       };
     });
   }
@@ -504,11 +515,17 @@ export class Trainer {
   add(frame, classIndex) {
     return this.#serial(() => {
       this.#checkClass(classIndex);
-      const pixels = captureFrame(frame, this.#planned);
+      // Augmentation crops at random: its frames are kept whole, scaled down by the browser where huge.
+      const pixels = captureFrame(frame, this.#planned, rectOf, { exact: !this.#run.augment });
       return async (m) => {
         const px = await pixels(this.#planned);
-        m.pixel_view(px.data.byteLength).set(px.data);
-        m.add_pixels(px.width, px.height, classIndex);
+        if (px.strips) {
+          handOverStrips(m, px.strips);
+          m.add_strips(classIndex);
+        } else {
+          m.pixel_view(px.data.byteLength).set(px.data);
+          m.add_pixels(px.width, px.height, classIndex);
+        }
         return m.count();
       };
     });
@@ -560,6 +577,8 @@ export class Trainer {
         const history = [];
         for (;;) {
           if (signal?.aborted) throw aborted();
+          // dispose() during a fit ends it.
+          if (!this.#wasm) throw resnetError('DISPOSED', 'this trainer has been disposed');
           const s = m.step();
           if (s === null) break;
           onStep?.({ step: s.step, steps: s.steps, loss: s.loss });

@@ -63,6 +63,39 @@ pub fn demo_weights() -> Vec<u8> {
     demo::weights(&DemoSpec::default())
 }
 
+/// The part of a `width`×`height` frame that preprocessing for an
+/// `in_h`×`in_w` input reads (the view and its filter's reach):
+/// `[x, y, width, height]`, what a large frame is handed over as, in strips.
+#[wasm_bindgen(js_name = frameRect)]
+pub fn frame_rect(width: u32, height: u32, in_h: u32, in_w: u32) -> Result<Vec<u32>, JsValue> {
+    let p = Preprocess::imagenet(in_h as usize, in_w as usize).params(width as usize, height as usize).map_err(err)?;
+    Ok(crate::engine::cpu::preprocess::Strips::rect_of(&p).iter().map(|&v| v as u32).collect())
+}
+
+/// A frame arriving in strips (see `frameRect`), for a network input of `size`.
+struct StripFrame {
+    strips: crate::engine::cpu::preprocess::Strips,
+    size: (usize, usize),
+}
+
+impl StripFrame {
+    fn begin(width: u32, height: u32, rect: &[u32], size: (usize, usize)) -> Result<StripFrame, JsValue> {
+        let p = Preprocess::imagenet(size.0, size.1).params(width as usize, height as usize).map_err(err)?;
+        let strips = crate::engine::cpu::preprocess::Strips::new(&p).map_err(err)?;
+        if strips.rect.iter().zip(rect).any(|(&a, &b)| a as u32 != b) {
+            return Err(js_error("BAD_INPUT", "the frame was captured for another input size: classify it again"));
+        }
+        Ok(StripFrame { strips, size })
+    }
+
+    /// Finishes into the network input.
+    fn tensor(&self) -> Result<Vec<f32>, JsValue> {
+        let mut x = vec![0.0; 3 * self.size.0 * self.size.1];
+        self.strips.finish(&mut x).map_err(err)?;
+        Ok(x)
+    }
+}
+
 /// What the synchronous calls read, refreshed after each re-plan.
 struct Meta {
     info: JsValue,
@@ -112,6 +145,10 @@ pub struct WasmResNet {
     /// RGBA8 pixels of the next frame, written by JS through `pixel_view`;
     /// kept from frame to frame (it only grows), so frames allocate nothing.
     pixels: RefCell<Vec<u8>>,
+    /// A large frame being handed over in strips.
+    strips: RefCell<Option<StripFrame>>,
+    /// Class names from the weights file's metadata (trained files carry them).
+    labels: Option<Vec<String>>,
 }
 
 impl WasmResNet {
@@ -140,6 +177,7 @@ impl WasmResNet {
         let precision: Precision = precision.parse().map_err(err)?;
         let weights = Weights::from_safetensors(&bytes).map_err(err)?;
         drop(bytes);
+        let labels = weights.labels.clone();
         let device = match backend.as_str() {
             "webgpu" => Device::Gpu(Rc::new(Gpu::new().await.map_err(err)?)),
             "cpu" => Device::Cpu,
@@ -155,7 +193,42 @@ impl WasmResNet {
             enabled: RefCell::new(HashMap::new()),
             switches: RefCell::new(Vec::new()),
             pixels: RefCell::new(Vec::new()),
+            strips: RefCell::new(None),
+            labels,
         })
+    }
+
+    /// The class names the weights file carries, or null.
+    pub fn labels(&self) -> JsValue {
+        match &self.labels {
+            Some(l) => l.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into(),
+            None => JsValue::NULL,
+        }
+    }
+
+    /// Starts a large `width`×`height` frame handed over in strips: `rect`
+    /// is what `frameRect` gave for the planned input size.
+    pub fn begin_strips(&self, width: u32, height: u32, rect: Vec<u32>) -> Result<(), JsValue> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        *self.strips.borrow_mut() = Some(StripFrame::begin(width, height, &rect, e.input_size())?);
+        Ok(())
+    }
+
+    /// The next rows of the frame's rect, `len` bytes written through `pixel_view`.
+    pub fn push_strip(&self, len: u32) -> Result<(), JsValue> {
+        let px = self.pixels.borrow();
+        let mut s = self.strips.borrow_mut();
+        let s = s.as_mut().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
+        s.strips.push(px.get(..len as usize).ok_or_else(|| js_error("BAD_INPUT", "more bytes than were written through pixel_view"))?).map_err(err)
+    }
+
+    /// Queues the frame handed over in strips (preprocessed on the CPU, the
+    /// same on both backends). Read the result with `output()`.
+    pub fn submit_strips(&self) -> Result<(), JsValue> {
+        let frame = self.strips.borrow_mut().take().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        self.apply_switches(&mut e)?;
+        e.run_tensor(&frame.tensor()?).map_err(err)
     }
 
     /// `{ description, classes, inputSize: [h, w], mode, precision, backend, adapter, timestampQuery }`.
@@ -343,6 +416,8 @@ pub struct WasmTrainer {
     trainer: RefCell<crate::train::Trainer>,
     /// RGBA8 pixels of the next example, written by JS through `pixel_view`.
     pixels: RefCell<Vec<u8>>,
+    /// A large frame being handed over in strips.
+    strips: RefCell<Option<StripFrame>>,
 }
 
 #[wasm_bindgen]
@@ -374,7 +449,7 @@ impl WasmTrainer {
         let mut trainer = crate::train::Trainer::new(weights, height as usize, width as usize, config).map_err(err)?;
         trainer.set_memory_limit((memory_mb as u64) << 20);
         trainer.set_augment(augment.then(crate::train::Augment::default), seed as u64).map_err(err)?;
-        Ok(WasmTrainer { trainer: RefCell::new(trainer), pixels: RefCell::new(Vec::new()) })
+        Ok(WasmTrainer { trainer: RefCell::new(trainer), pixels: RefCell::new(Vec::new()), strips: RefCell::new(None) })
     }
 
     /// A view of `len` bytes for the next example's RGBA8 pixels (see `WasmResNet::pixel_view`).
@@ -404,6 +479,27 @@ impl WasmTrainer {
             return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
         }
         t.add_pixels(&px[..len], width as usize, height as usize, class as usize).map_err(err)
+    }
+
+    /// Starts a large frame handed over in strips (see `WasmResNet::begin_strips`).
+    pub fn begin_strips(&self, width: u32, height: u32, rect: Vec<u32>) -> Result<(), JsValue> {
+        let size = self.trainer.try_borrow().map_err(|_| busy())?.input_size();
+        *self.strips.borrow_mut() = Some(StripFrame::begin(width, height, &rect, size)?);
+        Ok(())
+    }
+
+    pub fn push_strip(&self, len: u32) -> Result<(), JsValue> {
+        let px = self.pixels.borrow();
+        let mut s = self.strips.borrow_mut();
+        let s = s.as_mut().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
+        s.strips.push(px.get(..len as usize).ok_or_else(|| js_error("BAD_INPUT", "more bytes than were written through pixel_view"))?).map_err(err)
+    }
+
+    /// Adds the frame handed over in strips as an example of class `class`.
+    pub fn add_strips(&self, class: u32) -> Result<(), JsValue> {
+        let frame = self.strips.borrow_mut().take().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
+        t.add(&frame.tensor()?, &[class as usize]).map_err(err)
     }
 
     /// Adds a raw `3×H×W` tensor at the trainer's input size as an example of class `class`.

@@ -141,7 +141,8 @@ pub struct Trainer {
     /// The most bytes examples and training tensors may take.
     memory_limit: u64,
     run: Option<Run>,
-    last_grads: Option<Grads>,
+    /// ‖∂L/∂W‖ and ‖∂L/∂x‖ per block in the last step.
+    last_norms: Vec<BlockGradNorm>,
 }
 
 impl Trainer {
@@ -159,7 +160,7 @@ impl Trainer {
             labels: Vec::new(),
             memory_limit: u64::MAX,
             run: None,
-            last_grads: None,
+            last_norms: Vec::new(),
         })
     }
 
@@ -272,7 +273,7 @@ impl Trainer {
         if self.tp.first_trainable() == 0 {
             self.kept[0].extend_from_slice(x);
         } else {
-            for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
                 self.tp.set(input, chunk.len(), &x[chunk[0] * per..(chunk[0] + chunk.len()) * per]);
                 for (k, out) in self.kept.iter_mut().zip(self.tp.frozen_outputs(&mut self.weights)?) {
                     k.extend_from_slice(&out);
@@ -352,11 +353,20 @@ impl Trainer {
 
     /// The bytes a batch of `n` takes in the training plan: every tensor of
     /// the trainable part and its gradient.
-    fn plan_bytes(&self, n: usize) -> u64 {
-        let first = if self.augment.is_some() { 0 } else { self.tp.first_trainable() };
-        let tensors: u64 = self.tp.plan.ops[first..].iter().flat_map(|op| op.outputs()).map(|t| self.tp.shape(t).len() as u64).sum::<u64>()
-            + self.tp.boundary.iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
-        tensors * n as u64 * 4 * 2
+    /// the trainable part and its gradient (with augmentation, the frozen
+    /// part's tensors too), and the parameters' gradients and optimizer state.
+    fn plan_bytes(&self, n: usize, kind: super::OptimizerKind) -> u64 {
+        let first = self.tp.first_trainable();
+        let values = |ops: &[crate::plan::Op]| ops.iter().flat_map(|op| op.outputs()).map(|t| self.tp.shape(t).len() as u64).sum::<u64>();
+        let boundary = self.tp.boundary.iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
+        let trainable = values(&self.tp.plan.ops[first..]) + boundary;
+        let frozen = if self.augment.is_some() { values(&self.tp.plan.ops[..first]) } else { 0 };
+        let state = match kind {
+            super::OptimizerKind::Sgd => 1,
+            super::OptimizerKind::AdamW => 2,
+        };
+        let params = self.tp.trainable_values(&self.weights) as u64 * (1 + state);
+        ((frozen + 2 * trainable) * n as u64 + params) * 4
     }
 
     /// Starts a run of `fit.epochs` epochs over the examples.
@@ -380,7 +390,10 @@ impl Trainer {
             bail!(BadInput, "no examples left to train on ({n} examples, {n_val} held out for validation)");
         }
         let batch = fit.batch.min(train.len());
-        let bytes = self.plan_bytes(batch) + self.kept_bytes();
+        // The last batch of an epoch may be smaller: a lone example must still make batch statistics.
+        let last = train.len() % batch;
+        self.tp.check_batch(if last == 0 { batch } else { last })?;
+        let bytes = self.plan_bytes(batch, optim.kind) + self.kept_bytes();
         if bytes > self.memory_limit {
             return Err(self.too_much(&format!("training with batches of {batch}"), bytes));
         }
@@ -403,6 +416,15 @@ impl Trainer {
     /// One step of the run begun; `None` once it is over.
     pub fn step(&mut self) -> Result<Option<StepReport>> {
         let Some(mut run) = self.run.take() else { return Ok(None) };
+        let r = self.step_in(&mut run);
+        // The run goes on after a step that failed (its batch can be drawn again), and ends after its last.
+        if r.is_err() || run.optimizer.steps < run.steps {
+            self.run = Some(run);
+        }
+        r
+    }
+
+    fn step_in(&mut self, run: &mut Run) -> Result<Option<StepReport>> {
         if run.optimizer.steps >= run.steps {
             return Ok(None);
         }
@@ -419,7 +441,7 @@ impl Trainer {
         run.correct += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(&labels).filter(|(p, y)| p == *y).count();
         let (loss, grads) = self.tp.backward(&self.weights, &labels)?;
         run.optimizer.step(&mut self.weights, &grads);
-        self.last_grads = Some(grads);
+        self.last_norms = self.norms(&grads);
         self.tp.refresh(&self.weights, false);
         run.loss_sum += loss * idx.len() as f64;
         run.at = end;
@@ -443,21 +465,23 @@ impl Trainer {
             run.loss_sum = 0.0;
             run.correct = 0;
         }
-        let report = StepReport { step: run.optimizer.steps, steps: run.steps, loss, epoch };
-        if run.optimizer.steps < run.steps {
-            self.run = Some(run);
-        }
-        Ok(Some(report))
+        Ok(Some(StepReport { step: run.optimizer.steps, steps: run.steps, loss, epoch }))
     }
 
-    /// Per block of the plan, ‖∂L/∂W‖ and ‖∂L/∂x‖ at its input in the last step.
-    pub fn gradient_norms(&self) -> Vec<BlockGradNorm> {
+    /// Per block of the plan, ‖∂L/∂W‖ and ‖∂L/∂x‖ at its input in the last
+    /// step (empty before the first).
+    pub fn gradient_norms(&self) -> &[BlockGradNorm] {
+        &self.last_norms
+    }
+
+    /// Per block: ‖∂L/∂W‖ of `grads` and ‖∂L/∂x‖ at its input in the last backward pass.
+    fn norms(&self, grads: &Grads) -> Vec<BlockGradNorm> {
         let plan = &self.tp.plan;
         let inputs = self.tp.input_grad_norms();
         plan.blocks
             .iter()
             .map(|b| {
-                let weights = self.last_grads.as_ref().and_then(|g| {
+                let weights = Some(grads).and_then(|g| {
                     let mut sum = 0.0;
                     let mut any = false;
                     for op in &plan.ops[b.ops.clone()] {

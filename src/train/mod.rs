@@ -211,15 +211,8 @@ impl TrainPlan {
     /// update the running statistics of batch-mode batchnorms.
     pub fn forward(&mut self, weights: &mut Weights, from: usize, training: bool, momentum: Option<f32>) -> Result<()> {
         // Refuse what batch statistics cannot be taken of before anything runs.
-        if training && self.config.bn == BnMode::Batch {
-            for op in &self.plan.ops[self.first.max(from)..] {
-                if let Op::BatchNorm { bn, input, .. } = op {
-                    let s = self.plan.shape(*input);
-                    if self.n * s.h * s.w <= 1 {
-                        bail!(BadInput, "batchnorm `{}` in batch mode needs more than one value per channel, but a batch of {} on its {}×{} map gives {}: use a larger batch or input, or --bn frozen", bn.name, self.n, s.h, s.w, self.n * s.h * s.w);
-                    }
-                }
-            }
+        if training {
+            self.check_batch(self.n)?;
         }
         let n = self.n;
         for oi in from..self.plan.ops.len() {
@@ -290,6 +283,35 @@ impl TrainPlan {
         Ok(())
     }
 
+    /// Refuses a batch of `n` where a batch-mode batchnorm would see one value per channel.
+    pub fn check_batch(&self, n: usize) -> Result<()> {
+        if self.config.bn != BnMode::Batch {
+            return Ok(());
+        }
+        for op in &self.plan.ops[self.first..] {
+            if let Op::BatchNorm { bn, input, .. } = op {
+                let s = self.plan.shape(*input);
+                if n * s.h * s.w <= 1 {
+                    bail!(BadInput, "batchnorm `{}` in batch mode needs more than one value per channel, but a batch of {n} on its {}×{} map gives {}: use a larger batch (or one that leaves no example alone at an epoch's end) or input, or --bn frozen", bn.name, s.h, s.w, n * s.h * s.w);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Values in the trainable part's parameters.
+    pub fn trainable_values(&self, weights: &Weights) -> usize {
+        self.plan.ops[self.first..]
+            .iter()
+            .map(|op| match op {
+                Op::Conv(c) => weights.convs[&c.conv.name].weight.len() + weights.convs[&c.conv.name].bias.as_ref().map_or(0, Vec::len),
+                Op::BatchNorm { bn, .. } => 2 * bn.channels,
+                Op::Dense { .. } => weights.dense.weight.len() + weights.dense.bias.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The outputs of the frozen ops that the trainable ones read, for the
     /// batch set: runs only the frozen ops. One vector per
     /// [`TrainPlan::boundary`] tensor, `n` examples each.
@@ -303,7 +325,14 @@ impl TrainPlan {
         self.plan.ops = saved;
         debug_assert_eq!(self.plan.ops.len(), ops);
         r?;
-        Ok(self.boundary.iter().map(|&t| self.tensor(t).to_vec()).collect())
+        let out = self.boundary.iter().map(|&t| self.tensor(t).to_vec()).collect();
+        // The frozen part's tensors are not kept: a batch of them can take gigabytes.
+        for (t, p) in self.producer.iter().enumerate() {
+            if p.is_none_or(|p| p < first) {
+                self.acts[t] = Vec::new();
+            }
+        }
+        Ok(out)
     }
 
     /// The first op of the trainable part (where a batch of

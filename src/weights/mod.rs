@@ -105,12 +105,8 @@ impl Weights {
             );
         }
         w.unused = unused;
-        if let Some(l) = &labels {
-            if l.len() != w.model.classes() {
-                bail!("the file's metadata names {} classes but its dense layer `{}` has {}", l.len(), w.model.head.name, w.model.classes());
-            }
-        }
-        w.labels = labels;
+        // Names for as many classes as the dense layer has, else none.
+        w.labels = labels.filter(|l| l.len() == w.model.classes());
         Ok(w)
     }
 }
@@ -156,14 +152,8 @@ fn check_container(bytes: &[u8]) -> Result<Option<Vec<String>>> {
 fn check_header(header: &[u8], data_len: u64) -> Result<Option<Vec<String>>> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| Error::new(format!("not a valid safetensors file: the header is not a JSON object ({e})")))?;
-    let labels = match header.get("__metadata__").and_then(|m| m.get(save::CLASSES_KEY)) {
-        None => None,
-        Some(v) => {
-            let bad = || Error::new(format!("the metadata's `{}` is not a JSON array of class names", save::CLASSES_KEY));
-            let list: Vec<String> = v.as_str().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(bad)?;
-            Some(list)
-        }
-    };
+    // Another tool's `classes` entry (not a JSON array of names) is not ours: ignored.
+    let labels = header.get("__metadata__").and_then(|m| m.get(save::CLASSES_KEY)).and_then(|v| v.as_str()).and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
     for (name, t) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let bad = |what: &str| Error::new(format!("not a valid safetensors file: tensor `{name}` {what}"));
         let shape = t.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad("has no shape"))?;

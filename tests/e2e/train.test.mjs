@@ -50,12 +50,17 @@ async function story(backend) {
   const a = await m.classify(red, { topk: 2 });
   out.top = a.top.map((x) => x.label);
   out.classes = m.info.classes;
-  // Exported weights load back (class names from their metadata are not
-  // needed: labels are the caller's) and give the same logits.
+  // Exported weights load back with their class names and give the same logits.
   const bytes = await m.exportWeights();
-  const m2 = await api.ResNet.load(bytes, { inputSize: 64, backend, labels: ['red', 'blue'] });
+  const m2 = await api.ResNet.load(bytes, { inputSize: 64, backend });
   const b = await m2.classify(red, { topk: 2 });
   out.sameLogits = Array.from(a.logits).every((v, i) => Math.abs(v - b.logits[i]) <= 1e-4 * (1 + Math.abs(v)));
+  out.reloadedTop = b.top.map((x) => x.label);
+  // dispose() ends a fit in progress.
+  const gone = await m.trainer({ classes: ['red', 'blue'], seed: 9 });
+  await gone.add(frame(200, 40, 40), 0);
+  await gone.add(frame(40, 40, 200), 1);
+  out.disposedFit = await gone.fit({ epochs: 1000, batchSize: 1, onStep: (s) => s.step === 2 && gone.dispose() }).then(() => 'finished', (e) => e.code);
   // An abort stops a fit between steps.
   const ctrl = new AbortController();
   let abortedAt = 0;
@@ -101,6 +106,8 @@ function checkStory(out, backend) {
   assert.deepEqual(out.top, ['red', 'blue']);
   assert.equal(out.classes, 2);
   assert.ok(out.sameLogits, 'exported weights give the same logits');
+  assert.deepEqual(out.reloadedTop, ['red', 'blue'], 'the class names travel in the file');
+  assert.equal(out.disposedFit, 'DISPOSED');
   assert.equal(out.aborted, 'AbortError');
   assert.equal(out.cap, 'INPUT_TOO_LARGE');
   assert.equal(out.augmented, 4);
