@@ -551,7 +551,7 @@ impl WasmTrainer {
     pub fn gradient_norms(&self) -> Array {
         let t = self.trainer.borrow();
         let opt = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from);
-        t.gradient_norms().into_iter().map(|b| obj(&[("name", b.name.into()), ("weights", opt(b.weights)), ("input", opt(b.input))])).collect()
+        t.gradient_norms().iter().map(|b| obj(&[("name", b.name.clone().into()), ("weights", opt(b.weights)), ("input", opt(b.input))])).collect()
     }
 
     /// The weights as they are now, as `.safetensors` (their own names and layouts, class names in the metadata).

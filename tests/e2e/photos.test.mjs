@@ -38,7 +38,7 @@ async function run({ backend, photos, drawables, size }) {
   const m = await api.ResNet.load(bytes, { inputSize: size, mode: 'inspect', backend });
   const out = {};
   for (const name of photos) {
-    const blob = await (await fetch(`/target/e2e-photos/${name}`)).blob();
+    const blob = await (await fetch(new URL(`/target/e2e-photos/${name}`, globalThis.origin))).blob();
     for (const kind of drawables) {
       let frame;
       if (kind === 'ImageBitmap') frame = await createImageBitmap(blob);
