@@ -5,8 +5,8 @@ float64 (tests/reference/jax_grad.py), plus the bad inputs of both commands.
 
 Tolerance per tensor: |Δ| ≤ 2e-3·max|ref| + 1e-5·(largest gradient of any
 tensor). It is asserted where float32 arithmetic can meet it: each case's
-conditioning is measured first (how far float64 gradients move when the input
-moves by 1e-6, `jax_grad.sensitivity`). Seeded bottleneck networks trained
+conditioning is measured first (how far float64 gradients move when every
+parameter and the input move by 1e-6 of themselves, `jax_grad.sensitivity`). Seeded bottleneck networks trained
 whole have ReLUs whose inputs sit within float32's resolution of zero (a
 relative 1e-7 on some map of 2×2 or 3×3 pixels), so their gradients are not
 determined to the tolerance by float32 arithmetic (JAX's own float32 is up to
@@ -84,23 +84,29 @@ def shares(ours: dict, ref: dict) -> dict:
 
 # (arch, scheme, bn, train, height, width, N, input seed): odd sizes, N ≥ 2,
 # both naming schemes (Keras: HWIO kernels, conv biases, dense (in,
-# classes)). The seeds give well-conditioned inputs (measured: other seeds of
-# the first, third and fourth case put a ReLU within float32's resolution of
-# zero, sensitivity 16–78).
+# classes)). The seeds give well-conditioned inputs (measured: other seeds
+# of the first, fourth and sixth case put a ReLU within float32's resolution
+# of zero, sensitivity 9–102; so does the third case at 39×57 with N = 2,
+# where ours was off by 9.2× the tolerance, exactly as far as float64 moves).
 GRAD_CASES = [
     ("resnet18", "torchvision", "frozen", "all", 45, 37, 3, 3),
     ("resnet18", "torchvision", "batch", "all", 45, 37, 3, 0),
     ("resnet18", "torchvision", "batch", "last-stage", 65, 57, 3, 1),
-    ("resnet50", "torchvision", "frozen", "last-stage", 45, 37, 2, 1),
+    ("resnet50", "torchvision", "frozen", "last-stage", 45, 37, 2, 3),
     ("resnet50", "torchvision", "batch", "head", 33, 41, 2, 0),
-    ("resnet50", "keras", "frozen", "last-stage", 51, 35, 3, 0),
+    ("resnet50", "keras", "frozen", "last-stage", 51, 35, 3, 1),
     ("resnet50", "keras", "batch", "head", 37, 45, 2, 0),
     # Ill-conditioned in float32 whatever the seed (five tried; see the
     # module's docstring): held to the measured float32 noise.
     ("resnet50", "torchvision", "frozen", "all", 45, 37, 2, 0),
     ("resnet50", "keras", "batch", "all", 67, 45, 2, 0),
 ]
-WELL_CONDITIONED = GRAD_CASES[:7]
+# Cases whose conditioning is robust (sensitivity about 0.01–0.03 whichever
+# perturbations are drawn): held to the tolerance without fail. The Keras
+# last stage is borderline (0.02 or 150 by the draw: a ReLU at 1e-6 of its
+# tensor's largest value), so it is held to the tolerance only when the
+# probe finds it well-conditioned.
+WELL_CONDITIONED = [c for c in GRAD_CASES[:7] if c[:2] != ("resnet50", "keras") or c[3] == "head"]
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: "-".join(map(str, c)))

@@ -133,21 +133,23 @@ def tolerance(g64: dict) -> dict:
 
 
 def sensitivity(spec, params, x, labels, bn="frozen", train="all", draws=3, rel=1e-6, seed=0):
-    """How far float64 gradients move, in shares of the tolerance, when the
-    input moves by `rel` of its scale (about what float32 rounding does to
-    every layer's output): the worst tensor over `draws` perturbations. Far
-    below 1, the gradient is determined by float32 arithmetic to the
-    tolerance; near or above 1, a ReLU sits so close to zero that float32
-    cannot resolve its mask (few values per channel make that likely), and
-    no float32 computation, JAX's included, can match float64 there."""
+    """How far float64 gradients move, in shares of the tolerance, when
+    every parameter and the input move by `rel` of themselves (about what
+    float32 rounding does to every layer's output; moving the input alone
+    is not enough: batch statistics normalise it away): the worst tensor
+    over `draws` perturbations. Far below 1, the gradient is determined by
+    float32 arithmetic to the tolerance; near or above 1, a ReLU sits so
+    close to zero that float32 cannot resolve its mask (few values per
+    channel make that likely), and no float32 computation, JAX's included,
+    can be held to float64 there."""
     _, _, g = gradients(spec, params, x, labels, bn, train)
     tol = tolerance(g)
     rng = np.random.default_rng(seed)
-    scale = float(np.abs(x).max())
     worst = 0.0
     for _ in range(draws):
-        xp = np.asarray(x, np.float64) + rel * scale * rng.standard_normal(np.shape(x))
-        _, _, gp = gradients(spec, params, xp, labels, bn, train)
+        jiggle = lambda a: np.asarray(a, np.float64) * (1 + rel * rng.standard_normal(np.shape(a)))
+        pp = {k: (jiggle(v) if np.asarray(v).dtype.kind == "f" else v) for k, v in params.items()}
+        _, _, gp = gradients(spec, pp, jiggle(x), labels, bn, train)
         worst = max(worst, max(float(np.abs(gp[k] - g[k]).max()) / tol[k] for k in g))
     return worst
 
