@@ -170,6 +170,8 @@ export declare class ResNet {
   private constructor();
   static load(source: WeightsSource, options?: LoadOptions): Promise<ResNet>;
   readonly info: ModelInfo;
+  /** The class names results are labelled with: those given to `load`, else those the weights file carries (trained weights), else null. */
+  readonly labels: string[] | null;
   /** The part of a `width`×`height` frame the network sees (resize and centre crop). */
   crop(width: number, height: number): Rect;
   /** The frame as it is at the call (its pixels are read before this returns). */

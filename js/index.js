@@ -248,6 +248,11 @@ export class ResNet {
     return this.#info;
   }
 
+  /** The class names results are labelled with: those given to `load`, else those the weights file carries (trained weights), else null. */
+  get labels() {
+    return this.#labels ? this.#labels.slice() : null;
+  }
+
   /**
    * The part of a `width`×`height` frame the network sees (torchvision's
    * resize and centre crop), in the frame's pixels: `{ x, y, width, height }`.

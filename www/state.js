@@ -39,8 +39,10 @@ export const page = {
   f16: false,
 };
 
-/** A class's name: its ImageNet label when the model has that many classes, else `class N`. */
+/** A class's name: the model's own (a trained file's), its ImageNet label when the model has that many classes, else `class N`. */
 export function labelOf(index) {
+  const own = state.model?.labels;
+  if (own) return own[index];
   const classes = state.model?.info.classes;
   if (page.labels && classes === page.labels.length) return page.labels[index];
   return `class ${index}`;

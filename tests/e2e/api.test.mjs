@@ -48,6 +48,7 @@ async function exercise() {
   rec('function', 'wasmMemoryBytes', api.wasmMemoryBytes());
   const m = rec('static', 'load', await api.ResNet.load(bytes, { inputSize: [64, 72], labels, mode: 'inspect' }));
   rec('method', 'info', m.info);
+  rec('method', 'labels', m.labels);
   rec('method', 'crop', m.crop(640, 480));
   const canvas = document.createElement('canvas');
   canvas.width = 90;
