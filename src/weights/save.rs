@@ -111,12 +111,9 @@ impl Weights {
         }
         t.push(namer.dense_kernel(m, &self.dense.weight));
         t.push(namer.dense_bias(m, &self.dense.bias));
-        let metadata = self.labels.as_ref().map(|l| {
-            let mut md = HashMap::new();
-            md.insert(CLASSES_KEY.to_string(), serde_json::to_string(l).expect("strings serialise"));
-            md.insert("format".to_string(), "pt".to_string());
-            md
-        });
+        // One key: the header's metadata is a map written in hash order, and
+        // the same weights should give the same bytes.
+        let metadata = self.labels.as_ref().map(|l| HashMap::from([(CLASSES_KEY.to_string(), serde_json::to_string(l).expect("strings serialise"))]));
         serialize(&t, metadata)
     }
 }
