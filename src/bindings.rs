@@ -72,27 +72,93 @@ pub fn frame_rect(width: u32, height: u32, in_h: u32, in_w: u32) -> Result<Vec<u
     Ok(crate::engine::cpu::preprocess::Strips::rect_of(&p).iter().map(|&v| v as u32).collect())
 }
 
-/// A frame arriving in strips (see `frameRect`), for a network input of `size`.
-struct StripFrame {
-    strips: crate::engine::cpu::preprocess::Strips,
-    size: (usize, usize),
+/// Where JS hands frames over, for a model or a trainer: RGBA8 pixels
+/// written through `pixel_view` (kept from frame to frame: it only grows, so
+/// frames allocate nothing), and a large frame arriving in strips (see
+/// `frameRect`), whose resize and input are kept from frame to frame too.
+#[derive(Default)]
+struct Inbox {
+    pixels: RefCell<Vec<u8>>,
+    strips: RefCell<Option<crate::engine::cpu::preprocess::Strips>>,
+    /// A frame is being handed over in strips.
+    open: std::cell::Cell<bool>,
+    /// The network input the last strips gave.
+    input: RefCell<Vec<f32>>,
 }
 
-impl StripFrame {
-    fn begin(width: u32, height: u32, rect: &[u32], size: (usize, usize)) -> Result<StripFrame, JsValue> {
-        let p = Preprocess::imagenet(size.0, size.1).params(width as usize, height as usize).map_err(err)?;
-        let strips = crate::engine::cpu::preprocess::Strips::new(&p).map_err(err)?;
-        if strips.rect.iter().zip(rect).any(|(&a, &b)| a as u32 != b) {
-            return Err(js_error("BAD_INPUT", "the frame was captured for another input size: classify it again"));
+impl Inbox {
+    /// A view of `len` bytes of wasm memory for the next frame's pixels (or
+    /// strip): fill it at once (any allocation in wasm may move it).
+    fn view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
+        let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
+        let len = len as usize;
+        // The package hands larger frames over in strips; a larger length
+        // would grow wasm memory for good (or abort on failure).
+        if len > MAX_PIXEL_BYTES {
+            return Err(js_error("INPUT_TOO_LARGE", &format!("{len} bytes of pixels: at most {MAX_PIXEL_BYTES} (4096×4096 RGBA) are taken; scale the frame down")));
         }
-        Ok(StripFrame { strips, size })
+        if px.len() < len {
+            let more = len - px.len();
+            px.try_reserve_exact(more).map_err(|_| js_error("INPUT_TOO_LARGE", "no memory left for the frame's pixels: scale it down"))?;
+            px.resize(len, 0);
+        }
+        // SAFETY: the view is handed to JS, which fills it before any other
+        // call into wasm (none can run in between on this thread).
+        Ok(unsafe { js_sys::Uint8Array::view(&px[..len]) })
     }
 
-    /// Finishes into the network input.
-    fn tensor(&self) -> Result<Vec<f32>, JsValue> {
-        let mut x = vec![0.0; 3 * self.size.0 * self.size.1];
-        self.strips.finish(&mut x).map_err(err)?;
-        Ok(x)
+    /// The `width`×`height` RGBA8 pixels written through `view`.
+    fn frame(&self, width: u32, height: u32) -> Result<std::cell::Ref<'_, [u8]>, JsValue> {
+        let px = self.pixels.borrow();
+        let len = (width as usize) * (height as usize) * 4;
+        if len > px.len() {
+            return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
+        }
+        Ok(std::cell::Ref::map(px, |p| &p[..len]))
+    }
+
+    /// Starts a `width`×`height` frame in strips for an input of `size`;
+    /// `rect` is what `frameRect` gave when the frame was captured.
+    fn begin_strips(&self, width: u32, height: u32, rect: &[u32], size: (usize, usize)) -> Result<(), JsValue> {
+        let p = Preprocess::imagenet(size.0, size.1).params(width as usize, height as usize).map_err(err)?;
+        let mut s = self.strips.borrow_mut();
+        match s.as_mut() {
+            Some(s) => s.restart(&p).map_err(err)?,
+            None => *s = Some(crate::engine::cpu::preprocess::Strips::new(&p).map_err(err)?),
+        }
+        let strips = s.as_ref().expect("made above");
+        if strips.rect.iter().zip(rect).any(|(&a, &b)| a as u32 != b) {
+            self.open.set(false);
+            return Err(js_error("BAD_INPUT", "the frame was captured for another input size: classify it again"));
+        }
+        self.open.set(true);
+        Ok(())
+    }
+
+    /// The next rows of the frame in strips, `len` bytes written through `view`.
+    fn push_strip(&self, len: u32) -> Result<(), JsValue> {
+        let none = || js_error("BAD_INPUT", "no frame is being handed over in strips");
+        if !self.open.get() {
+            return Err(none());
+        }
+        let px = self.pixels.borrow();
+        let rows = px.get(..len as usize).ok_or_else(|| js_error("BAD_INPUT", "more bytes than were written through pixel_view"))?;
+        self.strips.borrow_mut().as_mut().ok_or_else(none)?.push(rows).map_err(err)
+    }
+
+    /// The network input of the frame handed over in strips.
+    fn strips_input(&self) -> Result<std::cell::Ref<'_, [f32]>, JsValue> {
+        if !self.open.replace(false) {
+            return Err(js_error("BAD_INPUT", "no frame is being handed over in strips"));
+        }
+        let s = self.strips.borrow();
+        let s = s.as_ref().expect("open strips exist");
+        {
+            let mut x = self.input.borrow_mut();
+            x.resize(s.input_len(), 0.0);
+            s.finish(&mut x).map_err(err)?;
+        }
+        Ok(std::cell::Ref::map(self.input.borrow(), |v| &v[..]))
     }
 }
 
@@ -142,11 +208,8 @@ pub struct WasmResNet {
     /// Switches not yet applied to the engine: applied at the next frame,
     /// when the engine is free, so a frame with none does nothing here.
     switches: RefCell<Vec<(String, bool)>>,
-    /// RGBA8 pixels of the next frame, written by JS through `pixel_view`;
-    /// kept from frame to frame (it only grows), so frames allocate nothing.
-    pixels: RefCell<Vec<u8>>,
-    /// A large frame being handed over in strips.
-    strips: RefCell<Option<StripFrame>>,
+    /// Frames as JS hands them over.
+    inbox: Inbox,
     /// Class names from the weights file's metadata (trained files carry them).
     labels: Option<Vec<String>>,
 }
@@ -192,8 +255,7 @@ impl WasmResNet {
             stage_ms: RefCell::new(None),
             enabled: RefCell::new(HashMap::new()),
             switches: RefCell::new(Vec::new()),
-            pixels: RefCell::new(Vec::new()),
-            strips: RefCell::new(None),
+            inbox: Inbox::default(),
             labels,
         })
     }
@@ -209,26 +271,22 @@ impl WasmResNet {
     /// Starts a large `width`×`height` frame handed over in strips: `rect`
     /// is what `frameRect` gave for the planned input size.
     pub fn begin_strips(&self, width: u32, height: u32, rect: Vec<u32>) -> Result<(), JsValue> {
-        let e = self.engine.try_borrow().map_err(|_| busy())?;
-        *self.strips.borrow_mut() = Some(StripFrame::begin(width, height, &rect, e.input_size())?);
-        Ok(())
+        let size = self.engine.try_borrow().map_err(|_| busy())?.input_size();
+        self.inbox.begin_strips(width, height, &rect, size)
     }
 
     /// The next rows of the frame's rect, `len` bytes written through `pixel_view`.
     pub fn push_strip(&self, len: u32) -> Result<(), JsValue> {
-        let px = self.pixels.borrow();
-        let mut s = self.strips.borrow_mut();
-        let s = s.as_mut().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
-        s.strips.push(px.get(..len as usize).ok_or_else(|| js_error("BAD_INPUT", "more bytes than were written through pixel_view"))?).map_err(err)
+        self.inbox.push_strip(len)
     }
 
     /// Queues the frame handed over in strips (preprocessed on the CPU, the
     /// same on both backends). Read the result with `output()`.
     pub fn submit_strips(&self) -> Result<(), JsValue> {
-        let frame = self.strips.borrow_mut().take().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
+        let x = self.inbox.strips_input()?;
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         self.apply_switches(&mut e)?;
-        e.run_tensor(&frame.tensor()?).map_err(err)
+        e.run_tensor(&x).map_err(err)
     }
 
     /// `{ description, classes, inputSize: [h, w], mode, precision, backend, adapter, timestampQuery }`.
@@ -248,21 +306,7 @@ impl WasmResNet {
     /// pixels: fill it at once (any allocation in wasm may move it), then
     /// call `submit_pixels`. The memory is reused across frames.
     pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
-        let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
-        let len = len as usize;
-        // The package scales frames to at most 4096×4096 before this; a
-        // larger length would grow wasm memory for good (or abort on failure).
-        if len > MAX_PIXEL_BYTES {
-            return Err(js_error("INPUT_TOO_LARGE", &format!("{len} bytes of pixels: at most {MAX_PIXEL_BYTES} (4096×4096 RGBA) are taken; scale the frame down")));
-        }
-        if px.len() < len {
-            let more = len - px.len();
-            px.try_reserve_exact(more).map_err(|_| js_error("INPUT_TOO_LARGE", "no memory left for the frame's pixels: scale it down"))?;
-            px.resize(len, 0);
-        }
-        // SAFETY: the view is handed to JS, which fills it before any other
-        // call into wasm (none can run in between on this thread).
-        Ok(unsafe { js_sys::Uint8Array::view(&px[..len]) })
+        self.inbox.view(len)
     }
 
     /// Queues one frame from the pixels written through `pixel_view`:
@@ -271,12 +315,8 @@ impl WasmResNet {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
         self.apply_switches(&mut e)?;
         let (h, w) = e.input_size();
-        let px = self.pixels.borrow();
-        let len = (width as usize) * (height as usize) * 4;
-        if len > px.len() {
-            return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
-        }
-        e.run_rgba(&px[..len], width as usize, height as usize, &Preprocess::imagenet(h, w)).map_err(err)
+        let px = self.inbox.frame(width, height)?;
+        e.run_rgba(&px, width as usize, height as usize, &Preprocess::imagenet(h, w)).map_err(err)
     }
 
     /// Queues one raw `3×H×W` NCHW tensor at the planned size.
@@ -414,10 +454,8 @@ impl WasmResNet {
 #[wasm_bindgen]
 pub struct WasmTrainer {
     trainer: RefCell<crate::train::Trainer>,
-    /// RGBA8 pixels of the next example, written by JS through `pixel_view`.
-    pixels: RefCell<Vec<u8>>,
-    /// A large frame being handed over in strips.
-    strips: RefCell<Option<StripFrame>>,
+    /// Examples as JS hands them over.
+    inbox: Inbox,
 }
 
 #[wasm_bindgen]
@@ -449,23 +487,12 @@ impl WasmTrainer {
         let mut trainer = crate::train::Trainer::new(weights, height as usize, width as usize, config).map_err(err)?;
         trainer.set_memory_limit((memory_mb as u64) << 20);
         trainer.set_augment(augment.then(crate::train::Augment::default), seed as u64).map_err(err)?;
-        Ok(WasmTrainer { trainer: RefCell::new(trainer), pixels: RefCell::new(Vec::new()), strips: RefCell::new(None) })
+        Ok(WasmTrainer { trainer: RefCell::new(trainer), inbox: Inbox::default() })
     }
 
     /// A view of `len` bytes for the next example's RGBA8 pixels (see `WasmResNet::pixel_view`).
     pub fn pixel_view(&self, len: u32) -> Result<js_sys::Uint8Array, JsValue> {
-        let mut px = self.pixels.try_borrow_mut().map_err(|_| busy())?;
-        let len = len as usize;
-        if len > MAX_PIXEL_BYTES {
-            return Err(js_error("INPUT_TOO_LARGE", &format!("{len} bytes of pixels: at most {MAX_PIXEL_BYTES} (4096×4096 RGBA) are taken; scale the frame down")));
-        }
-        if px.len() < len {
-            let more = len - px.len();
-            px.try_reserve_exact(more).map_err(|_| js_error("INPUT_TOO_LARGE", "no memory left for the frame's pixels: scale it down"))?;
-            px.resize(len, 0);
-        }
-        // SAFETY: as in `WasmResNet::pixel_view`: filled by JS before any other call.
-        Ok(unsafe { js_sys::Uint8Array::view(&px[..len]) })
+        self.inbox.view(len)
     }
 
     /// Adds the `width`×`height` pixels written through `pixel_view` as an
@@ -473,33 +500,23 @@ impl WasmTrainer {
     /// whole when augmenting).
     pub fn add_pixels(&self, width: u32, height: u32, class: u32) -> Result<(), JsValue> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
-        let px = self.pixels.borrow();
-        let len = (width as usize) * (height as usize) * 4;
-        if len > px.len() {
-            return Err(js_error("BAD_INPUT", &format!("{width}×{height} pixels need {len} bytes; only {} were written through pixel_view", px.len())));
-        }
-        t.add_pixels(&px[..len], width as usize, height as usize, class as usize).map_err(err)
+        t.add_pixels(&self.inbox.frame(width, height)?, width as usize, height as usize, class as usize).map_err(err)
     }
 
     /// Starts a large frame handed over in strips (see `WasmResNet::begin_strips`).
     pub fn begin_strips(&self, width: u32, height: u32, rect: Vec<u32>) -> Result<(), JsValue> {
         let size = self.trainer.try_borrow().map_err(|_| busy())?.input_size();
-        *self.strips.borrow_mut() = Some(StripFrame::begin(width, height, &rect, size)?);
-        Ok(())
+        self.inbox.begin_strips(width, height, &rect, size)
     }
 
     pub fn push_strip(&self, len: u32) -> Result<(), JsValue> {
-        let px = self.pixels.borrow();
-        let mut s = self.strips.borrow_mut();
-        let s = s.as_mut().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
-        s.strips.push(px.get(..len as usize).ok_or_else(|| js_error("BAD_INPUT", "more bytes than were written through pixel_view"))?).map_err(err)
+        self.inbox.push_strip(len)
     }
 
     /// Adds the frame handed over in strips as an example of class `class`.
     pub fn add_strips(&self, class: u32) -> Result<(), JsValue> {
-        let frame = self.strips.borrow_mut().take().ok_or_else(|| js_error("BAD_INPUT", "no frame is being handed over in strips"))?;
-        let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
-        t.add(&frame.tensor()?, &[class as usize]).map_err(err)
+        let x = self.inbox.strips_input()?;
+        self.trainer.try_borrow_mut().map_err(|_| busy())?.add(&x, &[class as usize]).map_err(err)
     }
 
     /// Adds a raw `3×H×W` tensor at the trainer's input size as an example of class `class`.

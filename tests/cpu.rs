@@ -210,23 +210,32 @@ fn strips_give_the_preprocessing_bit_for_bit() {
     use resnet::engine::cpu::preprocess::{preprocess, Strips};
     use resnet::Preprocess;
     let mut rng = Rng::new(13);
+    let mut reused: Option<Strips> = None;
     // (frame width, height, network input h, w, rows per strip)
     for &(w, h, ih, iw, strip) in &[(517, 389, 64, 64, 7), (4000, 300, 224, 224, 64), (97, 1030, 40, 56, 1), (33, 35, 32, 32, 100), (1537, 1025, 97, 131, 33)] {
         let rgba: Vec<u8> = (0..w * h * 4).map(|_| (rng.next_u64() >> 56) as u8).collect();
         let p = Preprocess::imagenet(ih, iw).params(w, h).unwrap();
         let mut want = vec![0.0; 3 * ih * iw];
         preprocess(&rgba, &p, &mut want).unwrap();
-        let mut s = Strips::new(&p).unwrap();
-        let [x0, y0, rw, rh] = s.rect;
-        assert!(x0 + rw <= w && y0 + rh <= h);
-        for r0 in (0..rh).step_by(strip) {
-            let rows: Vec<u8> = (r0..(r0 + strip).min(rh)).flat_map(|r| rgba[((y0 + r) * w + x0) * 4..((y0 + r) * w + x0 + rw) * 4].iter().copied()).collect();
-            assert!(!s.complete());
-            s.push(&rows).unwrap();
+        // A new resize, and one kept from the frame before (restarted, as the bindings do: twice, the second reusing its taps).
+        let mut fresh = Strips::new(&p).unwrap();
+        for s in [&mut fresh, reused.get_or_insert_with(|| Strips::new(&p).unwrap())] {
+            for _ in 0..2 {
+                s.restart(&p).unwrap();
+                let [x0, y0, rw, rh] = s.rect;
+                assert!(x0 + rw <= w && y0 + rh <= h);
+                for r0 in (0..rh).step_by(strip) {
+                    let rows: Vec<u8> = (r0..(r0 + strip).min(rh)).flat_map(|r| rgba[((y0 + r) * w + x0) * 4..((y0 + r) * w + x0 + rw) * 4].iter().copied()).collect();
+                    assert!(!s.complete());
+                    s.push(&rows).unwrap();
+                }
+                let mut got = vec![0.0; s.input_len()];
+                s.finish(&mut got).unwrap();
+                assert!(got == want, "{w}×{h} → {ih}×{iw}: not bit for bit");
+            }
         }
-        let mut got = vec![0.0; 3 * ih * iw];
-        s.finish(&mut got).unwrap();
-        assert!(got == want, "{w}×{h} → {ih}×{iw}: not bit for bit");
+        let s = &mut fresh;
+        let rw = s.rect[2];
         // Too many rows, or a ragged strip, is refused.
         assert!(s.push(&rgba[..rw * 4]).is_err());
         assert!(Strips::new(&p).unwrap().push(&[0; 3]).is_err());

@@ -210,19 +210,26 @@ impl TrainPlan {
     /// (else all on the running statistics, as in inference); `momentum`:
     /// update the running statistics of batch-mode batchnorms.
     pub fn forward(&mut self, weights: &mut Weights, from: usize, training: bool, momentum: Option<f32>) -> Result<()> {
+        let end = self.plan.ops.len();
+        self.run(weights, from..end, training, momentum)
+    }
+
+    /// Runs ops `range` (see [`TrainPlan::forward`]).
+    fn run(&mut self, weights: &mut Weights, range: std::ops::Range<usize>, training: bool, momentum: Option<f32>) -> Result<()> {
         // Refuse what batch statistics cannot be taken of before anything runs.
         if training {
             self.check_batch(self.n)?;
         }
         let n = self.n;
-        for oi in from..self.plan.ops.len() {
-            let op = self.plan.ops[oi].clone();
+        // The ops are read while the tensors change: out of the plan for the loop, not cloned op by op.
+        let ops = std::mem::take(&mut self.plan.ops);
+        for (oi, op) in ops.iter().enumerate().take(range.end).skip(range.start) {
             let out_t = op.output();
             let mut out = std::mem::take(self.act_mut(out_t));
             let (acts, plan) = (&self.acts, &self.plan);
             let per = |t: TensorId| plan.shape(t).len();
             let example = |t: TensorId, e: usize| &acts[t][e * per(t)..(e + 1) * per(t)];
-            match &op {
+            match op {
                 Op::Conv(c) => {
                     let (i, o) = (plan.shape(c.input), plan.shape(c.output));
                     let conv = &self.convs[&c.conv.name];
@@ -280,6 +287,7 @@ impl TrainPlan {
             }
             self.acts[out_t] = out;
         }
+        self.plan.ops = ops;
         Ok(())
     }
 
@@ -317,14 +325,7 @@ impl TrainPlan {
     /// [`TrainPlan::boundary`] tensor, `n` examples each.
     pub fn frozen_outputs(&mut self, weights: &mut Weights) -> Result<Vec<Vec<f32>>> {
         let first = self.first;
-        let ops = self.plan.ops.len();
-        // Run the frozen prefix only: ops 0..first.
-        let saved = std::mem::take(&mut self.plan.ops);
-        self.plan.ops = saved[..first].to_vec();
-        let r = self.forward(weights, 0, false, None);
-        self.plan.ops = saved;
-        debug_assert_eq!(self.plan.ops.len(), ops);
-        r?;
+        self.run(weights, 0..first, false, None)?;
         let out = self.boundary.iter().map(|&t| self.tensor(t).to_vec()).collect();
         // The frozen part's tensors are not kept: a batch of them can take gigabytes.
         for (t, p) in self.producer.iter().enumerate() {
@@ -361,8 +362,9 @@ impl TrainPlan {
         self.grads[logits] = dlogits;
         let mut grads = Grads::default();
         self.grad_norms.clear();
-        for oi in (self.first..self.plan.ops.len()).rev() {
-            let op = self.plan.ops[oi].clone();
+        // Out of the plan for the loop, as in `run`.
+        let ops = std::mem::take(&mut self.plan.ops);
+        for (oi, op) in ops.iter().enumerate().skip(self.first).rev() {
             if matches!(op, Op::Softmax { .. }) {
                 continue;
             }
@@ -373,8 +375,9 @@ impl TrainPlan {
             if self.plan.blocks.iter().any(|b| b.input == Some(op.output())) {
                 self.grad_norms.insert(op.output(), ops::sum_squares(&dy).sqrt());
             }
-            self.op_backward(oi, &op, &dy, weights, &mut grads);
+            self.op_backward(oi, op, &dy, weights, &mut grads);
         }
+        self.plan.ops = ops;
         Ok((loss, grads))
     }
 

@@ -254,13 +254,7 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
     let (weight, bias, classes) = if n.dense_transposed {
         let (k, s) = w.r.get(&format!("{fc}.{}", n.kernel), &[Some(c), None])?;
         let classes = s[1];
-        let mut weight = vec![0.0; k.len()];
-        for i in 0..c {
-            for o in 0..classes {
-                weight[o * c + i] = k[i * classes + o];
-            }
-        }
-        (weight, w.r.get(&format!("{fc}.bias"), &[Some(classes)])?.0, classes)
+        (transpose(&k, c, classes), w.r.get(&format!("{fc}.bias"), &[Some(classes)])?.0, classes)
     } else {
         let (weight, s) = w.r.get(&format!("{fc}.{}", n.kernel), &[None, Some(c)])?;
         (weight, w.r.get(&format!("{fc}.bias"), &[Some(s[0])])?.0, s[0])
@@ -276,6 +270,32 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
         head: DenseSpec { name: fc, in_features: c, classes },
     };
     Ok(Weights { model, convs: w.convs, bns: w.bns, dense: DenseWeights { weight, bias }, unused: Vec::new(), labels: None })
+}
+
+/// A `rows`×`cols` row-major matrix transposed: Keras' dense `(in, classes)` ↔ `(classes, in)`.
+pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
+
+/// OIHW → HWIO, for writing Keras kernels back.
+pub(super) fn oihw_to_hwio(w: &[f32], [o, i, kh, kw]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for co in 0..o {
+        for ci in 0..i {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((y * kw + x) * i + ci) * o + co] = w[((co * i + ci) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// HWIO → OIHW.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-use super::naming::file_layout;
+use super::naming::{file_layout, oihw_to_hwio, transpose};
 use super::{BatchNormWeights, Weights};
 use crate::model::{ConvSpec, Model};
 
@@ -47,17 +47,7 @@ impl Namer {
         if !self.layout.hwio {
             return f32_tensor(name, vec![o, i, kh, kw], oihw);
         }
-        let mut hwio = vec![0.0; oihw.len()];
-        for co in 0..o {
-            for ci in 0..i {
-                for y in 0..kh {
-                    for x in 0..kw {
-                        hwio[((y * kw + x) * i + ci) * o + co] = oihw[((co * i + ci) * kh + y) * kw + x];
-                    }
-                }
-            }
-        }
-        f32_tensor(name, vec![kh, kw, i, o], &hwio)
+        f32_tensor(name, vec![kh, kw, i, o], &oihw_to_hwio(oihw, [o, i, kh, kw]))
     }
 
     pub fn conv_bias(&self, spec: &ConvSpec, bias: &[f32]) -> RawTensor {
@@ -76,13 +66,7 @@ impl Namer {
         if !self.layout.dense_transposed {
             return f32_tensor(name, vec![classes, features], weight);
         }
-        let mut t = vec![0.0; weight.len()];
-        for o in 0..classes {
-            for i in 0..features {
-                t[i * classes + o] = weight[o * features + i];
-            }
-        }
-        f32_tensor(name, vec![features, classes], &t)
+        f32_tensor(name, vec![features, classes], &transpose(weight, classes, features))
     }
 
     pub fn dense_bias(&self, model: &Model, bias: &[f32]) -> RawTensor {

@@ -45,6 +45,25 @@ impl Scratch {
         (&mut self.phases, &mut self.pool_rows)
     }
 
+    /// What im2col reads and fills for a conv with `k` rows and `n` output
+    /// pixels: the input (with a stride and `phase`, its rows split into
+    /// phases first, so im2col only copies runs), the column block and its
+    /// width in columns.
+    fn im2col_setup<'a>(&'a mut self, input: &'a [f32], i: Shape, stride: usize, phase: bool, k: usize, n: usize) -> (&'a [f32], &'a mut [f32], usize) {
+        let input = if stride > 1 && phase {
+            split_phases(&input[..i.len()], i.w, stride, &mut self.phases);
+            &self.phases[..i.len()]
+        } else {
+            input
+        };
+        let block = (COL_BUDGET / k.max(1)).clamp(64, n.max(64)).min(n);
+        // Only ever grown: a resize down and up again would zero-fill it each time.
+        if self.col.len() < k * block {
+            self.col.resize(k * block, 0.0);
+        }
+        (input, &mut self.col, block)
+    }
+
     /// Room for the phased copy of a strided op's input of up to `n`
     /// values (the max pool's, the largest), reserved fallibly up front.
     pub(super) fn reserve_pool(&mut self, n: usize) -> Result<(), std::collections::TryReserveError> {
@@ -89,19 +108,7 @@ impl CpuConv {
             epilogue(bias, output, n, 0..n, &mut ep);
             return;
         }
-        // A stride: rows split into phases first, so im2col only copies runs.
-        let input = if self.spec.stride > 1 {
-            split_phases(&input[..i.len()], i.w, self.spec.stride, &mut scratch.phases);
-            &scratch.phases[..i.len()]
-        } else {
-            input
-        };
-        let col = &mut scratch.col;
-        let block = (COL_BUDGET / k.max(1)).clamp(64, n.max(64)).min(n);
-        // Only ever grown: a resize down and up again would zero-fill it each time.
-        if col.len() < k * block {
-            col.resize(k * block, 0.0);
-        }
+        let (input, col, block) = scratch.im2col_setup(input, i, self.spec.stride, true, k, n);
         for n0 in (0..n).step_by(block) {
             let nb = block.min(n - n0);
             im2col(&self.spec, input, i, o, n0, nb, &mut col[..k * nb]);
@@ -299,17 +306,8 @@ pub fn conv_backward(spec: &ConvSpec, weight: &[f32], input: &[f32], i: Shape, d
         }
         return;
     }
-    let phased = if spec.stride > 1 && dw.is_some() {
-        split_phases(&input[..i.len()], i.w, spec.stride, &mut scratch.phases);
-        &scratch.phases[..i.len()]
-    } else {
-        input
-    };
-    let col = &mut scratch.col;
-    let block = (COL_BUDGET / k.max(1)).clamp(64, n.max(64)).min(n);
-    if col.len() < k * block {
-        col.resize(k * block, 0.0);
-    }
+    // The phased input only where im2col reads it (the weight gradient).
+    let (phased, col, block) = scratch.im2col_setup(input, i, spec.stride, dw.is_some(), k, n);
     for n0 in (0..n).step_by(block) {
         let nb = block.min(n - n0);
         let col = &mut col[..k * nb];

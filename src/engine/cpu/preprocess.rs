@@ -98,21 +98,37 @@ pub struct Strips {
 
 impl Strips {
     pub fn new(p: &PreprocessParams) -> Result<Strips> {
+        let mut s = Strips { p: *p, xs: Vec::new(), ys: Vec::new(), rect: [0; 4], acc: Vec::new(), row: Vec::new(), rows_in: 0, first_open: 0 };
+        s.taps_for(p)?;
+        Ok(s)
+    }
+
+    /// Starts another frame with `p`: the taps are computed again only
+    /// where `p` differs from the last frame's (a webcam's frames keep
+    /// their size), and the sums reuse their memory.
+    pub fn restart(&mut self, p: &PreprocessParams) -> Result<()> {
+        if bytemuck::bytes_of(p) != bytemuck::bytes_of(&self.p) {
+            self.taps_for(p)?;
+        }
+        self.acc.fill(0.0);
+        self.rows_in = 0;
+        self.first_open = 0;
+        Ok(())
+    }
+
+    fn taps_for(&mut self, p: &PreprocessParams) -> Result<()> {
         let (sw, sh, ow, oh) = (p.src_w as usize, p.src_h as usize, p.out_w as usize, p.out_h as usize);
-        let xs: Vec<(usize, Vec<f32>)> = (0..ow).map(|x| taps(x + p.crop_x as usize, p.scale[0], sw)).collect();
-        let ys: Vec<(usize, Vec<f32>)> = (0..oh).map(|y| taps(y + p.crop_y as usize, p.scale[1], sh)).collect();
-        let span = |t: &[(usize, Vec<f32>)]| {
-            let a = t.iter().map(|t| t.0).min().unwrap_or(0);
-            let b = t.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(0);
-            (a, b.max(a))
-        };
-        let ((x0, x1), (y0, y1)) = (span(&xs), span(&ys));
-        let mut acc = Vec::new();
-        if acc.try_reserve_exact(ow * oh * 3).is_err() {
+        self.xs = (0..ow).map(|x| taps(x + p.crop_x as usize, p.scale[0], sw)).collect();
+        self.ys = (0..oh).map(|y| taps(y + p.crop_y as usize, p.scale[1], sh)).collect();
+        self.rect = Self::rect_of(p);
+        self.acc.clear();
+        if self.acc.try_reserve_exact(ow * oh * 3).is_err() {
             bail!(InputTooLarge, "no memory left for a {ow}×{oh} input");
         }
-        acc.resize(ow * oh * 3, 0.0);
-        Ok(Strips { p: *p, xs, ys, rect: [x0, y0, x1 - x0, y1 - y0], acc, row: vec![0.0; ow * 3], rows_in: 0, first_open: 0 })
+        self.acc.resize(ow * oh * 3, 0.0);
+        self.row = vec![0.0; ow * 3];
+        self.p = *p;
+        Ok(())
     }
 
     /// The part of a frame that preprocessing with `p` reads: `[x, y, width, height]`.
@@ -125,6 +141,11 @@ impl Strips {
         let (x0, x1) = span(p.out_w as usize, p.crop_x, p.scale[0], p.src_w as usize);
         let (y0, y1) = span(p.out_h as usize, p.crop_y, p.scale[1], p.src_h as usize);
         [x0, y0, x1 - x0, y1 - y0]
+    }
+
+    /// Values in the network input the strips give (`3×out_h×out_w`).
+    pub fn input_len(&self) -> usize {
+        3 * self.p.out_w as usize * self.p.out_h as usize
     }
 
     /// Whether every row of [`Strips::rect`] has been received.
