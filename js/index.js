@@ -109,6 +109,33 @@ export async function webgpuSupport() {
 
 // ---------------------------------------------------------------- the model
 
+/**
+ * Calls that run one at a time, in the order made: `call(prepare, live)`
+ * runs `prepare` now (it checks the arguments and captures the input as it
+ * is at the call; what it throws comes back as a rejection), then the
+ * function it returns, on `live()`, once every earlier call has finished.
+ */
+class CallQueue {
+  #tail = Promise.resolve();
+
+  call(prepare, live) {
+    let fn;
+    try {
+      fn = prepare();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const run = this.#tail.then(() => fn(live()));
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Runs `f` once the calls made so far have finished. */
+  after(f) {
+    this.#tail.then(f);
+  }
+}
+
 const now = () => (globalThis.performance ? performance.now() : Date.now());
 // A value in a message; JSON.stringify throws on a BigInt.
 const show = (v) => {
@@ -142,7 +169,7 @@ async function chooseBackend(backend) {
 
 export class ResNet {
   #wasm;
-  #queue = Promise.resolve();
+  #queue = new CallQueue();
   #labels;
   #lastMs = 0;
   #info;
@@ -232,15 +259,7 @@ export class ResNet {
    * function it returns once every earlier call on this model has finished.
    */
   #serial(prepare) {
-    let fn;
-    try {
-      fn = prepare();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const run = this.#queue.then(() => fn(this.#live()));
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#queue.call(prepare, () => this.#live());
   }
 
   /** `{ description, classes, inputSize: [h, w], mode, precision, backend, backendReason, adapter, timestampQuery }` */
@@ -457,7 +476,7 @@ export class ResNet {
   dispose() {
     const m = this.#wasm;
     this.#wasm = null;
-    this.#queue.then(() => m?.free());
+    this.#queue.after(() => m?.free());
   }
 }
 
@@ -479,7 +498,7 @@ export class Trainer {
   #run;
   #planned;
   #adopt;
-  #queue = Promise.resolve();
+  #queue = new CallQueue();
 
   constructor(wasm, classes, run, planned, adopt) {
     this.#wasm = wasm;
@@ -495,15 +514,7 @@ export class Trainer {
   }
 
   #serial(prepare) {
-    let fn;
-    try {
-      fn = prepare();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const run = this.#queue.then(() => fn(this.#live()));
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#queue.call(prepare, () => this.#live());
   }
 
   #checkClass(c) {
@@ -609,6 +620,6 @@ export class Trainer {
   dispose() {
     const m = this.#wasm;
     this.#wasm = null;
-    this.#queue.then(() => m?.free());
+    this.#queue.after(() => m?.free());
   }
 }

@@ -128,3 +128,37 @@ export async function waitSettled(page, from, timeout = 120000) {
 export async function settled(page) {
   return page.evaluate(() => (window.__resnet ? window.__resnet.settled : 0));
 }
+
+/** The demo weights from the page's own module (`page` on the server's origin), written to `file`. */
+export async function writeDemoWeights(page, file) {
+  const b64 = await page.evaluate(async () => {
+    const { demoWeights } = await import('/js/index.js');
+    const bytes = await demoWeights();
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  });
+  fs.writeFileSync(file, Buffer.from(b64, 'base64'));
+}
+
+/**
+ * Runs the async function `fn` on `arg` in a module Worker that `page` makes
+ * from a blob: URL (so `fn` must import by absolute URL): `{ ok: result }`
+ * or `{ error }`.
+ */
+export function inWorker(page, fn, arg) {
+  return page.evaluate(
+    async ({ src, arg }) => {
+      const code = `const fn = ${src}; onmessage = async (e) => { try { postMessage({ ok: await fn(e.data) }); } catch (err) { postMessage({ error: String((err && err.stack) || err) }); } };`;
+      const w = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })), { type: 'module' });
+      const r = await new Promise((resolve) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => resolve({ error: e.message });
+        w.postMessage(arg);
+      });
+      w.terminate();
+      return r;
+    },
+    { src: fn.toString(), arg },
+  );
+}

@@ -17,6 +17,7 @@ import {
   startServer,
   tmpDir,
   waitSettled,
+  writeDemoWeights,
   writeY4m,
 } from './helpers.mjs';
 
@@ -119,15 +120,8 @@ describe('the page', () => {
       const { page, context } = await openPage(b());
       try {
         // The same weights as a file: demoWeights() from the page's own module.
-        const b64 = await page.evaluate(async () => {
-          const { demoWeights } = await import('/js/index.js');
-          const bytes = await demoWeights();
-          let s = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-          return btoa(s);
-        });
         const weights = path.join(work, 'demo.safetensors');
-        fs.writeFileSync(weights, Buffer.from(b64, 'base64'));
+        await writeDemoWeights(page, weights);
         // coffee.png: no colour profile, so the browser decodes exactly the bytes the CLI reads.
         await classifySample(page, 'coffee.png');
         const web = await page.evaluate(() => window.__resnet.lastResult.top.map((t) => ({ index: t.index, probability: t.probability })));

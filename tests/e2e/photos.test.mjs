@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, launch, missingPrerequisite, recordConsole, startServer, tmpDir } from './helpers.mjs';
+import { ROOT, inWorker, launch, missingPrerequisite, recordConsole, startServer, tmpDir, writeDemoWeights } from './helpers.mjs';
 
 const missing = missingPrerequisite();
 if (missing) throw new Error(missing);
@@ -90,16 +90,9 @@ for w, h in ${JSON.stringify(sizes)}:
     // The demo weights as a file, and the CLI's input and logits for each photo.
     const page = await browser.newPage();
     await page.goto(`${server.url}/js/index.d.ts`);
-    const b64 = await page.evaluate(async () => {
-      const { demoWeights } = await import('/js/index.js');
-      const bytes = await demoWeights();
-      let s = '';
-      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-      return btoa(s);
-    });
-    await page.close();
     const weights = path.join(work, 'demo.safetensors');
-    fs.writeFileSync(weights, Buffer.from(b64, 'base64'));
+    await writeDemoWeights(page, weights);
+    await page.close();
     for (const [w, h] of PHOTOS) {
       const name = `${w}x${h}.png`;
       const out = path.join(work, name);
@@ -148,22 +141,7 @@ for w, h in ${JSON.stringify(sizes)}:
     await page.goto(`${server.url}/js/index.d.ts`);
     const args = { backend: 'cpu', photos, drawables: ['ImageBitmap', 'OffscreenCanvas'], size: SIZE };
     const main = await page.evaluate(run, args);
-    const worker = await page
-      .evaluate(
-        async ({ src, args }) => {
-          const code = `const run = ${src}; onmessage = async (e) => { try { postMessage({ ok: await run(e.data) }); } catch (err) { postMessage({ error: String(err && err.stack || err) }); } };`;
-          const w = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })), { type: 'module' });
-          const r = await new Promise((resolve) => {
-            w.onmessage = (e) => resolve(e.data);
-            w.onerror = (e) => resolve({ error: e.message });
-            w.postMessage(args);
-          });
-          w.terminate();
-          return r;
-        },
-        { src: run.toString(), args },
-      )
-      .catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const worker = await inWorker(page, run, args).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     assert.ok(worker.ok, worker.error);
     check(worker.ok, 'worker');
     for (const key of Object.keys(main)) assert.deepEqual(worker.ok[key].input, main[key].input, `${key}: the Worker's input differs from the main thread's`);

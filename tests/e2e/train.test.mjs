@@ -6,7 +6,7 @@
 // module Worker.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, missingPrerequisite, recordConsole, startServer } from './helpers.mjs';
+import { inWorker, launch, missingPrerequisite, recordConsole, startServer } from './helpers.mjs';
 
 const missing = missingPrerequisite();
 if (missing) throw new Error(missing);
@@ -144,19 +144,7 @@ describe('training in the browser', () => {
     const page = await browser.newPage();
     const log = recordConsole(page);
     await page.goto(`${server.url}/js/index.d.ts`);
-    const out = await page
-      .evaluate(async (src) => {
-        const code = `const story = ${src}; onmessage = async () => { try { postMessage({ ok: await story('cpu') }); } catch (e) { postMessage({ error: String(e && e.stack || e) }); } };`;
-        const w = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })), { type: 'module' });
-        const r = await new Promise((resolve) => {
-          w.onmessage = (e) => resolve(e.data);
-          w.onerror = (e) => resolve({ error: e.message });
-          w.postMessage(null);
-        });
-        w.terminate();
-        return r;
-      }, story.toString())
-      .catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const out = await inWorker(page, story, 'cpu').catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     assert.ok(out.ok, out.error);
     checkStory(out.ok, 'cpu');
     await page.close();
