@@ -189,7 +189,7 @@ export declare class ResNet {
   timings(): Timings;
   classActivationMap(index: number): Promise<ClassActivationMap>;
   setInputSize(inputSize: number | [number, number]): Promise<void>;
-  /** A trainer for new classes on this model's weights (CPU backend); after its `fit`, this model classifies with the trained weights and class names. */
+  /** A trainer for new classes on this model's weights (on WebGPU or the CPU backend); after its `fit`, this model classifies with the trained weights and class names. */
   trainer(options: TrainerOptions): Promise<Trainer>;
   /** The weights as `.safetensors` (the trained ones after a fit, class names in the metadata), as `ResNet.load` takes them. */
   exportWeights(): Promise<Uint8Array>;
@@ -199,6 +199,8 @@ export declare class ResNet {
 export interface TrainerOptions {
   /** The names of the classes to train (at least two). */
   classes: string[];
+  /** Where the training passes run: 'auto' (default: WebGPU where this model runs on a hardware GPU; a software adapter such as SwiftShader trains slower than the CPU backend), 'webgpu' or 'cpu'. */
+  backend?: 'auto' | 'webgpu' | 'cpu';
   /** What trains: the dense layer (default), the last stage and the dense layer, or everything. */
   train?: 'head' | 'last-stage' | 'all';
   /** Batchnorm on its running statistics (default), or on each batch's. */
@@ -253,6 +255,8 @@ export interface GradientNorm {
 export declare class Trainer {
   private constructor();
   readonly classes: string[];
+  /** Where the training passes run. */
+  readonly backend: 'webgpu' | 'cpu';
   /** Adds a frame (its pixels read at the call) as an example of class `classIndex`; resolves with the number of examples. */
   add(frame: Frame, classIndex: number): Promise<number>;
   addTensor(data: Float32Array, classIndex: number): Promise<number>;

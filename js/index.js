@@ -419,7 +419,8 @@ export class ResNet {
 
   /**
    * A trainer for new classes (`classes`: their names) on this model's
-   * weights, on the CPU backend: `train` 'head' (default), 'last-stage' or
+   * weights: `backend` 'auto' (default: WebGPU where this model runs on
+   * a hardware GPU, else the CPU backend), 'webgpu' or 'cpu'; `train` 'head' (default), 'last-stage' or
    * 'all'; `bn` 'frozen' (default) or 'batch'; `optimizer` 'adamw'
    * (default) or 'sgd'; `learningRate`; `augment` (random resized crops,
    * flips, brightness/contrast jitter: the frozen part then runs every
@@ -430,11 +431,12 @@ export class ResNet {
   trainer(options) {
     return this.#serial(() => {
       const o = options ?? {};
-      const known = ['classes', 'train', 'bn', 'optimizer', 'learningRate', 'momentum', 'weightDecay', 'schedule', 'augment', 'seed', 'memoryLimitMB'];
+      const known = ['classes', 'backend', 'train', 'bn', 'optimizer', 'learningRate', 'momentum', 'weightDecay', 'schedule', 'augment', 'seed', 'memoryLimitMB'];
       for (const k of Object.keys(o)) expect(known.includes(k), `unknown trainer option '${k}': use ${known.join(', ')}`);
-      const { classes, train = 'head', bn = 'frozen', optimizer = 'adamw', learningRate, momentum = 0.9, weightDecay, schedule = 'constant', augment = false, seed = 0, memoryLimitMB = 1024 } = o;
+      const { classes, backend = 'auto', train = 'head', bn = 'frozen', optimizer = 'adamw', learningRate, momentum = 0.9, weightDecay, schedule = 'constant', augment = false, seed = 0, memoryLimitMB = 1024 } = o;
       expect(Array.isArray(classes) && classes.length >= 2 && classes.every((c) => typeof c === 'string'), 'trainer needs classes: an array of at least two class names');
       expect(new Set(classes).size === classes.length, 'trainer: class names must differ');
+      expect(['auto', 'webgpu', 'cpu'].includes(backend), `unknown trainer backend '${backend}': use 'auto', 'webgpu' or 'cpu'`);
       expect(['head', 'last-stage', 'all'].includes(train), `unknown train '${train}': use 'head', 'last-stage' or 'all'`);
       expect(bn === 'frozen' || bn === 'batch', `unknown bn '${bn}': use 'frozen' or 'batch'`);
       expect(optimizer === 'adamw' || optimizer === 'sgd', `unknown optimizer '${optimizer}': use 'adamw' or 'sgd'`);
@@ -449,7 +451,9 @@ export class ResNet {
       return async () => {
         const bytes = this.#trained ?? (await this.#reopen());
         const [h, w] = this.#info.inputSize;
-        const wasm = WasmTrainer.create(bytes, JSON.stringify(classes), train, bn, h, w, augment, seed, memoryLimitMB);
+        // 'auto' trains on WebGPU only where this model runs there.
+        const where = backend === 'auto' && this.#info.backend !== 'webgpu' ? 'cpu' : backend;
+        const wasm = await WasmTrainer.create(bytes, JSON.stringify(classes), train, bn, h, w, augment, seed, memoryLimitMB, where);
         const adopt = (trained) =>
           this.#serial(() => async (m) => {
             const [mode, precision, stats, backend] = this.#loadArgs;
@@ -537,10 +541,10 @@ export class Trainer {
         const px = await pixels(this.#planned);
         if (px.strips) {
           handOverStrips(m, px.strips);
-          m.add_strips(classIndex);
+          await m.add_strips(classIndex);
         } else {
           m.pixel_view(px.data.byteLength).set(px.data);
-          m.add_pixels(px.width, px.height, classIndex);
+          await m.add_pixels(px.width, px.height, classIndex);
         }
         return m.count();
       };
@@ -555,7 +559,7 @@ export class Trainer {
       expectAttached(data.buffer, "addTensor: the Float32Array's buffer");
       const x = data.slice();
       return async (m) => {
-        m.add_tensor(x, classIndex);
+        await m.add_tensor(x, classIndex);
         return m.count();
       };
     });
@@ -567,6 +571,11 @@ export class Trainer {
       expect(isU32(index), `remove needs an example index, got ${show(index)}`);
       return async (m) => m.remove(index);
     });
+  }
+
+  /** Where the training passes run: 'webgpu' or 'cpu'. */
+  get backend() {
+    return this.#live().backend();
   }
 
   /** How many examples there are (those whose `add` has run). */
@@ -595,7 +604,7 @@ export class Trainer {
           if (signal?.aborted) throw aborted();
           // dispose() during a fit ends it.
           if (!this.#wasm) throw resnetError('DISPOSED', 'this trainer has been disposed');
-          const s = m.step();
+          const s = await m.step();
           if (s === null) break;
           onStep?.({ step: s.step, steps: s.steps, loss: s.loss });
           if (s.epoch) {

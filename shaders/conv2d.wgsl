@@ -8,6 +8,9 @@
 // implicit-GEMM kernel reads the same layout, so the planner can pick either
 // kernel per layer and input size.
 //
+// A batch of examples (training) runs on the grid's z axis, one example per
+// z, each an NCHW tensor after the previous one; inference runs z = 1.
+//
 // Epilogue (flags): + bias[co], (a copy of F(x) to main_out), + residual[o],
 // then ReLU. Inspect mode uses none of it (bias only when the source conv has
 // one); fast mode folds batchnorm into weights + bias and fuses the rest.
@@ -52,6 +55,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ix0 = i32(ox * p.stride) - i32(p.pad_x);
     let kk = p.k_h * p.k_w;
     let plane = p.in_h * p.in_w;
+    let in_base = gid.z * p.in_c * plane;
+    let out_base = gid.z * p.out_c * pixels;
 
     // Clip the kernel window to the input once, instead of testing every tap.
     let ky0 = u32(max(-iy0, 0));
@@ -68,7 +73,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var acc = vec4<f32>(0.0);
     for (var ci = 0u; ci < p.in_c; ci++) {
-        let ibase = ci * plane;
+        let ibase = in_base + ci * plane;
         for (var ky = ky0; ky < ky1; ky++) {
             let row = ibase + u32(iy0 + i32(ky)) * p.in_w;
             for (var kx = kx0; kx < kx1; kx++) {
@@ -84,7 +89,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (co >= p.out_c) {
             break;
         }
-        let o = co * pixels + pix;
+        let o = out_base + co * pixels + pix;
         output[o] = act(conv_epilogue(acc[j], co, o));
     }
 }

@@ -1,8 +1,9 @@
-// Fully connected layer: out[o] = bias[o] + sum_i weight[o, i] * input[i].
+// Fully connected layer: out[o] = bias[o] + sum_i weight[o, i] * input[i],
+// for `batch` rows of input (1 in inference, N in training).
 // One workgroup per output; 64 invocations split the dot product.
 
 struct Params {
-    in_features: u32, out_features: u32, _p0: u32, _p1: u32,
+    in_features: u32, out_features: u32, batch: u32, _p0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -17,16 +18,19 @@ const RED_N: u32 = 64u;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let o = wg.x + wg.y * nwg.x;
+    let flat = wg.x + wg.y * nwg.x;
+    let o = flat % p.out_features;
+    let x = (flat / p.out_features) * p.in_features;
+    let inside = flat < p.out_features * p.batch;
     var s = 0.0;
-    if (o < p.out_features) {
+    if (inside) {
         let row = o * p.in_features;
         for (var i = li; i < p.in_features; i += RED_N) {
-            s += weight[row + i] * input[i];
+            s += weight[row + i] * input[x + i];
         }
     }
     let total = workgroup_sum(li, s);
-    if (li == 0u && o < p.out_features) {
-        output[o] = total + bias[o];
+    if (li == 0u && inside) {
+        output[flat] = total + bias[o];
     }
 }

@@ -448,7 +448,7 @@ impl WasmResNet {
 
 // ------------------------------------------------------------------ training
 
-/// A model being trained on the CPU backend: examples (frames or tensors),
+/// A model being trained, on the CPU backend or the GPU: examples (frames or tensors),
 /// then steps one call at a time, so the page can yield, show progress and
 /// stop between them. `js/index.js` wraps it as `Trainer`.
 #[wasm_bindgen]
@@ -464,9 +464,11 @@ impl WasmTrainer {
     /// (a JSON array of names) other than the weights' own get a new, seeded
     /// dense layer. `train`: `head`, `last-stage` or `all`; `bn`: `frozen`
     /// or `batch`; `augment`: random crops, flips and jitter, seeded;
-    /// `memory_mb`: the cap on examples and training tensors.
+    /// `memory_mb`: the cap on examples and training tensors; `backend`:
+    /// `cpu`, `webgpu`, or `auto` (WebGPU unless its adapter is a software
+    /// one, which trains slower than the CPU backend).
     #[allow(clippy::too_many_arguments)]
-    pub fn create(bytes: Vec<u8>, classes: String, train: String, bn: String, height: u32, width: u32, augment: bool, seed: u32, memory_mb: u32) -> Result<WasmTrainer, JsValue> {
+    pub async fn create(bytes: Vec<u8>, classes: String, train: String, bn: String, height: u32, width: u32, augment: bool, seed: u32, memory_mb: u32, backend: String) -> Result<WasmTrainer, JsValue> {
         console_error_panic_hook::set_once();
         let train: crate::train::Trainable = train.parse().map_err(err)?;
         let bn: crate::train::BnMode = bn.parse().map_err(err)?;
@@ -484,7 +486,18 @@ impl WasmTrainer {
             }
         }
         let config = crate::train::TrainConfig { bn, train };
-        let mut trainer = crate::train::Trainer::new(weights, height as usize, width as usize, config).map_err(err)?;
+        let gpu = match backend.as_str() {
+            "webgpu" => Some(Rc::new(Gpu::new().await.map_err(err)?)),
+            "auto" => Gpu::new().await.ok().filter(|g| !g.is_software()).map(Rc::new),
+            "cpu" => None,
+            other => return Err(js_error("BAD_INPUT", &format!("unknown trainer backend `{other}`: use 'auto', 'webgpu' or 'cpu'"))),
+        };
+        let (h, w) = (height as usize, width as usize);
+        let mut trainer = match gpu {
+            Some(gpu) => crate::train::Trainer::new_gpu(gpu, weights, h, w, config),
+            None => crate::train::Trainer::new(weights, h, w, config),
+        }
+        .map_err(err)?;
         trainer.set_memory_limit((memory_mb as u64) << 20);
         trainer.set_augment(augment.then(crate::train::Augment::default), seed as u64).map_err(err)?;
         Ok(WasmTrainer { trainer: RefCell::new(trainer), inbox: Inbox::default() })
@@ -498,9 +511,10 @@ impl WasmTrainer {
     /// Adds the `width`×`height` pixels written through `pixel_view` as an
     /// example of class `class`, preprocessed as `classify` does (kept
     /// whole when augmenting).
-    pub fn add_pixels(&self, width: u32, height: u32, class: u32) -> Result<(), JsValue> {
+    pub async fn add_pixels(&self, width: u32, height: u32, class: u32) -> Result<(), JsValue> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
-        t.add_pixels(&self.inbox.frame(width, height)?, width as usize, height as usize, class as usize).map_err(err)
+        let frame = self.inbox.frame(width, height)?;
+        t.add_pixels(&frame, width as usize, height as usize, class as usize).await.map_err(err)
     }
 
     /// Starts a large frame handed over in strips (see `WasmResNet::begin_strips`).
@@ -514,15 +528,15 @@ impl WasmTrainer {
     }
 
     /// Adds the frame handed over in strips as an example of class `class`.
-    pub fn add_strips(&self, class: u32) -> Result<(), JsValue> {
+    pub async fn add_strips(&self, class: u32) -> Result<(), JsValue> {
         let x = self.inbox.strips_input()?;
-        self.trainer.try_borrow_mut().map_err(|_| busy())?.add(&x, &[class as usize]).map_err(err)
+        self.trainer.try_borrow_mut().map_err(|_| busy())?.add(&x, &[class as usize]).await.map_err(err)
     }
 
     /// Adds a raw `3×H×W` tensor at the trainer's input size as an example of class `class`.
-    pub fn add_tensor(&self, data: &[f32], class: u32) -> Result<(), JsValue> {
+    pub async fn add_tensor(&self, data: Vec<f32>, class: u32) -> Result<(), JsValue> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
-        t.add(data, &[class as usize]).map_err(err)
+        t.add(&data, &[class as usize]).await.map_err(err)
     }
 
     pub fn remove(&self, index: u32) -> Result<(), JsValue> {
@@ -531,6 +545,11 @@ impl WasmTrainer {
 
     pub fn count(&self) -> u32 {
         self.trainer.borrow().len() as u32
+    }
+
+    /// `webgpu` or `cpu`: where the passes run.
+    pub fn backend(&self) -> String {
+        if self.trainer.borrow().on_gpu() { "webgpu" } else { "cpu" }.to_string()
     }
 
     /// Starts a run: `optimizer` `sgd` or `adamw`, `schedule` `constant` or `cosine`.
@@ -548,9 +567,9 @@ impl WasmTrainer {
     }
 
     /// One step: `{ step, steps, loss, epoch: { epoch, loss, accuracy, valAccuracy } | null }`, or null once the run is over.
-    pub fn step(&self) -> Result<JsValue, JsValue> {
+    pub async fn step(&self) -> Result<JsValue, JsValue> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| busy())?;
-        let Some(r) = t.step().map_err(err)? else { return Ok(JsValue::NULL) };
+        let Some(r) = t.step().await.map_err(err)? else { return Ok(JsValue::NULL) };
         let epoch = match &r.epoch {
             Some(e) => obj(&[
                 ("epoch", (e.epoch as u32).into()),

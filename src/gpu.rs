@@ -146,6 +146,14 @@ impl Gpu {
         }
     }
 
+    /// Whether the adapter is a software rasteriser (lavapipe, SwiftShader):
+    /// the CPU backend trains faster than its kernels.
+    pub fn is_software(&self) -> bool {
+        let i = &self.adapter_info;
+        let text = format!("{} {} {}", i.name, i.driver, i.driver_info).to_lowercase();
+        i.device_type == wgpu::DeviceType::Cpu || ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| text.contains(s))
+    }
+
     /// Catches validation and out-of-memory errors of the GPU work that
     /// follows, until [`ErrorScopes::check`].
     pub fn error_scopes(&self) -> ErrorScopes {

@@ -1,6 +1,7 @@
 //! Every WGSL kernel against a plain CPU computation, on awkward shapes:
 //! odd sizes, stride 2 on odd inputs, 1×1 / 3×3 / 7×7 kernels, channel
-//! counts that are not multiples of 4, dispatches past 65535 workgroups.
+//! counts that are not multiples of 4, dispatches past 65535 workgroups;
+//! and the training kernels (batched forward, backward passes) likewise.
 
 mod common;
 
@@ -626,5 +627,103 @@ fn preprocess_matches_cpu_resize_crop_normalise() {
         let d = cx.k.preprocess("pre", p.params(w, h).unwrap(), &src, &ob).unwrap();
         cx.run(&[&d]);
         assert_close(&format!("preprocess {w}×{h} → {crop_h}×{crop_w}"), &cx.read(&ob, want.len()), &want, 0.0, 1e-4);
+    }
+}
+
+/// The backward kernels of a conv over a batch of 3 (and the batched
+/// forward), against float64 loops: the input gradient (added to what dx
+/// held), the weight gradient (K×M, in one pass and cut into slices of the
+/// batch's pixels) and the bias gradient.
+#[test]
+fn conv_backward_kernels_match_cpu_on_awkward_shapes() {
+    let cx = ctx();
+    let mut cases = conv_cases();
+    // Few output tiles and many pixels: the weight gradient is cut into slices.
+    cases.push(ConvCase { cin: 3, h: 32, w: 30, cout: 5, k: 3, stride: 1, pad: 1, bias: true, residual: false, relu: false });
+    let mut rng = Rng::new(21);
+    let n = 3;
+    for (case, c) in cases.iter().enumerate() {
+        let (oh, ow) = c.out_size();
+        let (il, ol) = (c.cin * c.h * c.w, c.cout * oh * ow);
+        let x = rng.vec(n * il);
+        let wt = rng.vec(c.cout * c.cin * c.k * c.k);
+        let dy = rng.vec(n * ol);
+        let dx0 = rng.vec(n * il);
+        let kk = c.cin * c.k * c.k;
+        let (mut dw, mut dx, mut db) = (vec![0.0f64; c.cout * kk], dx0.iter().map(|&v| v as f64).collect::<Vec<_>>(), vec![0.0f64; c.cout]);
+        let mut fwd = Vec::new();
+        for e in 0..n {
+            fwd.extend(conv_cpu(&x[e * il..(e + 1) * il], &wt, None, None, &ConvCase { relu: false, ..*c }, oh, ow));
+            for co in 0..c.cout {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let g = dy[e * ol + (co * oh + oy) * ow + ox] as f64;
+                        db[co] += g;
+                        for ci in 0..c.cin {
+                            for ky in 0..c.k {
+                                for kx in 0..c.k {
+                                    let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                                    let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                        continue;
+                                    }
+                                    let xi = e * il + (ci * c.h + iy as usize) * c.w + ix as usize;
+                                    let wi = ((co * c.cin + ci) * c.k + ky) * c.k + kx;
+                                    dw[wi] += g * x[xi] as f64;
+                                    dx[xi] += g * wt[wi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let p = ConvParams { flags: 0, ..c.params() };
+        let (xb, wb, dyb) = (cx.upload(&x), cx.upload(&conv_weights_km(&wt, c.cout)), cx.upload(&dy));
+        let (yb, dxb, dwb, dbb) = (cx.zeros(n * ol), cx.upload(&dx0), cx.zeros(c.cout * kk), cx.zeros(c.cout));
+        let slices = Kernels::weight_grad_slices(kk, c.cout, n * oh * ow);
+        let scratch = cx.zeros(slices * kk * c.cout);
+        let bufs = ConvBuffers { input: &xb, weight: &wb, bias: None, residual: None, output: &yb, main_out: None, fold: None, f32_input: false };
+        let forward = cx.k.conv2d_batch("conv", n, p, &bufs).unwrap();
+        let input = cx.k.conv2d_backward_input("dx", n, p, &dyb, &wb, &dxb).unwrap();
+        let weight = cx.k.conv2d_backward_weight("dw", n, p, &xb, &dyb, &dwb, Some(&scratch)).unwrap();
+        let bias = cx.k.channel_sums("db", n, c.cout, oh * ow, &dyb, &dbb).unwrap();
+        cx.run(&[&forward, &input, &weight, &bias]);
+        let what = format!("conv case {case}, batch {n}");
+        assert_close(&format!("{what} forward"), &cx.read(&yb, n * ol), &fwd, 1e-5, 1e-5);
+        assert_close(&format!("{what} dx"), &cx.read(&dxb, n * il), &f32s(&dx), 1e-5, 1e-5);
+        assert_close(&format!("{what} dW ({slices} slices)"), &cx.read(&dwb, c.cout * kk), &conv_weights_km(&f32s(&dw), c.cout), 1e-5, 1e-5);
+        assert_close(&format!("{what} db"), &cx.read(&dbb, c.cout), &f32s(&db), 1e-5, 1e-5);
+    }
+    assert!(Kernels::weight_grad_slices(27, 5, 3 * 32 * 30) > 1, "the last case runs the sliced path");
+}
+
+/// Max pooling's backward over a batch against the CPU backend's, with ties
+/// (a ReLU's zeros): each window's gradient goes to its first maximum.
+#[test]
+fn maxpool_backward_matches_cpu_with_ties() {
+    use resnet::engine::cpu::ops;
+    use resnet::model::{PoolSpec, Shape};
+    let cx = ctx();
+    let mut rng = Rng::new(22);
+    for (c, h, w, k, s, pad) in [(5, 11, 8, 3, 2, 1), (3, 9, 9, 3, 2, 0), (2, 7, 10, 2, 2, 0), (4, 1, 1, 3, 2, 1)] {
+        let n = 2;
+        let oh = (h + 2 * pad - k) / s + 1;
+        let ow = (w + 2 * pad - k) / s + 1;
+        let (i, o) = (Shape::new(c, h, w), Shape::new(c, oh, ow));
+        let x: Vec<f32> = rng.vec(n * i.len()).iter().map(|v| v.max(0.0)).collect();
+        let dy = rng.vec(n * o.len());
+        let dx0 = rng.vec(n * i.len());
+        let mut want = dx0.clone();
+        let spec = PoolSpec { kernel: k, stride: s, padding: pad };
+        for e in 0..n {
+            ops::maxpool_backward(&x[e * i.len()..(e + 1) * i.len()], i, &spec, &dy[e * o.len()..(e + 1) * o.len()], o, &mut want[e * i.len()..(e + 1) * i.len()]);
+        }
+        let (xb, dyb, dxb) = (cx.upload(&x), cx.upload(&dy), cx.upload(&dx0));
+        let p = PoolParams { channels: (n * c) as u32, in_h: h as u32, in_w: w as u32, out_h: oh as u32, out_w: ow as u32, kernel: k as u32, stride: s as u32, pad: pad as u32 };
+        let d = cx.k.maxpool_backward("pool", p, &xb, &dyb, &dxb).unwrap();
+        cx.run(&[&d]);
+        assert_close(&format!("maxpool backward {c}×{h}×{w} k{k} s{s} p{pad}"), &cx.read(&dxb, want.len()), &want, 1e-6, 1e-6);
     }
 }

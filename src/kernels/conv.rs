@@ -11,7 +11,7 @@ use crate::{bail, Error, Result};
 
 crate::uniform! {
     /// The uniform block of the three conv shaders.
-    pub struct ConvParams for ["conv2d.wgsl", "conv2d_gemm.wgsl", "conv2d_coop.wgsl"] {
+    pub struct ConvParams for ["conv2d.wgsl", "conv2d_gemm.wgsl", "conv2d_coop.wgsl", "conv2d_backward_input.wgsl", "conv2d_backward_weight.wgsl"] {
         pub in_c: u32,
         pub in_h: u32,
         pub in_w: u32,
@@ -32,6 +32,16 @@ crate::uniform! {
         /// producer's HAS_BIAS and RELU flags.
         pub in_splits: u32,
         pub in_flags: u32,
+    }
+}
+
+crate::uniform! {
+    /// Per-channel sums over a batch (a conv bias's gradient).
+    pub struct ChannelSumsParams for ["channel_sums.wgsl"] {
+        pub channels: u32,
+        pub plane: u32,
+        pub batch: u32,
+        pub _pad: u32,
     }
 }
 
@@ -462,6 +472,67 @@ impl Kernels {
         first.then = Some(Box::new(self.bind(&label, "conv_splitk.wgsl", Variant::PLAIN, &buffers, &reduce, grid_for(len as usize)?)?));
         Ok(first)
     }
+
+    /// The direct convolution over a batch of `batch` NCHW examples, one
+    /// after another in `b.input` and `b.output` (training's forward pass).
+    pub fn conv2d_batch(&self, label: &str, batch: usize, p: ConvParams, b: &ConvBuffers) -> Result<Dispatch> {
+        let mut d = self.conv2d(label, p, b)?;
+        d.workgroups[2] = batch as u32;
+        Ok(d)
+    }
+
+    /// Adds the input gradient of conv `p` over a batch to `dx`, from the
+    /// output gradient `dy` and the K×M `weight` ([`conv_weights_km`]).
+    pub fn conv2d_backward_input(&self, label: &str, batch: usize, mut p: ConvParams, dy: &wgpu::Buffer, weight: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
+        p.co_groups = p.in_c.div_ceil(4);
+        let mut workgroups = grid_for((p.in_h * p.in_w) as usize * p.co_groups as usize)?;
+        workgroups[2] = batch as u32;
+        self.bind(label, "conv2d_backward_input.wgsl", Variant::PLAIN, &[dy, weight, dx], &p, workgroups)
+    }
+
+    /// Writes the weight gradient of conv `p` over a batch to `dw` (K×M,
+    /// as [`conv_weights_km`] lays weights out), from its input `x` and
+    /// output gradient `dy`. The batch's pixels are cut into slices where
+    /// the 64×64 tiles alone would leave the GPU idle: their partial sums go
+    /// to `scratch` (at least [`Kernels::weight_grad_slices`]·K·M floats),
+    /// then are added up in order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_backward_weight(&self, label: &str, batch: usize, mut p: ConvParams, x: &wgpu::Buffer, dy: &wgpu::Buffer, dw: &wgpu::Buffer, scratch: Option<&wgpu::Buffer>) -> Result<Dispatch> {
+        let (k, m) = (p.k() as usize, p.out_c as usize);
+        let q = batch * (p.out_h * p.out_w) as usize;
+        let slices = Self::weight_grad_slices(k, m, q);
+        let per = q.div_ceil(slices).div_ceil(16) * 16;
+        let slices = q.div_ceil(per).max(1);
+        p.co_groups = batch as u32;
+        p.k_split = per as u32;
+        let workgroups = [k.div_ceil(64) as u32, m.div_ceil(64) as u32, slices as u32];
+        if slices == 1 {
+            return self.bind(label, "conv2d_backward_weight.wgsl", Variant::PLAIN, &[x, dy, dw], &p, workgroups);
+        }
+        let Some(scratch) = scratch.filter(|s| s.size() >= (slices * k * m * 4) as u64) else {
+            bail!("{label}: the weight gradient's scratch buffer is missing or too small");
+        };
+        let mut first = self.bind(label, "conv2d_backward_weight.wgsl", Variant::PLAIN, &[x, dy, scratch], &p, workgroups)?;
+        let len = (k * m) as u32;
+        let reduce = SplitKParams { len, plane: len, splits: slices as u32, flags: 0 };
+        let buffers = [scratch, &self.dummy, &self.dummy, dw, &self.dummy_out];
+        first.then = Some(Box::new(self.bind(&format!("{label} (sum of {slices} slices)"), "conv_splitk.wgsl", Variant::PLAIN, &buffers, &reduce, grid_for(len as usize)?)?));
+        Ok(first)
+    }
+
+    /// How many slices of the batch's `q` pixels the weight gradient of a
+    /// `k`×`m` GEMM is cut into: enough for ~256 workgroups, each slice at
+    /// least 256 pixels long.
+    pub fn weight_grad_slices(k: usize, m: usize, q: usize) -> usize {
+        let tiles = k.div_ceil(64) * m.div_ceil(64);
+        256usize.div_ceil(tiles).min(q / 256).clamp(1, 65535)
+    }
+
+    /// Writes each channel's sum over a batch of `dy` (a conv bias's gradient) to `out`.
+    pub fn channel_sums(&self, label: &str, batch: usize, channels: usize, plane: usize, dy: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<Dispatch> {
+        let p = ChannelSumsParams { channels: channels as u32, plane: plane as u32, batch: batch as u32, _pad: 0 };
+        self.bind(label, "channel_sums.wgsl", Variant::PLAIN, &[dy, out], &p, [channels as u32, 1, 1])
+    }
 }
 
 /// Output tiles (`tile`×`tile`) along x (pixels) and y (channels), K slices along z.
@@ -530,4 +601,5 @@ mod tests {
         assert!(matches!(small.for_layer(&c, Shape::new(64, 1500, 1500)), LayerKernel::SplitK(_)));
         assert_eq!(small.for_layer(&c, Shape::new(64, 1000, 1000)), LayerKernel::SmallGemm);
     }
+
 }

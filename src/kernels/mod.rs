@@ -7,12 +7,17 @@
 //! * [`pool`]: max pool and global average pool;
 //! * [`head`]: dense layer and softmax;
 //! * [`preprocess`]: RGBA pixels → the normalised input tensor;
-//! * [`stats`]: the page's per-block statistics (channel means, ‖F(x)‖ and ‖x‖);
+//! * [`stats`]: the page's per-block statistics (channel means, ‖F(x)‖ and ‖x‖)
+//!   and a gradient's sum of squares;
 //! * [`source`]: the WGSL files, their shared snippets and f16 variants.
 //!
 //! A [`Dispatch`] is a kernel with its buffers and parameters bound; the
 //! engine builds all of a network's dispatches once, and each frame only
-//! records them into compute passes. Each kernel's uniform block is declared
+//! records them into compute passes.
+//!
+//! Training adds each op's backward kernel beside its forward one (same
+//! file family, `*_backward.wgsl`), all f32, batched: N examples one after
+//! another, NCHW each. Each kernel's uniform block is declared
 //! once, with [`uniform!`], and a test checks it against the WGSL struct.
 
 use std::collections::HashMap;
@@ -90,6 +95,15 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         layout::<PreprocessParams>(),
         layout::<stats::BlockStatsParams>(),
         layout::<stats::StatsNormsParams>(),
+        layout::<conv::ChannelSumsParams>(),
+        layout::<elementwise::BnStatsParams>(),
+        layout::<elementwise::ScaleShiftParams>(),
+        layout::<elementwise::BnBackwardParams>(),
+        layout::<elementwise::ReluBackwardParams>(),
+        layout::<pool::GapBackwardParams>(),
+        layout::<head::DenseBackwardParams>(),
+        layout::<head::CrossEntropyParams>(),
+        layout::<stats::SumSquaresParams>(),
     ]
 }
 

@@ -65,6 +65,18 @@ pub const SHADERS: &[Shader] = &[
     shader!("preprocess.wgsl", []),
     shader!("block_stats.wgsl", ["act"]),
     shader!("stats_norms.wgsl", []),
+    shader!("conv2d_backward_input.wgsl", []),
+    shader!("conv2d_backward_weight.wgsl", []),
+    shader!("channel_sums.wgsl", []),
+    shader!("batchnorm_stats.wgsl", []),
+    shader!("scale_shift.wgsl", []),
+    shader!("batchnorm_backward.wgsl", []),
+    shader!("relu_backward.wgsl", []),
+    shader!("maxpool_backward.wgsl", []),
+    shader!("global_avg_pool_backward.wgsl", []),
+    shader!("dense_backward.wgsl", []),
+    shader!("cross_entropy.wgsl", []),
+    shader!("sum_squares.wgsl", []),
 ];
 
 /// The snippets kernels include.

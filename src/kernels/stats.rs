@@ -45,6 +45,16 @@ pub struct ResidualPair<'a> {
     pub shortcut: &'a wgpu::Buffer,
 }
 
+crate::uniform! {
+    pub struct SumSquaresParams for ["sum_squares.wgsl"] {
+        pub len: u32,
+        pub chunk: u32,
+        /// Where the slices' sums go in the output buffer (in f32s).
+        pub at: u32,
+        pub _pad: u32,
+    }
+}
+
 impl Kernels {
     /// Channel means of `block_out` (`p.channels` planes of `p.plane`) to
     /// `stats[p.means_at..]`; with `residual`, each channel's Σ F(x)² and Σ x²
@@ -61,4 +71,14 @@ impl Kernels {
         let p = StatsNormsParams { norms_at, ..Default::default() };
         self.bind(label, "stats_norms.wgsl", Variant::PLAIN, &[stats, entries], &p, [blocks.max(1) as u32, 1, 1])
     }
+
+    /// Σ v² of `len` values of `input`, one sum per slice of
+    /// [`Kernels::SQUARES_CHUNK`] values, to `output[at..]` (the host adds the
+    /// slices up): a gradient's norm at a block's input.
+    pub fn sum_squares(&self, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer, at: usize) -> Result<Dispatch> {
+        let p = SumSquaresParams { len: len as u32, chunk: Self::SQUARES_CHUNK as u32, at: at as u32, _pad: 0 };
+        self.bind(label, "sum_squares.wgsl", Variant::PLAIN, &[input, output], &p, grid(len.div_ceil(Self::SQUARES_CHUNK))?)
+    }
+
+    pub const SQUARES_CHUNK: usize = 4096;
 }

@@ -10,8 +10,13 @@
 //!
 //! [`Trainer`] runs one step a call (the browser yields between them).
 
+use std::rc::Rc;
+
 use super::augment::Augment;
+use super::gpu::GpuTrainPlan;
 use super::{Grads, Optimizer, OptimConfig, TrainConfig, TrainPlan};
+use crate::gpu::Gpu;
+use crate::plan::{Plan, TensorId};
 use crate::demo::Rng;
 use crate::preprocess::Preprocess;
 use crate::plan::BlockRole;
@@ -123,12 +128,115 @@ impl Source {
     }
 }
 
+/// Where a trainer's passes run: the CPU backend or the GPU's kernels.
+/// Both run the same plan; the GPU's calls wait for its readback.
+enum Exec {
+    Cpu(Box<TrainPlan>),
+    Gpu(Box<GpuTrainPlan>),
+}
+
+impl Exec {
+    fn plan(&self) -> &Plan {
+        match self {
+            Exec::Cpu(t) => &t.plan,
+            Exec::Gpu(t) => &t.plan,
+        }
+    }
+
+    fn shape(&self, t: TensorId) -> crate::model::Shape {
+        self.plan().shape(t)
+    }
+
+    fn boundary(&self) -> &[TensorId] {
+        match self {
+            Exec::Cpu(t) => t.boundary(),
+            Exec::Gpu(t) => t.boundary(),
+        }
+    }
+
+    fn first_trainable(&self) -> usize {
+        match self {
+            Exec::Cpu(t) => t.first_trainable(),
+            Exec::Gpu(t) => t.first_trainable(),
+        }
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        match self {
+            Exec::Cpu(t) => t.check_batch(n),
+            Exec::Gpu(t) => t.check_batch(n),
+        }
+    }
+
+    fn trainable_values(&self, weights: &Weights) -> usize {
+        match self {
+            Exec::Cpu(t) => t.trainable_values(weights),
+            Exec::Gpu(t) => t.trainable_values(weights),
+        }
+    }
+
+    fn input_grad_norms(&self) -> &std::collections::HashMap<TensorId, f64> {
+        match self {
+            Exec::Cpu(t) => t.input_grad_norms(),
+            Exec::Gpu(t) => t.input_grad_norms(),
+        }
+    }
+
+    fn refresh(&mut self, weights: &Weights) {
+        match self {
+            Exec::Cpu(t) => t.refresh(weights, false),
+            Exec::Gpu(t) => t.refresh(weights, false),
+        }
+    }
+
+    fn set(&mut self, t: TensorId, n: usize, data: &[f32]) -> Result<()> {
+        match self {
+            Exec::Cpu(p) => {
+                p.set(t, n, data);
+                Ok(())
+            }
+            Exec::Gpu(p) => p.set(t, n, data),
+        }
+    }
+
+    async fn frozen_outputs(&mut self, weights: &mut Weights) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Exec::Cpu(t) => t.frozen_outputs(weights),
+            Exec::Gpu(t) => t.frozen_outputs().await,
+        }
+    }
+
+    /// A training forward and backward pass from op `from`: loss, logits, gradients.
+    async fn train_step(&mut self, weights: &mut Weights, from: usize, labels: &[usize], momentum: f32) -> Result<(f64, Vec<f32>, Grads)> {
+        match self {
+            Exec::Cpu(t) => {
+                t.forward(weights, from, true, Some(momentum))?;
+                let logits = t.tensor(t.plan.logits).to_vec();
+                let (loss, grads) = t.backward(weights, labels)?;
+                Ok((loss, logits, grads))
+            }
+            Exec::Gpu(t) => t.step(weights, from, labels, Some(momentum)).await,
+        }
+    }
+
+    /// The logits of the batch set, from op `from` as in inference.
+    async fn logits(&mut self, weights: &mut Weights, from: usize) -> Result<Vec<f32>> {
+        match self {
+            Exec::Cpu(t) => {
+                t.forward(weights, from, false, None)?;
+                Ok(t.tensor(t.plan.logits).to_vec())
+            }
+            Exec::Gpu(t) => t.logits(from).await,
+        }
+    }
+}
+
 /// A model being trained: its weights, the training plan, the examples as
 /// the trainable part reads them (or whole, with augmentation), and the run
 /// in progress.
 pub struct Trainer {
     pub weights: Weights,
-    tp: TrainPlan,
+    tp: Exec,
     /// The eval transform at the trainer's input size.
     pre: Preprocess,
     /// With augmentation: how, its random numbers, and the examples kept whole.
@@ -146,10 +254,26 @@ pub struct Trainer {
 }
 
 impl Trainer {
+    /// A trainer on the CPU backend.
     pub fn new(weights: Weights, height: usize, width: usize, config: TrainConfig) -> Result<Trainer> {
-        let tp = TrainPlan::new(&weights, height, width, config)?;
-        let lens: Vec<usize> = tp.boundary.iter().map(|&t| tp.shape(t).len()).collect();
-        Ok(Trainer {
+        let tp = Exec::Cpu(Box::new(TrainPlan::new(&weights, height, width, config)?));
+        Ok(Self::with(weights, tp, height, width))
+    }
+
+    /// A trainer whose passes run on `gpu`'s kernels.
+    pub fn new_gpu(gpu: Rc<Gpu>, weights: Weights, height: usize, width: usize, config: TrainConfig) -> Result<Trainer> {
+        let tp = Exec::Gpu(Box::new(GpuTrainPlan::new(gpu, &weights, height, width, config)?));
+        Ok(Self::with(weights, tp, height, width))
+    }
+
+    /// Whether the passes run on the GPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(self.tp, Exec::Gpu(_))
+    }
+
+    fn with(weights: Weights, tp: Exec, height: usize, width: usize) -> Trainer {
+        let lens: Vec<usize> = tp.boundary().iter().map(|&t| tp.shape(t).len()).collect();
+        Trainer {
             weights,
             kept: vec![Vec::new(); lens.len()],
             lens,
@@ -161,7 +285,7 @@ impl Trainer {
             memory_limit: u64::MAX,
             run: None,
             last_norms: Vec::new(),
-        })
+        }
     }
 
     /// Trains on augmented examples (seeded by `seed`), or not (`None`).
@@ -182,7 +306,7 @@ impl Trainer {
 
     /// Adds a `width`×`height` RGBA8 image as an example of class `label`,
     /// preprocessed as `classify` does (or kept, to be augmented).
-    pub fn add_pixels(&mut self, rgba: &[u8], width: usize, height: usize, label: usize) -> Result<()> {
+    pub async fn add_pixels(&mut self, rgba: &[u8], width: usize, height: usize, label: usize) -> Result<()> {
         if width.checked_mul(height).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) {
             bail!(BadInput, "expected {width}×{height}×4 bytes of RGBA pixels, got {}", rgba.len());
         }
@@ -191,7 +315,7 @@ impl Trainer {
             let (h, w) = self.input_size();
             let mut x = vec![0.0; 3 * h * w];
             crate::engine::cpu::preprocess::preprocess(rgba, &params, &mut x)?;
-            return self.add(&x, &[label]);
+            return self.add(&x, &[label]).await;
         }
         self.check_label(label)?;
         let bytes = self.kept_bytes() + rgba.len() as u64;
@@ -229,7 +353,7 @@ impl Trainer {
     }
 
     pub fn input_size(&self) -> (usize, usize) {
-        let s = self.tp.shape(self.tp.plan.input);
+        let s = self.tp.shape(self.tp.plan().input);
         (s.h, s.w)
     }
 
@@ -245,9 +369,9 @@ impl Trainer {
     /// Adds examples: `x` holds `labels.len()` raw `3×H×W` inputs at the
     /// trainer's input size. With part of the network frozen, only what the
     /// trainable part reads of them is kept.
-    pub fn add(&mut self, x: &[f32], labels: &[usize]) -> Result<()> {
+    pub async fn add(&mut self, x: &[f32], labels: &[usize]) -> Result<()> {
         let n = labels.len();
-        let input = self.tp.plan.input;
+        let input = self.tp.plan().input;
         let per = self.tp.shape(input).len();
         if x.len() != n * per {
             let (h, w) = self.input_size();
@@ -274,8 +398,8 @@ impl Trainer {
             self.kept[0].extend_from_slice(x);
         } else {
             for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
-                self.tp.set(input, chunk.len(), &x[chunk[0] * per..(chunk[0] + chunk.len()) * per]);
-                for (k, out) in self.kept.iter_mut().zip(self.tp.frozen_outputs(&mut self.weights)?) {
+                self.tp.set(input, chunk.len(), &x[chunk[0] * per..(chunk[0] + chunk.len()) * per])?;
+                for (k, out) in self.kept.iter_mut().zip(self.tp.frozen_outputs(&mut self.weights).await?) {
                     k.extend_from_slice(&out);
                 }
             }
@@ -322,7 +446,7 @@ impl Trainer {
     /// where the trainer augments); returns the op their forward pass starts at.
     fn set_batch(&mut self, idx: &[usize], augmented: bool) -> Result<usize> {
         if let Some((aug, rng)) = &mut self.augment {
-            let input = self.tp.plan.input;
+            let input = self.tp.plan().input;
             let s = self.tp.shape(input);
             let per = s.len();
             let mut x = vec![0.0; idx.len() * per];
@@ -340,13 +464,13 @@ impl Trainer {
                     aug.flip_jitter(dst, s.h, s.w, mean, inv, clamp, rng);
                 }
             }
-            self.tp.set(input, idx.len(), &x);
+            self.tp.set(input, idx.len(), &x)?;
             return Ok(0);
         }
         for (b, (&len, k)) in self.lens.iter().zip(&self.kept).enumerate() {
             let x: Vec<f32> = idx.iter().flat_map(|&i| k[i * len..(i + 1) * len].iter().copied()).collect();
-            let t = self.tp.boundary[b];
-            self.tp.set(t, idx.len(), &x);
+            let t = self.tp.boundary()[b];
+            self.tp.set(t, idx.len(), &x)?;
         }
         Ok(self.tp.first_trainable())
     }
@@ -358,9 +482,9 @@ impl Trainer {
     fn plan_bytes(&self, n: usize, kind: super::OptimizerKind) -> u64 {
         let first = self.tp.first_trainable();
         let values = |ops: &[crate::plan::Op]| ops.iter().flat_map(|op| op.outputs()).map(|t| self.tp.shape(t).len() as u64).sum::<u64>();
-        let boundary = self.tp.boundary.iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
-        let trainable = values(&self.tp.plan.ops[first..]) + boundary;
-        let frozen = if self.augment.is_some() { values(&self.tp.plan.ops[..first]) } else { 0 };
+        let boundary = self.tp.boundary().iter().map(|&t| self.tp.shape(t).len() as u64).sum::<u64>();
+        let trainable = values(&self.tp.plan().ops[first..]) + boundary;
+        let frozen = if self.augment.is_some() { values(&self.tp.plan().ops[..first]) } else { 0 };
         let state = match kind {
             super::OptimizerKind::Sgd => 1,
             super::OptimizerKind::AdamW => 2,
@@ -414,9 +538,9 @@ impl Trainer {
     }
 
     /// One step of the run begun; `None` once it is over.
-    pub fn step(&mut self) -> Result<Option<StepReport>> {
+    pub async fn step(&mut self) -> Result<Option<StepReport>> {
         let Some(mut run) = self.run.take() else { return Ok(None) };
-        let r = self.step_in(&mut run);
+        let r = self.step_in(&mut run).await;
         // The run goes on after a step that failed (its batch can be drawn again), and ends after its last.
         if r.is_err() || run.optimizer.steps < run.steps {
             self.run = Some(run);
@@ -424,7 +548,7 @@ impl Trainer {
         r
     }
 
-    fn step_in(&mut self, run: &mut Run) -> Result<Option<StepReport>> {
+    async fn step_in(&mut self, run: &mut Run) -> Result<Option<StepReport>> {
         if run.optimizer.steps >= run.steps {
             return Ok(None);
         }
@@ -436,13 +560,12 @@ impl Trainer {
         let classes = self.weights.model.classes();
         let from = self.set_batch(&idx, true)?;
         let momentum = super::bn_momentum(self.weights.model.scheme);
-        self.tp.forward(&mut self.weights, from, true, Some(momentum))?;
         let labels: Vec<usize> = idx.iter().map(|&i| self.labels[i]).collect();
-        run.correct += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(&labels).filter(|(p, y)| p == *y).count();
-        let (loss, grads) = self.tp.backward(&self.weights, &labels)?;
+        let (loss, logits, grads) = self.tp.train_step(&mut self.weights, from, &labels, momentum).await?;
+        run.correct += argmax_rows(&logits, classes).zip(&labels).filter(|(p, y)| p == *y).count();
         run.optimizer.step(&mut self.weights, &grads);
         self.last_norms = self.norms(&grads);
-        self.tp.refresh(&self.weights, false);
+        self.tp.refresh(&self.weights);
         run.loss_sum += loss * idx.len() as f64;
         run.at = end;
         let mut epoch = None;
@@ -453,8 +576,8 @@ impl Trainer {
                 let mut right = 0;
                 for chunk in run.val.clone().chunks(run.batch) {
                     let from = self.set_batch(chunk, false)?;
-                    self.tp.forward(&mut self.weights, from, false, None)?;
-                    right += argmax_rows(self.tp.tensor(self.tp.plan.logits), classes).zip(chunk).filter(|(p, &i)| *p == self.labels[i]).count();
+                    let logits = self.tp.logits(&mut self.weights, from).await?;
+                    right += argmax_rows(&logits, classes).zip(chunk).filter(|(p, &i)| *p == self.labels[i]).count();
                 }
                 Some(right as f64 / run.val.len() as f64)
             };
@@ -476,7 +599,7 @@ impl Trainer {
 
     /// Per block: ‖∂L/∂W‖ of `grads` and ‖∂L/∂x‖ at its input in the last backward pass.
     fn norms(&self, grads: &Grads) -> Vec<BlockGradNorm> {
-        let plan = &self.tp.plan;
+        let plan = self.tp.plan();
         let inputs = self.tp.input_grad_norms();
         plan.blocks
             .iter()

@@ -25,6 +25,7 @@ use crate::{bail, Result};
 
 pub mod augment;
 pub mod fit;
+pub mod gpu;
 pub mod optim;
 
 pub use augment::Augment;
@@ -94,34 +95,20 @@ pub fn bn_momentum(scheme: crate::model::Scheme) -> f32 {
     }
 }
 
-/// A batched forward and backward pass over the inspect plan.
-pub struct TrainPlan {
-    pub plan: Plan,
-    config: TrainConfig,
+/// Where the trainable part of an inspect plan starts, and what it reads
+/// from the frozen part: shared by the CPU and GPU training plans.
+pub(crate) struct Part {
     /// The first op whose parameters train.
-    first: usize,
+    pub first: usize,
     /// The op that writes each tensor (`None` for the input).
-    producer: Vec<Option<usize>>,
-    /// The tensors the trainable ops read that the frozen ops (or the
-    /// input) produce: what [`TrainPlan::frozen_outputs`] returns.
+    pub producer: Vec<Option<usize>>,
+    /// The tensors the trainable ops read that the frozen ops (or the input) produce.
     pub boundary: Vec<TensorId>,
-    /// Examples in the tensors now.
-    n: usize,
-    acts: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
-    /// ‖∂L/∂x‖ at each block's input in the last backward pass.
-    grad_norms: HashMap<TensorId, f64>,
-    /// Per batchnorm op of the last forward pass: (mean, 1/√(var+ε)).
-    bn_stats: HashMap<usize, (Vec<f32>, Vec<f32>)>,
-    /// The convs as the forward pass runs them (rebuilt after each update).
-    convs: HashMap<String, CpuConv>,
-    scratch: Scratch,
 }
 
-impl TrainPlan {
-    pub fn new(weights: &Weights, height: usize, width: usize, config: TrainConfig) -> Result<TrainPlan> {
-        let plan = Plan::new(&weights.model, height, width, Mode::Inspect)?;
-        let first = match config.train {
+impl Part {
+    pub fn of(plan: &Plan, train: Trainable) -> Part {
+        let first = match train {
             Trainable::All => 0,
             Trainable::Head => plan.ops.iter().position(|op| matches!(op, Op::Dense { .. })).expect("a plan has a dense layer"),
             Trainable::LastStage => {
@@ -143,13 +130,72 @@ impl TrainPlan {
                 }
             }
         }
+        Part { first, producer, boundary }
+    }
+
+    /// Whether the backward pass needs tensor `t`'s gradient: a trainable op wrote it.
+    pub fn needs_grad(&self, t: TensorId) -> bool {
+        self.producer[t].is_some_and(|p| p >= self.first)
+    }
+
+    /// Refuses a batch of `n` where a batch-mode batchnorm would see one value per channel.
+    pub fn check_batch(&self, plan: &Plan, bn_mode: BnMode, n: usize) -> Result<()> {
+        if bn_mode != BnMode::Batch {
+            return Ok(());
+        }
+        for op in &plan.ops[self.first..] {
+            if let Op::BatchNorm { bn, input, .. } = op {
+                let s = plan.shape(*input);
+                if n * s.h * s.w <= 1 {
+                    bail!(BadInput, "batchnorm `{}` in batch mode needs more than one value per channel, but a batch of {n} on its {}×{} map gives {}: use a larger batch (or one that leaves no example alone at an epoch's end) or input, or --bn frozen", bn.name, s.h, s.w, n * s.h * s.w);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Values in the trainable part's parameters.
+    pub fn trainable_values(&self, plan: &Plan, weights: &Weights) -> usize {
+        plan.ops[self.first..]
+            .iter()
+            .map(|op| match op {
+                Op::Conv(c) => weights.convs[&c.conv.name].weight.len() + weights.convs[&c.conv.name].bias.as_ref().map_or(0, Vec::len),
+                Op::BatchNorm { bn, .. } => 2 * bn.channels,
+                Op::Dense { .. } => weights.dense.weight.len() + weights.dense.bias.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// A batched forward and backward pass over the inspect plan.
+pub struct TrainPlan {
+    pub plan: Plan,
+    config: TrainConfig,
+    /// The trainable part; its boundary is what [`TrainPlan::frozen_outputs`] returns.
+    part: Part,
+    /// Examples in the tensors now.
+    n: usize,
+    acts: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    /// ‖∂L/∂x‖ at each block's input in the last backward pass.
+    grad_norms: HashMap<TensorId, f64>,
+    /// Per batchnorm op of the last forward pass: (mean, 1/√(var+ε)).
+    bn_stats: HashMap<usize, (Vec<f32>, Vec<f32>)>,
+    /// The convs as the forward pass runs them (rebuilt after each update).
+    convs: HashMap<String, CpuConv>,
+    scratch: Scratch,
+}
+
+impl TrainPlan {
+    pub fn new(weights: &Weights, height: usize, width: usize, config: TrainConfig) -> Result<TrainPlan> {
+        let plan = Plan::new(&weights.model, height, width, Mode::Inspect)?;
+        let part = Part::of(&plan, config.train);
         let tensors = plan.tensors.len();
         let mut tp = TrainPlan {
             plan,
             config,
-            first,
-            producer,
-            boundary,
+            part,
             n: 0,
             acts: vec![Vec::new(); tensors],
             grads: vec![Vec::new(); tensors],
@@ -166,16 +212,11 @@ impl TrainPlan {
         self.config
     }
 
-    /// Whether the backward pass needs tensor `t`'s gradient: a trainable op wrote it.
-    fn needs_grad(&self, t: TensorId) -> bool {
-        self.producer[t].is_some_and(|p| p >= self.first)
-    }
-
     /// Rebuilds the forward convs from `weights` (all, or only the trainable ones).
     pub fn refresh(&mut self, weights: &Weights, all: bool) {
         for (oi, op) in self.plan.ops.iter().enumerate() {
             if let Op::Conv(c) = op {
-                if all || oi >= self.first {
+                if all || oi >= self.part.first {
                     let p = &weights.convs[&c.conv.name];
                     self.convs.insert(c.conv.name.clone(), CpuConv::new(c.conv.clone(), p.weight.clone(), p.bias.clone()));
                 }
@@ -240,7 +281,7 @@ impl TrainPlan {
                 Op::BatchNorm { bn, input, .. } => {
                     let s = plan.shape(*input);
                     let p = weights.bns.get_mut(&bn.name).expect("every batchnorm has weights");
-                    let (mean, var): (Vec<f32>, Vec<f32>) = if training && self.config.bn == BnMode::Batch && oi >= self.first {
+                    let (mean, var): (Vec<f32>, Vec<f32>) = if training && self.config.bn == BnMode::Batch && oi >= self.part.first {
                         let (m, v) = ops::batch_moments(&acts[*input], n, s);
                         if let Some(k) = momentum {
                             // The running variance follows the unbiased batch variance.
@@ -293,42 +334,28 @@ impl TrainPlan {
 
     /// Refuses a batch of `n` where a batch-mode batchnorm would see one value per channel.
     pub fn check_batch(&self, n: usize) -> Result<()> {
-        if self.config.bn != BnMode::Batch {
-            return Ok(());
-        }
-        for op in &self.plan.ops[self.first..] {
-            if let Op::BatchNorm { bn, input, .. } = op {
-                let s = self.plan.shape(*input);
-                if n * s.h * s.w <= 1 {
-                    bail!(BadInput, "batchnorm `{}` in batch mode needs more than one value per channel, but a batch of {n} on its {}×{} map gives {}: use a larger batch (or one that leaves no example alone at an epoch's end) or input, or --bn frozen", bn.name, s.h, s.w, n * s.h * s.w);
-                }
-            }
-        }
-        Ok(())
+        self.part.check_batch(&self.plan, self.config.bn, n)
+    }
+
+    /// The tensors the trainable ops read that the frozen ops (or the input) produce.
+    pub fn boundary(&self) -> &[TensorId] {
+        &self.part.boundary
     }
 
     /// Values in the trainable part's parameters.
     pub fn trainable_values(&self, weights: &Weights) -> usize {
-        self.plan.ops[self.first..]
-            .iter()
-            .map(|op| match op {
-                Op::Conv(c) => weights.convs[&c.conv.name].weight.len() + weights.convs[&c.conv.name].bias.as_ref().map_or(0, Vec::len),
-                Op::BatchNorm { bn, .. } => 2 * bn.channels,
-                Op::Dense { .. } => weights.dense.weight.len() + weights.dense.bias.len(),
-                _ => 0,
-            })
-            .sum()
+        self.part.trainable_values(&self.plan, weights)
     }
 
     /// The outputs of the frozen ops that the trainable ones read, for the
     /// batch set: runs only the frozen ops. One vector per
     /// [`TrainPlan::boundary`] tensor, `n` examples each.
     pub fn frozen_outputs(&mut self, weights: &mut Weights) -> Result<Vec<Vec<f32>>> {
-        let first = self.first;
+        let first = self.part.first;
         self.run(weights, 0..first, false, None)?;
-        let out = self.boundary.iter().map(|&t| self.tensor(t).to_vec()).collect();
+        let out = self.part.boundary.iter().map(|&t| self.tensor(t).to_vec()).collect();
         // The frozen part's tensors are not kept: a batch of them can take gigabytes.
-        for (t, p) in self.producer.iter().enumerate() {
+        for (t, p) in self.part.producer.iter().enumerate() {
             if p.is_none_or(|p| p < first) {
                 self.acts[t] = Vec::new();
             }
@@ -339,7 +366,7 @@ impl TrainPlan {
     /// The first op of the trainable part (where a batch of
     /// [`TrainPlan::frozen_outputs`] starts its forward pass).
     pub fn first_trainable(&self) -> usize {
-        self.first
+        self.part.first
     }
 
     /// The backward pass of the last forward pass (run with `training`):
@@ -364,7 +391,7 @@ impl TrainPlan {
         self.grad_norms.clear();
         // Out of the plan for the loop, as in `run`.
         let ops = std::mem::take(&mut self.plan.ops);
-        for (oi, op) in ops.iter().enumerate().skip(self.first).rev() {
+        for (oi, op) in ops.iter().enumerate().skip(self.part.first).rev() {
             if matches!(op, Op::Softmax { .. }) {
                 continue;
             }
@@ -384,7 +411,7 @@ impl TrainPlan {
     /// Tensor `t`'s gradient buffer, zeroed at first use, or `None` when the
     /// backward pass does not need it.
     fn take_grad(&mut self, t: TensorId) -> Option<Vec<f32>> {
-        if !self.needs_grad(t) {
+        if !self.part.needs_grad(t) {
             return None;
         }
         let mut g = std::mem::take(&mut self.grads[t]);

@@ -1,6 +1,7 @@
 // Training in the browser through the npm package: a trainer on the demo
-// network learns two colours from canvases on each backend (WebGPU for the
-// model, wasm for the training), the model then answers with the new class
+// network learns two colours from canvases on each backend (the model on
+// WebGPU or wasm, the training passes on WebGPU's kernels or wasm), the GPU
+// and CPU trainers agree step by step, the model then answers with the new class
 // names, the exported weights load back to the same logits, an AbortSignal
 // stops a fit, the memory cap refuses clearly, and the same runs in a
 // module Worker.
@@ -12,7 +13,7 @@ const missing = missingPrerequisite();
 if (missing) throw new Error(missing);
 
 /** Runs in the page (or a Worker): the whole training story on one backend. */
-async function story(backend) {
+async function story([backend, trainerBackend]) {
   // An absolute URL: a Worker made from a blob: URL resolves nothing relative.
   const api = await import(new URL('/js/index.js', globalThis.origin).href);
   // A frame of one colour with seeded noise: an OffscreenCanvas works on the main thread and in a Worker.
@@ -34,7 +35,8 @@ async function story(backend) {
   const out = {};
   const m = await api.ResNet.load(await api.demoWeights(), { inputSize: 64, backend });
   out.backend = m.info.backend;
-  const t = await m.trainer({ classes: ['red', 'blue'], learningRate: 0.05, seed: 3 });
+  const t = await m.trainer({ classes: ['red', 'blue'], learningRate: 0.05, seed: 3, backend: trainerBackend });
+  out.trainerBackend = t.backend;
   for (let i = 0; i < 4; i++) {
     await t.add(frame(200, 40, 40), 0);
     await t.add(frame(40, 40, 200), 1);
@@ -58,6 +60,7 @@ async function story(backend) {
   out.reloadedTop = b.top.map((x) => x.label);
   // dispose() ends a fit in progress.
   const gone = await m.trainer({ classes: ['red', 'blue'], seed: 9 });
+  out.autoBackend = gone.backend;
   await gone.add(frame(200, 40, 40), 0);
   await gone.add(frame(40, 40, 200), 1);
   out.disposedFit = await gone.fit({ epochs: 1000, batchSize: 1, onStep: (s) => s.step === 2 && gone.dispose() }).then(() => 'finished', (e) => e.code);
@@ -79,7 +82,7 @@ async function story(backend) {
     out.cap = e.code;
   }
   // Augmented: frames kept whole, drawn afresh each epoch.
-  const aug = await m.trainer({ classes: ['red', 'blue'], augment: true, learningRate: 0.05, seed: 5 });
+  const aug = await m.trainer({ classes: ['red', 'blue'], augment: true, learningRate: 0.05, seed: 5, backend: trainerBackend });
   for (let i = 0; i < 3; i++) {
     await aug.add(frame(200, 40, 40), 0);
     await aug.add(frame(40, 40, 200), 1);
@@ -96,8 +99,11 @@ async function story(backend) {
   return out;
 }
 
-function checkStory(out, backend) {
+function checkStory(out, [backend, trainerBackend]) {
   assert.equal(out.backend, backend);
+  assert.equal(out.trainerBackend, trainerBackend);
+  // 'auto' leaves a software adapter (SwiftShader here) to the CPU backend.
+  assert.equal(out.autoBackend, 'cpu');
   assert.equal(out.count, 8);
   assert.equal(out.steps, 25);
   assert.equal(out.lastAccuracy, 1, 'trains to 100% on two colours');
@@ -129,24 +135,58 @@ describe('training in the browser', () => {
     await server?.stop();
   });
 
-  for (const backend of ['webgpu', 'cpu']) {
-    it(`trains new classes on the main thread (${backend})`, { timeout: 300000 }, async () => {
+  for (const backends of [['webgpu', 'webgpu'], ['cpu', 'cpu']]) {
+    it(`trains new classes on the main thread (model on ${backends[0]}, training on ${backends[1]})`, { timeout: 300000 }, async () => {
       const page = await browser.newPage();
       const log = recordConsole(page);
       await page.goto(`${server.url}/js/index.d.ts`);
-      const out = await page.evaluate(story, backend).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
-      checkStory(out, backend);
+      const out = await page.evaluate(story, backends).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+      checkStory(out, backends);
       await page.close();
     });
   }
+
+  it('trains the whole network on WebGPU as on the CPU backend, step by step', { timeout: 300000 }, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/js/index.d.ts`);
+    const out = await page
+      .evaluate(async () => {
+        const api = await import('/js/index.js');
+        const runs = {};
+        for (const backend of ['webgpu', 'cpu']) {
+          // A model each: after a fit, a model keeps the trained weights (and the next trainer starts there).
+          const m = await api.ResNet.load(await api.demoWeights(), { inputSize: 40, backend: 'webgpu' });
+          const t = await m.trainer({ classes: ['a', 'b'], train: 'all', bn: 'batch', optimizer: 'sgd', learningRate: 0.01, seed: 4, backend });
+          let s = 11;
+          for (let i = 0; i < 6; i++) {
+            const x = new Float32Array(3 * 40 * 40).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
+            await t.addTensor(x, i % 2);
+          }
+          const losses = [];
+          await t.fit({ epochs: 2, batchSize: 3, onStep: (st) => losses.push(st.loss) });
+          runs[backend] = { backend: t.backend, losses, norms: t.gradientNorms().map((n) => n.input) };
+          t.dispose();
+          m.dispose();
+        }
+        return runs;
+      })
+      .catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    assert.equal(out.webgpu.backend, 'webgpu');
+    assert.equal(out.cpu.backend, 'cpu');
+    assert.equal(out.webgpu.losses.length, 4);
+    out.cpu.losses.forEach((l, i) => assert.ok(Math.abs(l - out.webgpu.losses[i]) <= 1e-4 * Math.max(1, l), `losses ${out.webgpu.losses} against ${out.cpu.losses}`));
+    out.cpu.norms.forEach((n, i) => assert.ok((n === null) === (out.webgpu.norms[i] === null) && (n === null || Math.abs(n - out.webgpu.norms[i]) <= 1e-3 * n + 1e-9), `input gradient norms ${out.webgpu.norms} against ${out.cpu.norms}`));
+    await page.close();
+  });
 
   it('trains in a module Worker', { timeout: 300000 }, async () => {
     const page = await browser.newPage();
     const log = recordConsole(page);
     await page.goto(`${server.url}/js/index.d.ts`);
-    const out = await inWorker(page, story, 'cpu').catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
+    const out = await inWorker(page, story, ['cpu', 'cpu']).catch((e) => assert.fail(`${e.message}\n${log.join('\n')}`));
     assert.ok(out.ok, out.error);
-    checkStory(out.ok, 'cpu');
+    checkStory(out.ok, ['cpu', 'cpu']);
     await page.close();
   });
 });

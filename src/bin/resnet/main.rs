@@ -166,8 +166,8 @@ fn main() -> ExitCode {
             Command::Dump(d) => dump(d).await,
             Command::Bench(b) => bench::bench(b).await,
             Command::Adapter => adapter().await,
-            Command::Grad(g) => train::grad(g),
-            Command::Train(t) => train::train(t),
+            Command::Grad(g) => train::grad(g).await,
+            Command::Train(t) => train::train(t).await,
         }
     });
     match result {

@@ -2,11 +2,12 @@
 //! independent references, and training on a folder of images or arrays.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use clap::Args;
 use resnet::train::{self, Augment, BnMode, FitConfig, OptimConfig, OptimizerKind, Schedule, TrainConfig, Trainable, Trainer};
 use resnet::weights::save::{f32_tensor, serialize, Namer};
-use resnet::{bail, Error, ErrorKind, Preprocess, Result, Weights};
+use resnet::{bail, Error, ErrorKind, Gpu, Preprocess, Result, Weights};
 
 use crate::io::{read_batch, read_class_indices, read_weights, write_npy, write_npy_of};
 use crate::BackendChoice;
@@ -50,11 +51,24 @@ impl What {
     }
 }
 
-/// The backward pass runs on the CPU backend; say so where a GPU was asked for.
-fn check_backend(b: BackendChoice) -> Result<()> {
+/// Where training runs: the GPU (`Some`) or the CPU backend. `auto` takes
+/// a hardware GPU if there is one; a software adapter (lavapipe) trains
+/// slower than the CPU backend, so `auto` leaves it alone.
+async fn train_device(b: BackendChoice) -> Result<Option<Rc<Gpu>>> {
     match b {
-        BackendChoice::Gpu => bail!(Unsupported, "training on the GPU backend is not available yet: use --backend cpu (or auto, which trains on the CPU)"),
-        BackendChoice::Auto | BackendChoice::Cpu => Ok(()),
+        BackendChoice::Gpu => Ok(Some(Rc::new(Gpu::new().await?))),
+        BackendChoice::Cpu => Ok(None),
+        BackendChoice::Auto => match Gpu::new().await {
+            Ok(gpu) if !gpu.is_software() => Ok(Some(Rc::new(gpu))),
+            Ok(gpu) => {
+                eprintln!("note: training on the CPU backend: {} is a software adapter (--backend gpu uses it anyway)", gpu.adapter_name());
+                Ok(None)
+            }
+            Err(why) => {
+                eprintln!("note: training on the CPU backend: {why}");
+                Ok(None)
+            }
+        },
     }
 }
 
@@ -101,13 +115,15 @@ fn check_labels(d: &Dataset, w: &Weights, source: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn grad(g: Grad) -> Result<()> {
-    check_backend(g.backend)?;
+pub async fn grad(g: Grad) -> Result<()> {
     let weights = read_weights(&g.weights)?;
     let data = read_examples(&g.input, &g.labels)?;
     check_labels(&data, &weights, &g.labels)?;
     let config = g.what.config(Trainable::All);
-    let (loss, logits, grads) = train::gradients(&weights, &data.x, data.len(), data.height, data.width, &data.labels, config)?;
+    let (loss, logits, grads) = match train_device(g.backend).await? {
+        Some(gpu) => train::gpu::gradients(gpu, &weights, &data.x, data.len(), data.height, data.width, &data.labels, config).await?,
+        None => train::gradients(&weights, &data.x, data.len(), data.height, data.width, &data.labels, config)?,
+    };
     create_dir(&g.out)?;
     write_npy_of(&g.out.join("loss.npy"), &[], &[loss as f32])?;
     write_npy(&g.out.join("logits.npy"), &[data.len() as u64, weights.model.classes() as u64], &logits)?;
@@ -222,8 +238,7 @@ fn read_image_folders(dir: &Path) -> Result<(Vec<String>, Vec<Image>)> {
     Ok((names, images))
 }
 
-pub fn train(t: Train) -> Result<()> {
-    check_backend(t.backend)?;
+pub async fn train(t: Train) -> Result<()> {
     let mut weights = read_weights(&t.weights)?;
     let (images, data) = match (&t.data, &t.input, &t.labels) {
         (Some(dir), None, None) => {
@@ -268,16 +283,22 @@ pub fn train(t: Train) -> Result<()> {
         t.batch
     );
     let t0 = std::time::Instant::now();
-    let mut trainer = Trainer::new(weights, height, width, config)?;
+    let mut trainer = match train_device(t.backend).await? {
+        Some(gpu) => {
+            eprintln!("on the GPU: {}", gpu.adapter_name());
+            Trainer::new_gpu(gpu, weights, height, width, config)?
+        }
+        None => Trainer::new(weights, height, width, config)?,
+    };
     trainer.set_augment((t.augment == OnOff::On).then(Augment::default), t.seed)?;
     for (label, w, h, rgba) in &images {
-        trainer.add_pixels(rgba, *w, *h, *label)?;
+        trainer.add_pixels(rgba, *w, *h, *label).await?;
     }
     drop(images);
     if let Some(d) = &data {
         let per = 3 * height * width;
         for (x, y) in d.x.chunks(per * 32).zip(d.labels.chunks(32)) {
-            trainer.add(x, y)?;
+            trainer.add(x, y).await?;
         }
     }
     trainer.begin(optim, fit)?;
@@ -286,7 +307,7 @@ pub fn train(t: Train) -> Result<()> {
     let mut last = t0;
     let mut step_ms = Vec::new();
     let mut reports = Vec::new();
-    while let Some(r) = trainer.step()? {
+    while let Some(r) = trainer.step().await? {
         let (step, total, loss) = (r.step, r.steps, r.loss);
         reports.extend(r.epoch.clone());
         let now = std::time::Instant::now();

@@ -1,0 +1,606 @@
+//! The training plan on the GPU: the same inspect plan with a batch
+//! dimension as [`super::TrainPlan`] on the CPU, its ops and their backward
+//! passes run by the f32 WGSL kernels in `shaders/` (`*_backward.wgsl`
+//! beside each forward kernel).
+//!
+//! Everything a step needs stays on the GPU: the batch's activations, each
+//! tensor's gradient (zeroed, then added into by every op that reads the
+//! tensor, so a block's input gets both paths' shares), the batchnorms'
+//! coefficients. One submission runs the forward pass, the loss and the
+//! backward pass; one readback brings the loss, the logits, the parameter
+//! gradients, the batch statistics and the gradient norms at block inputs.
+//! The optimizer runs on the host (the trained tensors go back up after
+//! each step): the gradients come back anyway, for the CLI and the
+//! per-block norms the page shows.
+//!
+//! The buffers and dispatches are built for a batch size and kept while it
+//! stays (an epoch's smaller last batch rebuilds them).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use wgpu::util::DeviceExt;
+
+use super::{BnMode, Grads, Part, TrainConfig};
+use crate::gpu::{map_bytes, Gpu, OwnedBuffer};
+use crate::kernels::{conv_weights_km, pack_batchnorm, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision};
+use crate::plan::{Mode, Op, Plan, TensorId};
+use crate::weights::Weights;
+use crate::{bail, Result};
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+
+fn buffer(device: &wgpu::Device, label: &str, floats: usize) -> OwnedBuffer {
+    OwnedBuffer(device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (floats.max(1) * 4) as u64, usage: STORAGE, mapped_at_creation: false }))
+}
+
+fn upload(device: &wgpu::Device, label: &str, data: &[f32]) -> OwnedBuffer {
+    let one = [0.0f32];
+    let data = if data.is_empty() { &one[..] } else { data };
+    OwnedBuffer(device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::cast_slice(data), usage: STORAGE }))
+}
+
+/// A conv's parameters as the kernels read them.
+struct ConvParamBuffers {
+    /// K×M ([`conv_weights_km`]).
+    weight: OwnedBuffer,
+    bias: Option<OwnedBuffer>,
+}
+
+/// What comes back after a step, where in the staging buffer (in f32s).
+#[derive(Default)]
+struct Readback {
+    floats: usize,
+    loss: usize,
+    logits: usize,
+    /// Conv name, output channels → (K×M weight gradient, bias gradient).
+    convs: Vec<(String, usize, usize, Option<usize>)>,
+    /// Batchnorm name → dγ then dβ.
+    bns: Vec<(String, usize)>,
+    dense: usize,
+    /// Batch-mode batchnorm op → its (mean, var) pairs.
+    moments: Vec<(usize, usize)>,
+    /// Block input → (first slice sum, slices).
+    norms: Vec<(TensorId, usize, usize)>,
+}
+
+/// The buffers and dispatches of one batch size.
+struct Batch {
+    n: usize,
+    acts: Vec<OwnedBuffer>,
+    /// Per tensor whose gradient the backward pass needs.
+    grads: Vec<Option<OwnedBuffer>>,
+    /// Per op: its dispatches with the trainable part's batchnorms in the
+    /// configured mode, and as in inference (the frozen part, validation).
+    train: Vec<Vec<Dispatch>>,
+    eval: Vec<Vec<Dispatch>>,
+    loss: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    labels: OwnedBuffer,
+    /// Every buffer the step's readback copies from, with its offset (f32s) and length.
+    copies: Vec<(wgpu::Buffer, usize, usize)>,
+    readback: Readback,
+    staging: OwnedBuffer,
+    /// The buffers only the dispatches use, kept alive with them.
+    _keep: Vec<OwnedBuffer>,
+}
+
+/// A batched forward and backward pass over the inspect plan, on the GPU.
+pub struct GpuTrainPlan {
+    pub plan: Plan,
+    config: TrainConfig,
+    part: Part,
+    gpu: Rc<Gpu>,
+    kernels: Kernels,
+    convs: HashMap<String, ConvParamBuffers>,
+    /// Batchnorm name → (γ, β, running mean, running var) per channel.
+    bns: HashMap<String, OwnedBuffer>,
+    dense: (OwnedBuffer, OwnedBuffer),
+    batch: Option<Batch>,
+    grad_norms: HashMap<TensorId, f64>,
+}
+
+impl GpuTrainPlan {
+    pub fn new(gpu: Rc<Gpu>, weights: &Weights, height: usize, width: usize, config: TrainConfig) -> Result<GpuTrainPlan> {
+        let plan = Plan::new(&weights.model, height, width, Mode::Inspect)?;
+        let part = Part::of(&plan, config.train);
+        let device = &gpu.device;
+        let kernels = Kernels::new(device, &gpu.queue, Precision::F32);
+        let mut convs = HashMap::new();
+        let mut bns = HashMap::new();
+        for op in &plan.ops {
+            match op {
+                Op::Conv(c) => {
+                    let p = &weights.convs[&c.conv.name];
+                    let weight = upload(device, &c.conv.name, &conv_weights_km(&p.weight, c.conv.out_channels));
+                    let bias = p.bias.as_ref().map(|b| upload(device, &c.conv.name, b));
+                    convs.insert(c.conv.name.clone(), ConvParamBuffers { weight, bias });
+                }
+                Op::BatchNorm { bn, .. } => {
+                    let p = &weights.bns[&bn.name];
+                    bns.insert(bn.name.clone(), upload(device, &bn.name, &pack_batchnorm(&p.gamma, &p.beta, &p.mean, &p.var)));
+                }
+                _ => {}
+            }
+        }
+        let dense = (upload(device, "dense weight", &weights.dense.weight), upload(device, "dense bias", &weights.dense.bias));
+        Ok(GpuTrainPlan { plan, config, part, gpu, kernels, convs, bns, dense, batch: None, grad_norms: HashMap::new() })
+    }
+
+    pub fn config(&self) -> TrainConfig {
+        self.config
+    }
+
+    pub fn boundary(&self) -> &[TensorId] {
+        &self.part.boundary
+    }
+
+    pub fn first_trainable(&self) -> usize {
+        self.part.first
+    }
+
+    pub fn check_batch(&self, n: usize) -> Result<()> {
+        self.part.check_batch(&self.plan, self.config.bn, n)
+    }
+
+    pub fn trainable_values(&self, weights: &Weights) -> usize {
+        self.part.trainable_values(&self.plan, weights)
+    }
+
+    /// ‖∂L/∂x‖ at each block input the last backward pass reached.
+    pub fn input_grad_norms(&self) -> &HashMap<TensorId, f64> {
+        &self.grad_norms
+    }
+
+    /// Uploads the parameters from `weights` (all, or only the trainable ones).
+    pub fn refresh(&mut self, weights: &Weights, all: bool) {
+        let q = &self.gpu.queue;
+        for (oi, op) in self.plan.ops.iter().enumerate() {
+            if !all && oi < self.part.first {
+                continue;
+            }
+            match op {
+                Op::Conv(c) => {
+                    let (p, b) = (&weights.convs[&c.conv.name], &self.convs[&c.conv.name]);
+                    q.write_buffer(&b.weight, 0, bytemuck::cast_slice(&conv_weights_km(&p.weight, c.conv.out_channels)));
+                    if let (Some(buf), Some(bias)) = (&b.bias, &p.bias) {
+                        q.write_buffer(buf, 0, bytemuck::cast_slice(bias));
+                    }
+                }
+                Op::BatchNorm { bn, .. } => {
+                    let p = &weights.bns[&bn.name];
+                    q.write_buffer(&self.bns[&bn.name], 0, bytemuck::cast_slice(&pack_batchnorm(&p.gamma, &p.beta, &p.mean, &p.var)));
+                }
+                Op::Dense { .. } => {
+                    q.write_buffer(&self.dense.0, 0, bytemuck::cast_slice(&weights.dense.weight));
+                    q.write_buffer(&self.dense.1, 0, bytemuck::cast_slice(&weights.dense.bias));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sets tensor `t` (the input, or one of [`GpuTrainPlan::boundary`])
+    /// for a batch of `n` examples, one after another.
+    pub fn set(&mut self, t: TensorId, n: usize, data: &[f32]) -> Result<()> {
+        self.sized(n)?;
+        let len = n * self.plan.shape(t).len();
+        if data.len() < len {
+            bail!(BadInput, "{} values for {n} examples of {} each", data.len(), self.plan.shape(t).len());
+        }
+        let b = self.batch.as_ref().expect("sized above");
+        self.gpu.queue.write_buffer(&b.acts[t], 0, bytemuck::cast_slice(&data[..len]));
+        Ok(())
+    }
+
+    /// The buffers and dispatches for batches of `n` (kept while `n` stays).
+    fn sized(&mut self, n: usize) -> Result<()> {
+        if self.batch.as_ref().is_some_and(|b| b.n == n) {
+            return Ok(());
+        }
+        // The old batch's buffers go first: two batches of activations may not fit.
+        // (A failed allocation surfaces at the next readback, as the device's error.)
+        self.batch = None;
+        self.batch = Some(self.build(n)?);
+        Ok(())
+    }
+
+    fn build(&self, n: usize) -> Result<Batch> {
+        let (plan, part, k, device) = (&self.plan, &self.part, &self.kernels, &self.gpu.device);
+        let first = part.first;
+        let batch_bn = self.config.bn == BnMode::Batch;
+        let acts: Vec<OwnedBuffer> = plan.tensors.iter().map(|t| buffer(device, &t.name, n * t.shape.len())).collect();
+        let grads: Vec<Option<OwnedBuffer>> =
+            plan.tensors.iter().enumerate().map(|(i, t)| part.needs_grad(i).then(|| buffer(device, &format!("∂{}", t.name), n * t.shape.len()))).collect();
+        let mut keep = Vec::new();
+        let mut train = Vec::new();
+        let mut eval = Vec::new();
+        // Per batchnorm op: the coefficients its training forward pass used (the backward pass reads them).
+        let mut train_coef: HashMap<usize, wgpu::Buffer> = HashMap::new();
+        let mut rb = Readback::default();
+        let mut copies: Vec<(wgpu::Buffer, usize, usize)> = Vec::new();
+        let mut slot = |rb: &mut Readback, buf: &wgpu::Buffer, len: usize| {
+            let at = rb.floats;
+            copies.push((buf.clone(), at, len));
+            rb.floats += len;
+            at
+        };
+        for (oi, op) in plan.ops.iter().enumerate() {
+            let label = op.label(&plan.tensors);
+            let (mut tr, mut ev) = (Vec::new(), Vec::new());
+            match op {
+                Op::Conv(c) => {
+                    let (i, o) = (plan.shape(c.input), plan.shape(c.output));
+                    let p = &self.convs[&c.conv.name];
+                    let b = ConvBuffers { input: &acts[c.input], weight: &p.weight, bias: p.bias.as_deref(), residual: None, output: &acts[c.output], main_out: None, fold: None, f32_input: false };
+                    tr.push(k.conv2d_batch(&label, n, ConvParams::of(&c.conv, i, o, false), &b)?);
+                    ev.push(k.conv2d_batch(&label, n, ConvParams::of(&c.conv, i, o, false), &b)?);
+                }
+                Op::BatchNorm { bn, input, output } => {
+                    let s = plan.shape(*input);
+                    let running = buffer(device, "bn coefficients", 4 * s.c);
+                    let moments = buffer(device, "bn moments", 2 * s.c);
+                    let params = &self.bns[&bn.name];
+                    let len = n * s.len();
+                    let plane = s.h * s.w;
+                    ev.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, false, &acts[*input], params, &running, &moments)?);
+                    ev.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &running, &acts[*output])?);
+                    if oi >= first && batch_bn {
+                        let coef = buffer(device, "bn batch coefficients", 4 * s.c);
+                        tr.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, true, &acts[*input], params, &coef, &moments)?);
+                        tr.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &coef, &acts[*output])?);
+                        let at = slot(&mut rb, &moments, 2 * s.c);
+                        rb.moments.push((oi, at));
+                        train_coef.insert(oi, coef.0.clone());
+                        keep.push(coef);
+                    } else {
+                        tr.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, false, &acts[*input], params, &running, &moments)?);
+                        tr.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &running, &acts[*output])?);
+                        train_coef.insert(oi, running.0.clone());
+                    }
+                    keep.push(running);
+                    keep.push(moments);
+                }
+                Op::Relu { input, output } => {
+                    let len = n * plan.shape(*input).len();
+                    tr.push(k.relu(&label, len, &acts[*input], &acts[*output])?);
+                    ev.push(k.relu(&label, len, &acts[*input], &acts[*output])?);
+                }
+                Op::AddRelu { main, shortcut, output } => {
+                    let len = n * plan.shape(*output).len();
+                    tr.push(k.add_relu(&label, len, &acts[*main], &acts[*shortcut], &acts[*output])?);
+                    ev.push(k.add_relu(&label, len, &acts[*main], &acts[*shortcut], &acts[*output])?);
+                }
+                Op::MaxPool { pool, input, output } => {
+                    let mut p = PoolParams::of(pool, plan.shape(*input), plan.shape(*output));
+                    p.channels *= n as u32;
+                    tr.push(k.maxpool(&label, p, &acts[*input], &acts[*output])?);
+                    ev.push(k.maxpool(&label, p, &acts[*input], &acts[*output])?);
+                }
+                Op::GlobalAvgPool { input, output } => {
+                    let s = plan.shape(*input);
+                    tr.push(k.global_avg_pool(&label, n * s.c, s.h * s.w, &acts[*input], &acts[*output])?);
+                    ev.push(k.global_avg_pool(&label, n * s.c, s.h * s.w, &acts[*input], &acts[*output])?);
+                }
+                Op::Dense { input, output } => {
+                    let (i, o) = (plan.shape(*input).len(), plan.shape(*output).len());
+                    tr.push(k.dense_batch(&label, n, i, o, &acts[*input], &self.dense.0, &self.dense.1, &acts[*output])?);
+                    ev.push(k.dense_batch(&label, n, i, o, &acts[*input], &self.dense.0, &self.dense.1, &acts[*output])?);
+                }
+                // The probabilities are not needed to train: the loss reads the logits.
+                Op::Softmax { .. } => {}
+            }
+            train.push(tr);
+            eval.push(ev);
+        }
+
+        // The loss and the gradient of the logits.
+        let classes = plan.shape(plan.logits).len();
+        let labels = buffer(device, "labels", n);
+        let loss_buf = buffer(device, "loss", n);
+        let dlogits = grads[plan.logits].as_ref().expect("the logits always have a gradient");
+        let loss = vec![k.cross_entropy("cross-entropy", n, classes, &acts[plan.logits], &labels, &loss_buf, dlogits)?];
+        rb.loss = slot(&mut rb, &loss_buf, n);
+        rb.logits = slot(&mut rb, &acts[plan.logits], n * classes);
+        keep.push(loss_buf);
+
+        // The backward pass, ops in reverse from the logits to the first trainable one.
+        let blocks_inputs: Vec<TensorId> = plan.blocks.iter().filter_map(|b| b.input).collect();
+        let norms_len: usize = blocks_inputs.iter().filter(|&&t| part.needs_grad(t)).map(|&t| (n * plan.shape(t).len()).div_ceil(Kernels::SQUARES_CHUNK)).sum();
+        let norms = buffer(device, "gradient norms", norms_len);
+        let mut norms_at = 0;
+        let mut scratch_len = 0;
+        for op in &plan.ops[first..] {
+            if let Op::Conv(c) = op {
+                let (o, kk) = (plan.shape(c.output), c.conv.in_channels * c.conv.kernel.0 * c.conv.kernel.1);
+                let slices = Kernels::weight_grad_slices(kk, o.c, n * o.h * o.w);
+                if slices > 1 {
+                    scratch_len = scratch_len.max(slices * kk * o.c);
+                }
+            }
+        }
+        let scratch = buffer(device, "weight gradient slices", scratch_len);
+        let mut backward = Vec::new();
+        let grad = |t: TensorId| grads[t].as_deref();
+        for (oi, op) in plan.ops.iter().enumerate().skip(first).rev() {
+            if matches!(op, Op::Softmax { .. }) {
+                continue;
+            }
+            let label = format!("∂ {}", op.label(&plan.tensors));
+            let out = op.output();
+            let dy = grad(out).expect("a trainable op's output has a gradient");
+            if blocks_inputs.contains(&out) {
+                let len = n * plan.shape(out).len();
+                backward.push(k.sum_squares(&label, len, dy, &norms, norms_at)?);
+                let slices = len.div_ceil(Kernels::SQUARES_CHUNK);
+                rb.norms.push((out, norms_at, slices));
+                norms_at += slices;
+            }
+            match op {
+                Op::Conv(c) => {
+                    let (i, o) = (plan.shape(c.input), plan.shape(c.output));
+                    let p = ConvParams::of(&c.conv, i, o, false);
+                    let kk = c.conv.in_channels * c.conv.kernel.0 * c.conv.kernel.1;
+                    let dw = buffer(device, "∂ kernel", kk * o.c);
+                    backward.push(k.conv2d_backward_weight(&label, n, p, &acts[c.input], dy, &dw, Some(&scratch))?);
+                    let at = slot(&mut rb, &dw, kk * o.c);
+                    let bias_at = match &self.convs[&c.conv.name].bias {
+                        Some(_) => {
+                            let db = buffer(device, "∂ bias", o.c);
+                            backward.push(k.channel_sums(&label, n, o.c, o.h * o.w, dy, &db)?);
+                            let at = slot(&mut rb, &db, o.c);
+                            keep.push(db);
+                            Some(at)
+                        }
+                        None => None,
+                    };
+                    rb.convs.push((c.conv.name.clone(), o.c, at, bias_at));
+                    keep.push(dw);
+                    if let Some(dx) = grad(c.input) {
+                        backward.push(k.conv2d_backward_input(&label, n, p, dy, &self.convs[&c.conv.name].weight, dx)?);
+                    }
+                }
+                Op::BatchNorm { bn, input, .. } => {
+                    let s = plan.shape(*input);
+                    let dparams = buffer(device, "∂ γ β", 2 * s.c);
+                    backward.push(k.batchnorm_backward(&label, n, s.c, s.h * s.w, batch_bn, &acts[*input], dy, &train_coef[&oi], &dparams, grad(*input))?);
+                    let at = slot(&mut rb, &dparams, 2 * s.c);
+                    rb.bns.push((bn.name.clone(), at));
+                    keep.push(dparams);
+                }
+                Op::Relu { input, output } => {
+                    if let Some(dx) = grad(*input) {
+                        backward.push(k.relu_backward(&label, n * plan.shape(*output).len(), &acts[*output], dy, dx, None)?);
+                    }
+                }
+                Op::AddRelu { main, shortcut, output } => {
+                    let mut dx = [grad(*main), grad(*shortcut)].into_iter().flatten();
+                    if let Some(a) = dx.next() {
+                        backward.push(k.relu_backward(&label, n * plan.shape(*output).len(), &acts[*output], dy, a, dx.next())?);
+                    }
+                }
+                Op::MaxPool { pool, input, output } => {
+                    if let Some(dx) = grad(*input) {
+                        let mut p = PoolParams::of(pool, plan.shape(*input), plan.shape(*output));
+                        p.channels *= n as u32;
+                        backward.push(k.maxpool_backward(&label, p, &acts[*input], dy, dx)?);
+                    }
+                }
+                Op::GlobalAvgPool { input, .. } => {
+                    if let Some(dx) = grad(*input) {
+                        let s = plan.shape(*input);
+                        backward.push(k.global_avg_pool_backward(&label, n * s.c, s.h * s.w, dy, dx)?);
+                    }
+                }
+                Op::Dense { input, output } => {
+                    let (i, o) = (plan.shape(*input).len(), plan.shape(*output).len());
+                    let (dw, db) = (buffer(device, "∂ dense weight", i * o), buffer(device, "∂ dense bias", o));
+                    backward.push(k.dense_backward(&label, n, i, o, &acts[*input], &self.dense.0, dy, &dw, &db, grad(*input))?);
+                    rb.dense = slot(&mut rb, &dw, i * o);
+                    slot(&mut rb, &db, o);
+                    keep.push(dw);
+                    keep.push(db);
+                }
+                Op::Softmax { .. } => {}
+            }
+        }
+        if norms_len > 0 {
+            slot(&mut rb, &norms, norms_len);
+        }
+        keep.push(norms);
+        keep.push(scratch);
+        let staging = OwnedBuffer(device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("training readback"),
+            size: (rb.floats.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }));
+        // The norms were pushed last: their offsets start there.
+        let norms_base = rb.floats - norms_len;
+        for e in &mut rb.norms {
+            e.1 += norms_base;
+        }
+        Ok(Batch { n, acts, grads, train, eval, loss, backward, labels, copies, readback: rb, staging, _keep: keep })
+    }
+
+    fn batch(&self) -> Result<&Batch> {
+        match &self.batch {
+            Some(b) => Ok(b),
+            None => bail!("no batch was set"),
+        }
+    }
+
+    /// Records ops `range` (training or inference batchnorms) into `enc`.
+    fn record(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, training: bool) -> Result<()> {
+        let b = self.batch()?;
+        let ops = if training { &b.train } else { &b.eval };
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("training forward"), timestamp_writes: None });
+        for d in ops[range].iter().flatten() {
+            d.record(&mut pass);
+        }
+        Ok(())
+    }
+
+    /// The outputs of the frozen ops that the trainable ones read, for the
+    /// batch set: runs only the frozen ops. One vector per boundary tensor.
+    pub async fn frozen_outputs(&mut self) -> Result<Vec<Vec<f32>>> {
+        let b = self.batch()?;
+        let n = b.n;
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        self.record(&mut enc, 0..self.part.first, false)?;
+        let lens: Vec<usize> = self.part.boundary.iter().map(|&t| n * self.plan.shape(t).len()).collect();
+        let bufs: Vec<wgpu::Buffer> = self.part.boundary.iter().map(|&t| b.acts[t].0.clone()).collect();
+        let bytes = self.read(enc, &bufs, &lens).await?;
+        Ok(split(&bytes, &lens))
+    }
+
+    /// The logits of the batch set, ops from `from` on as in inference.
+    pub async fn logits(&mut self, from: usize) -> Result<Vec<f32>> {
+        let b = self.batch()?;
+        let len = b.n * self.plan.shape(self.plan.logits).len();
+        let logits = b.acts[self.plan.logits].0.clone();
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        self.record(&mut enc, from..self.plan.ops.len(), false)?;
+        let bytes = self.read(enc, &[logits], &[len]).await?;
+        Ok(split(&bytes, &[len]).remove(0))
+    }
+
+    /// Copies `lens[i]` floats of each of `bufs` to a staging buffer after
+    /// `enc`'s work, submits, and reads them back.
+    async fn read(&self, mut enc: wgpu::CommandEncoder, bufs: &[wgpu::Buffer], lens: &[usize]) -> Result<Vec<u8>> {
+        let total: usize = lens.iter().sum();
+        let staging = OwnedBuffer(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (total.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }));
+        let mut at = 0;
+        for (b, &len) in bufs.iter().zip(lens) {
+            enc.copy_buffer_to_buffer(b, 0, &staging, (at * 4) as u64, (len * 4) as u64);
+            at += len;
+        }
+        let scopes = self.gpu.error_scopes();
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = map_bytes(&self.gpu, &staging, (total * 4) as u64).await;
+        scopes.check("training on the GPU").await?;
+        bytes
+    }
+
+    /// A forward pass from op `from` (the batch set there with
+    /// [`GpuTrainPlan::set`]) with the trainable batchnorms in the
+    /// configured mode, the mean cross-entropy against `labels`, and the
+    /// backward pass: the loss, the logits (`N×classes`) and every
+    /// trainable tensor's gradient. `momentum`: the running statistics of
+    /// batch-mode batchnorms follow the batch's (in `weights`).
+    pub async fn step(&mut self, weights: &mut Weights, from: usize, labels: &[usize], momentum: Option<f32>) -> Result<(f64, Vec<f32>, Grads)> {
+        let b = self.batch()?;
+        let n = b.n;
+        self.check_batch(n)?;
+        let classes = weights.model.classes();
+        if labels.len() != n {
+            bail!(BadInput, "{} labels for a batch of {n}", labels.len());
+        }
+        if let Some(&y) = labels.iter().find(|&&y| y >= classes) {
+            bail!(BadInput, "label {y} is out of range: the network has {classes} classes (0 to {})", classes - 1);
+        }
+        let l: Vec<u32> = labels.iter().map(|&y| y as u32).collect();
+        self.gpu.queue.write_buffer(&b.labels, 0, bytemuck::cast_slice(&l));
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        for g in b.grads.iter().flatten() {
+            enc.clear_buffer(g, 0, None);
+        }
+        self.record(&mut enc, from..self.plan.ops.len(), true)?;
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("training backward"), timestamp_writes: None });
+            for d in b.loss.iter().chain(&b.backward) {
+                d.record(&mut pass);
+            }
+        }
+        for (buf, at, len) in &b.copies {
+            enc.copy_buffer_to_buffer(buf, 0, &b.staging, (*at * 4) as u64, (*len * 4) as u64);
+        }
+        let scopes = self.gpu.error_scopes();
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = map_bytes(&self.gpu, &b.staging, (b.readback.floats * 4) as u64).await;
+        scopes.check("training on the GPU").await?;
+        let bytes = bytes?;
+        let f = floats(&bytes);
+        let rb = &b.readback;
+        let loss = f[rb.loss..rb.loss + n].iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let logits = f[rb.logits..rb.logits + n * classes].to_vec();
+        let mut grads = Grads::default();
+        for (name, o, at, bias) in &rb.convs {
+            let (o, len) = (*o, weights.convs[name].weight.len());
+            grads.convs.insert(name.clone(), (km_to_oihw(&f[*at..*at + len], o), bias.map(|b| f[b..b + o].to_vec())));
+        }
+        for (name, at) in &rb.bns {
+            let c = weights.bns[name].gamma.len();
+            grads.bns.insert(name.clone(), (f[*at..*at + c].to_vec(), f[*at + c..*at + 2 * c].to_vec()));
+        }
+        // The dense layer always trains.
+        let (w, bl) = (weights.dense.weight.len(), weights.dense.bias.len());
+        grads.dense = (f[rb.dense..rb.dense + w].to_vec(), f[rb.dense + w..rb.dense + w + bl].to_vec());
+        let norms = rb.norms.iter().map(|&(t, at, len)| (t, f[at..at + len].iter().map(|&v| v as f64).sum::<f64>().sqrt())).collect();
+        if let Some(k) = momentum {
+            // The running variance follows the unbiased batch variance, as on the CPU.
+            for &(oi, at) in &rb.moments {
+                let Op::BatchNorm { bn, input, .. } = &self.plan.ops[oi] else { continue };
+                let s = self.plan.shape(*input);
+                let count = (n * s.h * s.w) as f64;
+                let p = weights.bns.get_mut(&bn.name).expect("every batchnorm has weights");
+                let k = k as f64;
+                for c in 0..s.c {
+                    let (m, v) = (f[at + 2 * c] as f64, f[at + 2 * c + 1] as f64);
+                    p.mean[c] = ((1.0 - k) * p.mean[c] as f64 + k * m) as f32;
+                    p.var[c] = ((1.0 - k) * p.var[c] as f64 + k * v * count / (count - 1.0)) as f32;
+                }
+            }
+        }
+        self.grad_norms = norms;
+        Ok((loss, logits, grads))
+    }
+}
+
+/// K×M (`[ci][ky][kx][co]`) → OIHW, the inverse of [`conv_weights_km`].
+fn km_to_oihw(km: &[f32], o: usize) -> Vec<f32> {
+    let k = km.len() / o;
+    let mut out = vec![0.0; km.len()];
+    for i in 0..k {
+        for co in 0..o {
+            out[co * k + i] = km[i * o + co];
+        }
+    }
+    out
+}
+
+/// Little-endian f32 bytes (a byte vector need not be aligned for a cast).
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Little-endian f32 bytes cut into vectors of `lens`.
+fn split(bytes: &[u8], lens: &[usize]) -> Vec<Vec<f32>> {
+    let f = floats(bytes);
+    let mut at = 0;
+    lens.iter()
+        .map(|&len| {
+            at += len;
+            f[at - len..at].to_vec()
+        })
+        .collect()
+}
+
+/// [`super::gradients`] on the GPU: the loss, logits and gradients of one batch.
+#[allow(clippy::too_many_arguments)]
+pub async fn gradients(gpu: Rc<Gpu>, weights: &Weights, x: &[f32], n: usize, height: usize, width: usize, labels: &[usize], config: TrainConfig) -> Result<(f64, Vec<f32>, Grads)> {
+    let mut w = weights.clone();
+    let mut tp = GpuTrainPlan::new(gpu, &w, height, width, config)?;
+    let input = tp.plan.input;
+    if x.len() != n * tp.plan.shape(input).len() {
+        bail!(BadInput, "the input holds {} values, not {n} examples of 3×{height}×{width}", x.len());
+    }
+    tp.check_batch(n)?;
+    tp.set(input, n, x)?;
+    tp.step(&mut w, 0, labels, None).await
+}
