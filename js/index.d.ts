@@ -199,6 +199,8 @@ export declare class ResNet {
 export interface TrainerOptions {
   /** The names of the classes to train (at least two). */
   classes: string[];
+  /** The weights training starts from (`.safetensors` of the same network, say the ones the model was loaded with): by default the model's own, trained ones after a fit. */
+  weights?: Uint8Array;
   /** Where the training passes run: 'auto' (default: WebGPU where this model runs on a hardware GPU; a software adapter such as SwiftShader trains slower than the CPU backend), 'webgpu' or 'cpu'. */
   backend?: 'auto' | 'webgpu' | 'cpu';
   /** What trains: the dense layer (default), the last stage and the dense layer, or everything. */
@@ -264,7 +266,18 @@ export declare class Trainer {
   count(): number;
   fit(options?: FitOptions): Promise<EpochResult[]>;
   gradientNorms(): GradientNorm[];
+  /** The held-out examples after the last epoch (empty without `validationSplit`): what a confusion matrix is made of. */
+  validation(): ValidationResult[];
   dispose(): void;
+}
+
+export interface ValidationResult {
+  /** The example's index in the order added (removed ones not counted). */
+  example: number;
+  /** Its class. */
+  label: number;
+  /** The class predicted after the last epoch. */
+  predicted: number;
 }
 
 /** Seeded, untrained demo weights (ResNet-18 layout at quarter width, 1000 classes). */

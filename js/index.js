@@ -419,7 +419,8 @@ export class ResNet {
 
   /**
    * A trainer for new classes (`classes`: their names) on this model's
-   * weights: `backend` 'auto' (default: WebGPU where this model runs on
+   * weights (or `weights`: other `.safetensors` bytes of the same network,
+   * say the ones it was loaded with, to train afresh after a fit): `backend` 'auto' (default: WebGPU where this model runs on
    * a hardware GPU, else the CPU backend), 'webgpu' or 'cpu'; `train` 'head' (default), 'last-stage' or
    * 'all'; `bn` 'frozen' (default) or 'batch'; `optimizer` 'adamw'
    * (default) or 'sgd'; `learningRate`; `augment` (random resized crops,
@@ -431,11 +432,13 @@ export class ResNet {
   trainer(options) {
     return this.#serial(() => {
       const o = options ?? {};
-      const known = ['classes', 'backend', 'train', 'bn', 'optimizer', 'learningRate', 'momentum', 'weightDecay', 'schedule', 'augment', 'seed', 'memoryLimitMB'];
+      const known = ['classes', 'weights', 'backend', 'train', 'bn', 'optimizer', 'learningRate', 'momentum', 'weightDecay', 'schedule', 'augment', 'seed', 'memoryLimitMB'];
       for (const k of Object.keys(o)) expect(known.includes(k), `unknown trainer option '${k}': use ${known.join(', ')}`);
-      const { classes, backend = 'auto', train = 'head', bn = 'frozen', optimizer = 'adamw', learningRate, momentum = 0.9, weightDecay, schedule = 'constant', augment = false, seed = 0, memoryLimitMB = 1024 } = o;
+      const { classes, weights, backend = 'auto', train = 'head', bn = 'frozen', optimizer = 'adamw', learningRate, momentum = 0.9, weightDecay, schedule = 'constant', augment = false, seed = 0, memoryLimitMB = 1024 } = o;
       expect(Array.isArray(classes) && classes.length >= 2 && classes.every((c) => typeof c === 'string'), 'trainer needs classes: an array of at least two class names');
       expect(new Set(classes).size === classes.length, 'trainer: class names must differ');
+      expect(weights === undefined || weights instanceof Uint8Array, 'trainer: weights must be a Uint8Array of .safetensors bytes');
+      const start = weights?.slice();
       expect(['auto', 'webgpu', 'cpu'].includes(backend), `unknown trainer backend '${backend}': use 'auto', 'webgpu' or 'cpu'`);
       expect(['head', 'last-stage', 'all'].includes(train), `unknown train '${train}': use 'head', 'last-stage' or 'all'`);
       expect(bn === 'frozen' || bn === 'batch', `unknown bn '${bn}': use 'frozen' or 'batch'`);
@@ -449,7 +452,7 @@ export class ResNet {
       expect(typeof augment === 'boolean', `augment must be true or false, got ${show(augment)}`);
       const wd = weightDecay ?? (optimizer === 'adamw' ? 0.01 : 0);
       return async () => {
-        const bytes = this.#trained ?? (await this.#reopen());
+        const bytes = start ?? this.#trained ?? (await this.#reopen());
         const [h, w] = this.#info.inputSize;
         // 'auto' trains on WebGPU only where this model runs there.
         const where = backend === 'auto' && this.#info.backend !== 'webgpu' ? 'cpu' : backend;
@@ -618,6 +621,11 @@ export class Trainer {
         return history;
       };
     });
+  }
+
+  /** `[{ example, label, predicted }]`: each held-out example (its index in the order added, removed ones not counted) with its class and the class predicted after the last epoch; empty without `validationSplit`. */
+  validation() {
+    return this.#live().validation();
   }
 
   /** `[{ name, weights, input }]` per block: ‖∂L/∂W‖ of its tensors and ‖∂L/∂x‖ at its input in the last step (null where there is none). */

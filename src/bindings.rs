@@ -590,6 +590,12 @@ impl WasmTrainer {
         t.gradient_norms().iter().map(|b| obj(&[("name", b.name.clone().into()), ("weights", opt(b.weights)), ("input", opt(b.input))])).collect()
     }
 
+    /// `[{ example, label, predicted }]`: the held-out examples after the last epoch.
+    pub fn validation(&self) -> Array {
+        let t = self.trainer.borrow();
+        t.validation().iter().map(|&(e, y, p)| obj(&[("example", (e as u32).into()), ("label", (y as u32).into()), ("predicted", (p as u32).into())])).collect()
+    }
+
     /// The weights as they are now, as `.safetensors` (their own names and layouts, class names in the metadata).
     pub fn export_weights(&self) -> Vec<u8> {
         self.trainer.borrow().weights.to_safetensors()

@@ -1,7 +1,8 @@
-"""Training step time: our CPU backend (`resnet train`, one thread) against
+"""Training step time: our CPU backend (`resnet train`, one thread) and, with
+`--gpu`, our WGSL kernels on the machine's adapter (lavapipe here) against
 JAX (jit, CPU, one thread) on the same seeded weights and batch, in one run.
 
-    .venv/bin/python tools/bench_train.py [--configs resnet18:8:224,resnet50:32:112] [--steps 3]
+    .venv/bin/python tools/bench_train.py [--configs resnet18:8:224,resnet50:32:112] [--steps 3] [--gpu]
 
 Each configuration: `--train all --bn batch`, SGD with momentum, full
 backward; ours reports the median step after the first (which also plans
@@ -30,11 +31,11 @@ import jax.numpy as jnp  # noqa: E402
 import jax_grad as jg  # noqa: E402
 
 
-def ours(path, xp, yp, batch, steps):
+def ours(path, xp, yp, batch, steps, backend="cpu"):
     out = Path(tempfile.mkdtemp()) / "t.safetensors"
     cmd = ["/usr/bin/time", "-f", "maxrss_kb %M", str(REPO / "target/release/resnet"), "train", "--weights", str(path), "--input", str(xp),
            "--labels", str(yp), "--out", str(out), "--train", "all", "--bn", "batch", "--batch", str(batch), "--epochs", str(steps),
-           "--backend", "cpu"]
+           "--backend", backend]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(p.stderr)
@@ -71,6 +72,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", default="resnet18:8:224,resnet18:32:112,resnet50:8:224,resnet50:32:112")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--gpu", action="store_true", help="also our GPU kernels (--backend gpu)")
     ap.add_argument("--write-only", metavar="DIR", help="only write resnet18/50.safetensors there (for bench_train_browser.mjs)")
     a = ap.parse_args()
     if a.write_only:
@@ -80,7 +82,7 @@ def main():
             params = mf._Calibrator(spec, np.random.default_rng(0)).run(mf.smooth_input(np.random.default_rng([0, 2]), 2, 128, 128))
             mf.write_safetensors(Path(a.write_only) / f"{arch}.safetensors", params, "f32")
         return
-    print(f"{'network':10} {'batch':>5} {'size':>5} {'ours ms':>9} {'JAX ms':>9} {'ratio':>6} {'our RSS MB':>11}")
+    print(f"{'network':10} {'batch':>5} {'size':>5} {'ours ms':>9} {'JAX ms':>9} {'ratio':>6} {'our RSS MB':>11}" + (f" {'GPU ms':>9} {'GPU RSS MB':>11}" if a.gpu else ""))
     for c in a.configs.split(","):
         arch, batch, size = c.split(":")
         batch, size = int(batch), int(size)
@@ -94,7 +96,11 @@ def main():
         np.save(d / "y.npy", y.astype(np.int64))
         o, rss = ours(d / "w.safetensors", d / "x.npy", d / "y.npy", batch, a.steps + 1)
         j = jax_step(spec, params, x, y, a.steps)
-        print(f"{arch:10} {batch:5d} {size:5d} {o:9.0f} {j:9.0f} {o / j:6.2f} {rss:11.0f}", flush=True)
+        gpu = ""
+        if a.gpu:
+            g, grss = ours(d / "w.safetensors", d / "x.npy", d / "y.npy", batch, a.steps + 1, "gpu")
+            gpu = f" {g:9.0f} {grss:11.0f}"
+        print(f"{arch:10} {batch:5d} {size:5d} {o:9.0f} {j:9.0f} {o / j:6.2f} {rss:11.0f}{gpu}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 //   loop.js       the frame loop: classify, then refresh everything
 //   models.js     model picker, loading, input size, device-loss reload
 //   inputs.js     image files, samples, drag and drop, webcam
+//   teach.js      Teach mode: record classes, train, curves, gradient flow
 // This one boots the page and connects them.
 
 import { page } from './state.js';
@@ -24,6 +25,7 @@ import { drawResidualChart } from './results.js';
 import { connectLoop, kick } from './loop.js';
 import { MODELS, handleModelError, loadModel, onModelSelect, pickModel, specFromPicker, syncPrecision } from './models.js';
 import { stopCamera } from './inputs.js';
+import './teach.js';
 
 connectPanels({ overlayChanged: drawOverlay, kick });
 connectView({ kick });

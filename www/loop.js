@@ -171,6 +171,12 @@ async function readBack(m, cam, names) {
     return true;
   } catch (e) {
     if (await up.modelError(e, m)) return false;
+    // A trainer's fit gave the model new weights between this frame's
+    // classify and its panels: the next frame reads them.
+    if (e?.code === 'NO_FRAME') {
+      want.classify = want.full = true;
+      return true;
+    }
     // Ends the "Classifying…" spinner of a still too.
     setStatus('Reading the activations failed.');
     showError(`Reading the activations failed: ${messageOf(e)}`);

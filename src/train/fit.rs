@@ -251,6 +251,8 @@ pub struct Trainer {
     run: Option<Run>,
     /// ‖∂L/∂W‖ and ‖∂L/∂x‖ per block in the last step.
     last_norms: Vec<BlockGradNorm>,
+    /// The held-out examples after the last epoch: (example, label, predicted).
+    last_validation: Vec<(usize, usize, usize)>,
 }
 
 impl Trainer {
@@ -285,6 +287,7 @@ impl Trainer {
             memory_limit: u64::MAX,
             run: None,
             last_norms: Vec::new(),
+            last_validation: Vec::new(),
         }
     }
 
@@ -573,12 +576,14 @@ impl Trainer {
             let val_accuracy = if run.val.is_empty() {
                 None
             } else {
-                let mut right = 0;
+                let mut seen = Vec::with_capacity(run.val.len());
                 for chunk in run.val.clone().chunks(run.batch) {
                     let from = self.set_batch(chunk, false)?;
                     let logits = self.tp.logits(&mut self.weights, from).await?;
-                    right += argmax_rows(&logits, classes).zip(chunk).filter(|(p, &i)| *p == self.labels[i]).count();
+                    seen.extend(argmax_rows(&logits, classes).zip(chunk).map(|(p, &i)| (i, self.labels[i], p)));
                 }
+                let right = seen.iter().filter(|(_, y, p)| y == p).count();
+                self.last_validation = seen;
                 Some(right as f64 / run.val.len() as f64)
             };
             let n = run.train.len() as f64;
@@ -589,6 +594,13 @@ impl Trainer {
             run.correct = 0;
         }
         Ok(Some(StepReport { step: run.optimizer.steps, steps: run.steps, loss, epoch }))
+    }
+
+    /// The held-out examples as the last epoch left them: (example index in
+    /// the order added, less removed ones; its class; the predicted class).
+    /// Empty without a validation share. What a confusion matrix is made of.
+    pub fn validation(&self) -> &[(usize, usize, usize)] {
+        &self.last_validation
     }
 
     /// Per block of the plan, ‖∂L/∂W‖ and ‖∂L/∂x‖ at its input in the last
