@@ -1,22 +1,23 @@
 // Training step time in Chromium (the npm package's trainer: wasm, one
-// thread), on the weights tools/bench_train.py writes (seeded ResNet-18/50
+// thread, or with --backend webgpu our WGSL kernels on WebGPU, SwiftShader
+// here), on the weights tools/bench_train.py writes (seeded ResNet-18/50
 // with torchvision names): `train: 'all'`, batch normalisation in batch
 // mode, SGD, batch B at S×S (B classes, one example each: every class of a
 // trainer needs one). Reports the median step after the first.
 // A benchmark, not a test:
 //   .venv/bin/python tools/bench_train.py --write-only target/bench-train
-//   node tools/bench_train_browser.mjs [--configs resnet18:8:224,...] [--steps 3]
+//   node tools/bench_train_browser.mjs [--configs resnet18:8:224,...] [--steps 3] [--backend cpu|webgpu]
 import { parseArgs } from 'node:util';
 import { launch, ROOT, startServer } from '../tests/e2e/helpers.mjs';
 
 const { values: opt } = parseArgs({
-  options: { configs: { type: 'string', default: 'resnet18:8:224,resnet18:32:112' }, steps: { type: 'string', default: '3' } },
+  options: { configs: { type: 'string', default: 'resnet18:8:224,resnet18:32:112' }, steps: { type: 'string', default: '3' }, backend: { type: 'string', default: 'cpu' } },
 });
 
-async function inPage({ net, batch, size, steps }) {
+async function inPage({ net, batch, size, steps, backend }) {
   const { ResNet } = await import('/js/index.js');
-  const m = await ResNet.load(`/target/bench-train/${net}.safetensors`, { cache: false, inputSize: size, stats: false, backend: 'cpu' });
-  const t = await m.trainer({ classes: Array.from({ length: batch }, (_, i) => `c${i}`), train: 'all', bn: 'batch', optimizer: 'sgd', learningRate: 0.01, memoryLimitMB: 4096 });
+  const m = await ResNet.load(`/target/bench-train/${net}.safetensors`, { cache: false, inputSize: size, stats: false, backend });
+  const t = await m.trainer({ classes: Array.from({ length: batch }, (_, i) => `c${i}`), train: 'all', bn: 'batch', optimizer: 'sgd', learningRate: 0.01, memoryLimitMB: 4096, backend });
   let seed = 1;
   const x = new Float32Array(3 * size * size);
   for (let i = 0; i < batch; i++) {
@@ -39,14 +40,14 @@ async function inPage({ net, batch, size, steps }) {
 }
 
 const server = await startServer({ root: ROOT, args: ['--allow', 'www,js,pkg,data,target/bench-train'] });
-const browser = await launch({ webgpu: false });
-console.log('| network | batch | size | wasm step (ms) |');
+const browser = await launch({ webgpu: opt.backend === 'webgpu' });
+console.log(`| network | batch | size | ${opt.backend === 'webgpu' ? 'WebGPU' : 'wasm'} step (ms) |`);
 console.log('|---|---|---|---|');
 for (const c of opt.configs.split(',')) {
   const [net, batch, size] = c.split(':');
   const page = await browser.newPage();
   await page.goto(`${server.url}/js/index.d.ts`);
-  const r = await page.evaluate(inPage, { net, batch: Number(batch), size: Number(size), steps: Number(opt.steps) });
+  const r = await page.evaluate(inPage, { net, batch: Number(batch), size: Number(size), steps: Number(opt.steps), backend: opt.backend });
   console.log(`| ${net} | ${batch} | ${size} | ${r.median.toFixed(0)} |`);
   await page.close();
 }

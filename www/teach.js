@@ -122,7 +122,7 @@ function classRow(c) {
   name.type = 'text';
   name.value = c.name;
   name.className = 'teach-name';
-  name.setAttribute('aria-label', 'Class name');
+  name.setAttribute('aria-label', `Name of class ${teach.classes.indexOf(c) + 1}`);
   name.addEventListener('change', () => {
     c.name = name.value.trim() || c.name;
     name.value = c.name;
@@ -174,8 +174,8 @@ function classRow(c) {
   head.append(name, count, rec, pick, del);
   const strip = document.createElement('div');
   strip.className = 'teach-strip';
-  strip.setAttribute('role', 'list');
-  strip.setAttribute('aria-label', `Examples of ${c.name}`);
+  strip.setAttribute('role', 'group');
+  strip.setAttribute('aria-label', `Examples of ${c.name}${c.examples.length > 60 ? ' (the newest 60)' : ''}`);
   // The newest first; past 60, a count (the strip stays light with hundreds).
   for (const ex of c.examples.slice(-60).reverse()) strip.append(thumb(c, ex));
   row.append(head, strip);
@@ -196,7 +196,6 @@ function thumb(c, ex) {
   const b = document.createElement('button');
   b.type = 'button';
   b.className = 'teach-thumb';
-  b.setAttribute('role', 'listitem');
   b.title = 'Remove this example (click, Delete or Backspace)';
   b.setAttribute('aria-label', `Example ${ex.id} of ${c.name}: press to remove`);
   const img = document.createElement('img');
@@ -353,6 +352,7 @@ async function train() {
     }
     teach.history = [];
     teach.gradSteps = [];
+    teach.lastFlow = null;
     teach.blockNames = [];
     const validationSplit = examples.length >= 10 ? 0.2 : 0;
     let steps = 0;
@@ -465,8 +465,10 @@ function drawCurves() {
 
 /**
  * The gradient flow: one row per block, one column per step, the colour
- * log10 ‖∂L/∂x‖ at the block's input; grey where the gradient does not
- * reach (the blocks that do not train).
+ * ‖∂L/∂x‖ at the block's input against the largest of that step (log
+ * scale, 1/1000 dark to 1 bright): how much of the gradient arrives at each
+ * depth, whatever the loss is doing. Grey where the gradient does not reach
+ * (the blocks that do not train) or is zero.
  */
 function drawGrads(norms) {
   const { ctx, w, h } = canvasCtx(el.grads);
@@ -476,25 +478,29 @@ function drawGrads(norms) {
   const label = 80;
   const rh = h / rows;
   const cw = (w - label) / steps.length;
-  const vals = steps.flat().filter((v) => v !== null && v > 0).map(Math.log10);
-  const lo = vals.length ? Math.min(...vals) : 0;
-  const hi = vals.length ? Math.max(...vals) : 1;
   for (let r = 0; r < rows; r++) {
     ctx.fillStyle = '#888';
     ctx.fillText(teach.blockNames[r], 2, r * rh + rh / 2 + 4);
-    for (let s = 0; s < steps.length; s++) {
+  }
+  for (let s = 0; s < steps.length; s++) {
+    const top = Math.max(0, ...steps[s].filter((v) => v !== null));
+    for (let r = 0; r < rows; r++) {
       const v = steps[s][r];
-      if (v === null || !(v > 0)) ctx.fillStyle = '#8882';
+      if (v === null || !(v > 0) || !(top > 0)) ctx.fillStyle = '#8882';
       else {
-        const [R, G, B] = viridis(hi > lo ? (Math.log10(v) - lo) / (hi - lo) : 0.5);
+        const [R, G, B] = viridis(1 + Math.max(-3, Math.log10(v / top)) / 3);
         ctx.fillStyle = `rgb(${R},${G},${B})`;
       }
       ctx.fillRect(label + s * cw, r * rh, Math.ceil(cw), Math.ceil(rh));
     }
   }
   const reached = norms.filter((n) => n.input !== null);
+  // Once every example is right with certainty the gradient is 0: show the last step that had one.
+  if (reached.some((n) => n.input > 1e-12)) teach.lastFlow = { step: steps.length, reached };
+  const shown = teach.lastFlow ?? { step: steps.length, reached };
+  const when = shown.step === steps.length ? 'Last step' : `Step ${shown.step} (the gradient has been 0 since: every example is right with full confidence)`;
   el.gradsText.textContent = reached.length
-    ? `Last step, ‖∂L/∂x‖ at each block's input: ${reached.map((n) => `${n.name} ${n.input.toExponential(1)}`).join(', ')}. Colour: log₁₀ from ${lo.toFixed(1)} (dark) to ${hi.toFixed(1)} (bright).`
+    ? `${when}, ‖∂L/∂x‖ at each block's input: ${shown.reached.map((n) => `${n.name} ${n.input.toExponential(1)}`).join(', ')}. Colour: against the step's largest, from 1/1000 (dark) to 1 (bright).`
     : 'Training the head alone: the gradient stops at the dense layer (train the last stage or the whole network to see it flow through the blocks).';
 }
 

@@ -90,6 +90,30 @@ export function writeY4m(file, { width = 160, height = 120, frames = 20 } = {}) 
   return file;
 }
 
+/** A fake webcam of two scenes: A (reddish) for 20 frames, then B (bluish) for 20, at 10 frames a second, with a noise that moves. */
+export function writeScenes(file, { width = 160, height = 120 } = {}) {
+  const header = Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`);
+  const parts = [header];
+  const cw = width / 2;
+  const ch = height / 2;
+  let seed = 1;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (let f = 0; f < 40; f++) {
+    const a = f < 20;
+    const y = Buffer.alloc(width * height);
+    const u = Buffer.alloc(cw * ch);
+    const v = Buffer.alloc(cw * ch);
+    for (let i = 0; i < y.length; i++) y[i] = (a ? 90 : 70) + 40 * rand();
+    for (let i = 0; i < u.length; i++) {
+      u[i] = (a ? 100 : 200) + 20 * rand();
+      v[i] = (a ? 200 : 100) + 20 * rand();
+    }
+    parts.push(Buffer.from('FRAME\n'), y, u, v);
+  }
+  fs.writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
 /**
  * Headless Chromium with WebGPU (`webgpu: false`: without, as most browsers
  * on Linux are: no navigator.gpu, so the package runs on the CPU);

@@ -5,10 +5,11 @@
 //
 // The fake webcam plays a clip made from a sample photo (slow pan), so the
 // feature maps show something recognisable. Writes docs/page-webcam.png and
-// docs/activation-view.png.
+// docs/activation-view.png; then Teach mode on a clip of two scenes (the
+// whole network trained on frames of each): docs/teach-mode.png.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, launch, missingPrerequisite, startServer, tmpDir } from './helpers.mjs';
+import { ROOT, launch, missingPrerequisite, startServer, tmpDir, writeScenes } from './helpers.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -124,6 +125,59 @@ try {
   const frames = await page.evaluate(() => window.__resnet.frames);
   console.log(`screenshots: ${path.relative(ROOT, OUT)}/page-webcam.png, ${path.relative(ROOT, OUT)}/activation-view.png (${frames} frames at ${SIZE}×${SIZE})`);
   await browser.close();
+
+  // Teach mode: hold each class's record button while its scene shows, train the last stage.
+  const scenes = await launch({ camera: writeScenes(path.join(work, 'scenes.y4m')) });
+  const tp = await scenes.newPage({ viewport: { width: 1400, height: 900 } });
+  tp.on('pageerror', (e) => console.error('pageerror:', e.message));
+  await tp.goto(`${server.url}/www/?model=demo&size=96`);
+  await tp.waitForFunction(() => window.__resnet?.loads >= 1, null, { timeout: 180000 });
+  await tp.click('#camera-start');
+  await tp.waitForFunction(() => document.querySelector('#video').readyState >= 2, null, { timeout: 60000 });
+  const scene = () =>
+    tp.evaluate(() => {
+      const c = document.createElement('canvas');
+      c.width = 8;
+      c.height = 6;
+      const g = c.getContext('2d');
+      g.drawImage(document.querySelector('#video'), 0, 0, 8, 6);
+      const d = g.getImageData(0, 0, 8, 6).data;
+      let rb = 0;
+      for (let i = 0; i < d.length; i += 4) rb += d[i] - d[i + 2];
+      return rb > 0 ? 0 : 1;
+    });
+  for (const [i, name] of ['red room', 'blue room'].entries()) {
+    await tp.locator('.teach-name').nth(i).fill(name);
+    await tp.locator('.teach-name').nth(i).dispatchEvent('change');
+  }
+  for (let k = 0; k < 60; k++) {
+    const counts = await tp.evaluate(() => window.__teach.classes.map((c) => c.examples.length));
+    if (counts.every((n) => n >= 24)) break;
+    const i = await scene();
+    if (counts[i] >= 24) {
+      await tp.waitForTimeout(300);
+      continue;
+    }
+    await tp.locator('.teach-record').nth(i).focus();
+    await tp.keyboard.down(' ');
+    await tp.waitForTimeout(400);
+    await tp.keyboard.up(' ');
+    // A hold that spanned a change of scene is undone.
+    if ((await scene()) !== i) await tp.evaluate(([k, n]) => (window.__teach.classes[k].examples.length = n), [i, counts[i]]);
+  }
+  await tp.selectOption('#teach-what', 'all');
+  // Slowly enough that the curves and the gradient have something to show.
+  await tp.fill('#teach-lr', '0.0003');
+  await tp.fill('#teach-epochs', '12');
+  await tp.click('#teach-train');
+  await tp.waitForFunction(() => window.__teach.runs >= 1, null, { timeout: 300000, polling: 500 });
+  await tp.locator('table.confusion button').first().click();
+  const card = tp.locator('#teach');
+  await card.scrollIntoViewIfNeeded();
+  await tp.waitForTimeout(500);
+  await card.screenshot({ path: path.join(OUT, 'teach-mode.png') });
+  console.log(`screenshots: ${path.relative(ROOT, OUT)}/teach-mode.png (${await tp.textContent('#teach-message')})`);
+  await scenes.close();
 } finally {
   await server.stop();
   fs.rmSync(work, { recursive: true, force: true });

@@ -9,34 +9,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, missingPrerequisite, recordConsole, startServer, tmpDir } from './helpers.mjs';
+import { launch, missingPrerequisite, recordConsole, startServer, tmpDir, writeScenes } from './helpers.mjs';
 
 const missing = missingPrerequisite();
 if (missing) throw new Error(missing);
-
-/** Scene A (reddish) for 20 frames, then B (bluish) for 20, at 10 frames a second, with a noise that moves. */
-function writeScenes(file, { width = 160, height = 120 } = {}) {
-  const header = Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`);
-  const parts = [header];
-  const cw = width / 2;
-  const ch = height / 2;
-  let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  for (let f = 0; f < 40; f++) {
-    const a = f < 20;
-    const y = Buffer.alloc(width * height);
-    const u = Buffer.alloc(cw * ch);
-    const v = Buffer.alloc(cw * ch);
-    for (let i = 0; i < y.length; i++) y[i] = (a ? 90 : 70) + 40 * rand();
-    for (let i = 0; i < u.length; i++) {
-      u[i] = (a ? 100 : 200) + 20 * rand();
-      v[i] = (a ? 200 : 100) + 20 * rand();
-    }
-    parts.push(Buffer.from('FRAME\n'), y, u, v);
-  }
-  fs.writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 /** In the page: which scene the webcam shows now ('A' reddish, 'B' bluish), and the frame as a canvas. */
 async function sceneNow(page) {
@@ -138,13 +114,47 @@ describe('Teach mode', () => {
   before(async () => {
     dir = tmpDir('resnet-teach-');
     server = await startServer();
-    browser = await launch({ camera: writeScenes(path.join(dir, 'scenes.y4m')) });
+    browser = await launch({ camera: writeScenes(path.join(dir, 'scenes.y4m')), extraArgs: ['--js-flags=--expose-gc', '--enable-precise-memory-info'] });
   });
 
   after(async () => {
     await browser?.close();
     await server?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps memory flat over twenty rounds of record, train, clear', { timeout: 600000 }, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/www/index.html?model=demo&size=64`);
+    await page.waitForFunction(() => window.__resnet?.model, null, { timeout: 120000 });
+    await page.click('#camera-start');
+    await page.waitForFunction(() => document.querySelector('#video').readyState >= 2, null, { timeout: 60000 });
+    await page.fill('#teach-epochs', '2');
+    const sample = () =>
+      page.evaluate(async () => {
+        const api = await import('/js/index.js');
+        for (let k = 0; k < 3; k++) {
+          globalThis.gc?.();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return { wasm: api.wasmMemoryBytes(), heap: performance.memory.usedJSHeapSize };
+      });
+    const samples = [];
+    for (let round = 0; round < 20; round++) {
+      await recordOnce(page, 0, 300);
+      await recordOnce(page, 1, 300);
+      await trainAs(page, 'head');
+      await page.click('#teach-clear');
+      if (round === 4 || round === 19) samples.push(await sample());
+    }
+    const [start, end] = samples;
+    const grew = { wasm: end.wasm - start.wasm, heap: end.heap - start.heap };
+    console.log(`# teach soak: rounds 5 → 20: wasm ${start.wasm} → ${end.wasm} bytes, JS heap ${start.heap} → ${end.heap} bytes`);
+    assert.ok(grew.wasm <= 0, `wasm memory grew by ${grew.wasm} bytes`);
+    assert.ok(grew.heap <= 2 << 20, `the JS heap grew by ${grew.heap} bytes`);
+    assert.deepEqual(log.filter((l) => l.startsWith('pageerror')), []);
+    await page.close();
   });
 
   for (const backend of ['webgpu', 'cpu']) {
