@@ -150,9 +150,35 @@ function makePanel(b, m) {
     n.textContent = '7×7/2 conv · BN · ReLU · 3×3/2 max pool';
     root.append(n);
   }
+  // Teach mode's gradient at this block, step by step while it trains.
+  p.gradEl = document.createElement('p');
+  p.gradEl.className = 'bp-grad';
+  p.gradEl.hidden = true;
+  root.append(p.gradEl);
   sizePanelCanvas(p);
   panels.set(b.name, p);
   return p;
+}
+
+/**
+ * Teach mode's last step in each panel: ‖∂L/∂x‖ at the block's input and
+ * ‖∂L/∂W‖ of its tensors, with a bar for the input's on a log scale
+ * (1e-6 … 1). `norms`: `[{ name, weights, input }]`, or null to hide them.
+ */
+export function showGradients(norms) {
+  for (const p of panels.values()) p.gradEl.hidden = true;
+  for (const n of norms ?? []) {
+    const p = panels.get(n.name);
+    if (!p) continue;
+    const parts = [];
+    if (n.input !== null) parts.push(`∂L/∂x ${n.input.toExponential(1)}`);
+    if (n.weights !== null) parts.push(`‖∂L/∂W‖ ${n.weights.toExponential(1)}`);
+    if (!parts.length) continue;
+    const level = n.input > 0 ? Math.max(0, Math.min(1, (Math.log10(n.input) + 6) / 6)) : 0;
+    p.gradEl.style.setProperty('--g', String(level));
+    p.gradEl.textContent = `training: ${parts.join(' · ')}`;
+    p.gradEl.hidden = false;
+  }
 }
 
 /** A residual block's footer: its ‖F(x)‖/‖x‖, and for an identity block the skip switch. */

@@ -13,6 +13,7 @@ import { messageOf, setStatus, showError, clearError } from './status.js';
 import { kick } from './loop.js';
 import { loadModel, loadWeightsFile } from './models.js';
 import { LUTS } from './colormaps.js';
+import { showGradients } from './panels.js';
 
 /** Viridis at `t` in 0…1, as [r, g, b]. */
 const viridis = (t) => {
@@ -369,6 +370,7 @@ async function train() {
         teach.gradSteps.push(norms.map((n) => n.input));
         if (teach.gradSteps.length > 400) teach.gradSteps.shift();
         drawGrads(norms);
+        showGradients(norms);
       },
       onEpoch: (e) => {
         teach.history.push(e);

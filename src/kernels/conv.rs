@@ -3,7 +3,9 @@
 //! (`conv2d_coop.wgsl`: tensor cores through cooperative matrices, or its
 //! portable twin), the GEMMs' split-K form (partial sums, then
 //! `conv_splitk.wgsl`), all with the fused epilogue; and, in one place,
-//! which of them each layer of a network gets.
+//! which of them each layer of a network gets. For training: the direct
+//! kernel over a batch, and the backward kernels (`conv2d_backward_input.wgsl`,
+//! `conv2d_backward_weight.wgsl`, `channel_sums.wgsl` for a bias).
 
 use super::{grid_for, Dispatch, Kernels, Precision, Variant};
 use crate::model::{ConvSpec, Shape};
@@ -601,5 +603,4 @@ mod tests {
         assert!(matches!(small.for_layer(&c, Shape::new(64, 1500, 1500)), LayerKernel::SplitK(_)));
         assert_eq!(small.for_layer(&c, Shape::new(64, 1000, 1000)), LayerKernel::SmallGemm);
     }
-
 }

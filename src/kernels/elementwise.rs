@@ -97,6 +97,7 @@ impl Kernels {
     }
 
     /// `output = input·scale + shift` per channel, with `coef` from [`Kernels::batchnorm_stats`].
+    #[allow(clippy::too_many_arguments)]
     pub fn scale_shift(&self, label: &str, len: usize, channels: usize, plane: usize, input: &wgpu::Buffer, coef: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
         let p = ScaleShiftParams { len: len as u32, channels: channels as u32, plane: plane as u32, _pad: 0 };
         self.bind(label, "scale_shift.wgsl", Variant::PLAIN, &[input, coef, output], &p, grid_for(len)?)

@@ -1,5 +1,6 @@
 //! Training: the backward pass of every op of the forward pass, on the CPU
-//! backend, and the loop that trains with it ([`Trainer`]).
+//! backend (here) and on the GPU ([`gpu`]: the same plan on WGSL kernels),
+//! and the loop that trains with either ([`Trainer`]).
 //!
 //! The training plan is the inference plan in inspect mode (every conv,
 //! batchnorm, ReLU and residual add its own op, every intermediate kept)

@@ -212,6 +212,9 @@ describe('Teach mode', () => {
       assert.ok(stage >= 0.9, `the last stage follows the scene on ${(stage * 100).toFixed(0)}% of frames`);
       const reached = await page.evaluate(() => window.__teach.blockNames.filter((n, i) => window.__teach.gradSteps.at(-1)[i] !== null));
       assert.ok(reached.includes('layer4.1'), `the gradient reaches ${reached}`);
+      // And the block's panel shows it.
+      assert.match(await page.textContent('.block-panel[data-block="layer4.1"] .bp-grad'), /∂L\/∂x .* ‖∂L\/∂W‖/);
+      assert.ok(await page.locator('.block-panel[data-block="layer1.0"] .bp-grad').isHidden(), 'a frozen block shows no gradient');
 
       // Save the model and the recordings; load both back.
       const [modelDl] = await Promise.all([page.waitForEvent('download'), page.click('#teach-save-model')]);
