@@ -68,13 +68,15 @@ async function exercise() {
   // Training: a trainer, its examples, a fit, and the model answering after it.
   const t = rec('method', 'trainer', await m.trainer({ classes: ['dark', 'light'], seed: 1 }));
   rec('trainer', 'classes', t.classes);
+  rec('trainer', 'backend', t.backend);
   rec('trainer', 'add', await t.add(canvas, 0));
   rec('trainer', 'addTensor', await t.addTensor(new Float32Array(3 * 64 * 72).fill(0.5), 1));
   rec('trainer', 'addTensor', await t.addTensor(new Float32Array(3 * 64 * 72).fill(-0.5), 0));
   rec('trainer', 'remove', await t.remove(2));
   rec('trainer', 'count', t.count());
-  rec('trainer', 'fit', await t.fit({ epochs: 2, batchSize: 2, onStep: () => {}, onEpoch: () => {} }));
+  rec('trainer', 'fit', await t.fit({ epochs: 2, batchSize: 2, validationSplit: 0.5, onStep: () => {}, onEpoch: () => {} }));
   rec('trainer', 'gradientNorms', t.gradientNorms());
+  rec('trainer', 'validation', t.validation());
   rec('method', 'exportWeights', await m.exportWeights());
   rec('trainer', 'dispose', t.dispose());
   rec('method', 'setInputSize', await m.setInputSize(48));
