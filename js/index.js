@@ -496,8 +496,9 @@ const aborted = () => {
 };
 
 /**
- * Trains a model on examples added one by one (on the CPU backend, in wasm;
- * a step at a time, yielding between steps). Made by `ResNet.trainer`.
+ * Trains a model on examples added one by one (on WebGPU's kernels or the
+ * CPU backend in wasm; a step at a time, yielding between steps). Made by
+ * `ResNet.trainer`.
  */
 export class Trainer {
   #wasm;
