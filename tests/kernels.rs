@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_close, ctx, Rng};
-use resnet::kernels::{conv_weights_km, gemm_splits, pack_batchnorm, storage_buffer_as, ConvBuffers, ConvParams, FoldedInput, Kernels, LayerKernel, PoolParams};
+use resnet::kernels::{conv_weights_km, conv_weights_oihw, gemm_splits, pack_batchnorm, storage_buffer_as, ConvBuffers, ConvParams, FoldedInput, Kernels, LayerKernel, PoolParams};
 use resnet::kernels::source;
 use resnet::Preprocess;
 
@@ -695,6 +695,7 @@ fn conv_backward_kernels_match_cpu_on_awkward_shapes() {
         assert_close(&format!("{what} dx"), &cx.read(&dxb, n * il), &f32s(&dx), 1e-5, 1e-5);
         assert_close(&format!("{what} dW ({slices} slices)"), &cx.read(&dwb, c.cout * kk), &conv_weights_km(&f32s(&dw), c.cout), 1e-5, 1e-5);
         assert_close(&format!("{what} db"), &cx.read(&dbb, c.cout), &f32s(&db), 1e-5, 1e-5);
+        assert_eq!(conv_weights_oihw(&conv_weights_km(&wt, c.cout), c.cout), wt, "K×M back to OIHW");
     }
     assert!(Kernels::weight_grad_slices(27, 5, 3 * 32 * 30) > 1, "the last case runs the sliced path");
 }

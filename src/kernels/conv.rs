@@ -311,6 +311,19 @@ pub fn conv_weights_km(oihw: &[f32], o: usize) -> Vec<f32> {
     out
 }
 
+/// The K×M matrix of [`conv_weights_km`] (a weight gradient as the kernels
+/// write it) back to OIHW.
+pub fn conv_weights_oihw(km: &[f32], o: usize) -> Vec<f32> {
+    let k = km.len() / o;
+    let mut out = vec![0.0; km.len()];
+    for i in 0..k {
+        for co in 0..o {
+            out[co * k + i] = km[i * o + co];
+        }
+    }
+    out
+}
+
 /// The buffers of one convolution. `main_out`, when given, receives F(x):
 /// the conv + bias before the residual add and ReLU.
 pub struct ConvBuffers<'a> {

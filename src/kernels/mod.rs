@@ -34,7 +34,7 @@ pub mod preprocess;
 pub mod source;
 pub mod stats;
 
-pub use conv::{conv_weights_km, gemm_splits, ConvBuffers, ConvKernels, ConvParams, FoldedInput, LayerKernel};
+pub use conv::{conv_weights_km, conv_weights_oihw, gemm_splits, ConvBuffers, ConvKernels, ConvParams, FoldedInput, LayerKernel};
 pub use elementwise::pack_batchnorm;
 pub use pool::PoolParams;
 pub use preprocess::PreprocessParams;

@@ -23,7 +23,7 @@ use wgpu::util::DeviceExt;
 
 use super::{BnMode, Grads, Part, TrainConfig};
 use crate::gpu::{map_bytes, Gpu, OwnedBuffer};
-use crate::kernels::{conv_weights_km, pack_batchnorm, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision};
+use crate::kernels::{conv_weights_km, conv_weights_oihw, pack_batchnorm, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision};
 use crate::plan::{Mode, Op, Plan, TensorId};
 use crate::weights::Weights;
 use crate::{bail, Result};
@@ -532,7 +532,7 @@ impl GpuTrainPlan {
         let mut grads = Grads::default();
         for (name, o, at, bias) in &rb.convs {
             let (o, len) = (*o, weights.convs[name].weight.len());
-            grads.convs.insert(name.clone(), (km_to_oihw(&f[*at..*at + len], o), bias.map(|b| f[b..b + o].to_vec())));
+            grads.convs.insert(name.clone(), (conv_weights_oihw(&f[*at..*at + len], o), bias.map(|b| f[b..b + o].to_vec())));
         }
         for (name, at) in &rb.bns {
             let c = weights.bns[name].gamma.len();
@@ -560,18 +560,6 @@ impl GpuTrainPlan {
         self.grad_norms = norms;
         Ok((loss, logits, grads))
     }
-}
-
-/// K×M (`[ci][ky][kx][co]`) → OIHW, the inverse of [`conv_weights_km`].
-fn km_to_oihw(km: &[f32], o: usize) -> Vec<f32> {
-    let k = km.len() / o;
-    let mut out = vec![0.0; km.len()];
-    for i in 0..k {
-        for co in 0..o {
-            out[co * k + i] = km[i * o + co];
-        }
-    }
-    out
 }
 
 /// Little-endian f32 bytes (a byte vector need not be aligned for a cast).
