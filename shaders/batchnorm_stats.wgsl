@@ -1,17 +1,15 @@
-// A training batchnorm's per-channel coefficients, y = x·scale + shift,
-// written as coef[c] = (scale, shift, mean, 1/√(var + ε)):
-// * BATCH: from the batch's mean and biased variance over N×H×W (two
-//   passes: the mean, then Σ(x − mean)², which stays exact in f32 where
-//   E[x²] − mean² would cancel), also written to moments[c] = (mean, var)
-//   for the running statistics;
-// * otherwise from the running statistics, as in inference.
-// `bn` holds (γ, β, running mean, running var) per channel. One workgroup per channel.
+// A training batchnorm's per-channel coefficients on batch statistics,
+// y = x·scale + shift, written as coef[c] = (scale, shift, mean, 1/√(var + ε))
+// from the batch's mean and biased variance over N×H×W: two passes (the
+// mean, then Σ(x − mean)², which stays exact in f32 where E[x²] − mean²
+// would cancel). The mean and variance also go to moments[c] for the
+// running statistics. `bn` holds (γ, β, running mean, running var) per
+// channel; the running statistics' own coefficients are the host's (they
+// change only when the parameters do). One workgroup per channel.
 
 struct Params {
-    channels: u32, plane: u32, batch: u32, flags: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32,
+    channels: u32, plane: u32, batch: u32, eps: f32,
 }
-
-const BATCH: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> bn: array<vec4<f32>>;
@@ -29,24 +27,20 @@ fn at(c: u32, j: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let c = wg.x;
-    let s = bn[c];
-    var mean = s.z;
-    var variance = s.w;
-    if ((p.flags & BATCH) != 0u) {
-        let count = p.batch * p.plane;
-        var sum = 0.0;
-        for (var j = li; j < count; j += RED_N) {
-            sum += at(c, j);
-        }
-        mean = workgroup_sum(li, sum) / f32(count);
-        var sq = 0.0;
-        for (var j = li; j < count; j += RED_N) {
-            let d = at(c, j) - mean;
-            sq += d * d;
-        }
-        variance = workgroup_sum(li, sq) / f32(count);
+    let count = p.batch * p.plane;
+    var sum = 0.0;
+    for (var j = li; j < count; j += RED_N) {
+        sum += at(c, j);
     }
+    let mean = workgroup_sum(li, sum) / f32(count);
+    var sq = 0.0;
+    for (var j = li; j < count; j += RED_N) {
+        let d = at(c, j) - mean;
+        sq += d * d;
+    }
+    let variance = workgroup_sum(li, sq) / f32(count);
     if (li == 0u) {
+        let s = bn[c];
         let inv = 1.0 / sqrt(variance + p.eps);
         let scale = s.x * inv;
         coef[c] = vec4<f32>(scale, s.y - mean * scale, mean, inv);

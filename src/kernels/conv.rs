@@ -299,29 +299,16 @@ fn effective_splits(k: u32, splits: u32) -> u32 {
 }
 
 /// OIHW conv kernel → the K×M matrix both conv kernels read: `[ci][ky][kx][co]`,
-/// output channels contiguous (`o` output channels, `k = I·kh·kw`).
+/// output channels contiguous (`o` output channels, `k = I·kh·kw`): the
+/// `o×k` matrix transposed.
 pub fn conv_weights_km(oihw: &[f32], o: usize) -> Vec<f32> {
-    let k = oihw.len() / o;
-    let mut out = vec![0.0; oihw.len()];
-    for co in 0..o {
-        for i in 0..k {
-            out[i * o + co] = oihw[co * k + i];
-        }
-    }
-    out
+    crate::weights::naming::transpose(oihw, o, oihw.len() / o)
 }
 
 /// The K×M matrix of [`conv_weights_km`] (a weight gradient as the kernels
 /// write it) back to OIHW.
 pub fn conv_weights_oihw(km: &[f32], o: usize) -> Vec<f32> {
-    let k = km.len() / o;
-    let mut out = vec![0.0; km.len()];
-    for i in 0..k {
-        for co in 0..o {
-            out[co * k + i] = km[i * o + co];
-        }
-    }
-    out
+    crate::weights::naming::transpose(km, km.len() / o, o)
 }
 
 /// The buffers of one convolution. `main_out`, when given, receives F(x):

@@ -28,10 +28,7 @@ crate::uniform! {
         pub channels: u32,
         pub plane: u32,
         pub batch: u32,
-        /// 1: the batch's statistics (else the running ones).
-        pub flags: u32,
         pub eps: f32,
-        pub _pad: [u32; 3],
     }
 }
 
@@ -87,12 +84,12 @@ impl Kernels {
     }
 
     /// A training batchnorm's coefficients (scale, shift, mean, 1/σ) per
-    /// channel to `coef`: from the batch of `batch` examples in `input`
-    /// (`batch_stats`; its mean and biased variance also to `moments`), or
-    /// from the running statistics in `bn` ([`pack_batchnorm`]).
+    /// channel to `coef`, from the batch statistics of the `batch` examples
+    /// in `input` (its mean and biased variance also to `moments`) and γ, β
+    /// in `bn` ([`pack_batchnorm`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn batchnorm_stats(&self, label: &str, batch: usize, channels: usize, plane: usize, eps: f32, batch_stats: bool, input: &wgpu::Buffer, bn: &wgpu::Buffer, coef: &wgpu::Buffer, moments: &wgpu::Buffer) -> Result<Dispatch> {
-        let p = BnStatsParams { channels: channels as u32, plane: plane as u32, batch: batch as u32, flags: batch_stats as u32, eps, _pad: [0; 3] };
+    pub fn batchnorm_stats(&self, label: &str, batch: usize, channels: usize, plane: usize, eps: f32, input: &wgpu::Buffer, bn: &wgpu::Buffer, coef: &wgpu::Buffer, moments: &wgpu::Buffer) -> Result<Dispatch> {
+        let p = BnStatsParams { channels: channels as u32, plane: plane as u32, batch: batch as u32, eps };
         self.bind(label, "batchnorm_stats.wgsl", Variant::PLAIN, &[input, bn, coef, moments], &p, [channels as u32, 1, 1])
     }
 

@@ -178,7 +178,8 @@ pub fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu:
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::cast_slice(data), usage: STORAGE })
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+/// Usages of every storage buffer: bound to kernels, written by the queue, copied for readback.
+pub(crate) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 /// The compiled kernels of one device, at one storage precision.
 pub struct Kernels {

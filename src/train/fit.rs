@@ -147,32 +147,29 @@ impl Exec {
         self.plan().shape(t)
     }
 
-    fn boundary(&self) -> &[TensorId] {
+    /// The trainable part and the batchnorm mode, which both plans share.
+    fn part(&self) -> (&super::Part, super::BnMode) {
         match self {
-            Exec::Cpu(t) => t.boundary(),
-            Exec::Gpu(t) => t.boundary(),
+            Exec::Cpu(t) => (t.part(), t.config().bn),
+            Exec::Gpu(t) => (t.part(), t.config().bn),
         }
+    }
+
+    fn boundary(&self) -> &[TensorId] {
+        &self.part().0.boundary
     }
 
     fn first_trainable(&self) -> usize {
-        match self {
-            Exec::Cpu(t) => t.first_trainable(),
-            Exec::Gpu(t) => t.first_trainable(),
-        }
+        self.part().0.first
     }
 
     fn check_batch(&self, n: usize) -> Result<()> {
-        match self {
-            Exec::Cpu(t) => t.check_batch(n),
-            Exec::Gpu(t) => t.check_batch(n),
-        }
+        let (part, bn) = self.part();
+        part.check_batch(self.plan(), bn, n)
     }
 
     fn trainable_values(&self, weights: &Weights) -> usize {
-        match self {
-            Exec::Cpu(t) => t.trainable_values(weights),
-            Exec::Gpu(t) => t.trainable_values(weights),
-        }
+        self.part().0.trainable_values(self.plan(), weights)
     }
 
     fn input_grad_norms(&self) -> &std::collections::HashMap<TensorId, f64> {

@@ -19,25 +19,36 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use wgpu::util::DeviceExt;
-
 use super::{BnMode, Grads, Part, TrainConfig};
 use crate::gpu::{map_bytes, Gpu, OwnedBuffer};
-use crate::kernels::{conv_weights_km, conv_weights_oihw, pack_batchnorm, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision};
+use crate::kernels::{conv_weights_km, conv_weights_oihw, pack_batchnorm, ConvBuffers, ConvParams, Dispatch, Kernels, PoolParams, Precision, STORAGE};
 use crate::plan::{Mode, Op, Plan, TensorId};
 use crate::weights::Weights;
 use crate::{bail, Result};
-
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 fn buffer(device: &wgpu::Device, label: &str, floats: usize) -> OwnedBuffer {
     OwnedBuffer(device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (floats.max(1) * 4) as u64, usage: STORAGE, mapped_at_creation: false }))
 }
 
-fn upload(device: &wgpu::Device, label: &str, data: &[f32]) -> OwnedBuffer {
-    let one = [0.0f32];
-    let data = if data.is_empty() { &one[..] } else { data };
-    OwnedBuffer(device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::cast_slice(data), usage: STORAGE }))
+/// A batchnorm's parameters as the kernels read them.
+struct BnParamBuffers {
+    /// (γ, β, running mean, running var) per channel ([`pack_batchnorm`]), for batch statistics.
+    packed: OwnedBuffer,
+    /// (scale, shift, mean, 1/σ) per channel from the running statistics,
+    /// computed on the host when the parameters change: inference's form,
+    /// what the frozen part and validation normalise with.
+    running: OwnedBuffer,
+}
+
+/// The running statistics' coefficients, as the CPU plan computes them (in f32).
+fn running_coefficients(p: &crate::weights::BatchNormWeights, eps: f32) -> Vec<f32> {
+    (0..p.gamma.len())
+        .flat_map(|c| {
+            let inv = 1.0 / (p.var[c] + eps).sqrt();
+            let scale = p.gamma[c] * inv;
+            [scale, p.beta[c] - p.mean[c] * scale, p.mean[c], inv]
+        })
+        .collect()
 }
 
 /// A conv's parameters as the kernels read them.
@@ -70,10 +81,10 @@ struct Batch {
     acts: Vec<OwnedBuffer>,
     /// Per tensor whose gradient the backward pass needs.
     grads: Vec<Option<OwnedBuffer>>,
-    /// Per op: its dispatches with the trainable part's batchnorms in the
-    /// configured mode, and as in inference (the frozen part, validation).
-    train: Vec<Vec<Dispatch>>,
-    eval: Vec<Vec<Dispatch>>,
+    /// Per op: its dispatches as in inference (the frozen part, validation),
+    /// and, for a trainable batch-mode batchnorm, those on batch statistics.
+    forward: Vec<Vec<Dispatch>>,
+    batch_stats: HashMap<usize, Vec<Dispatch>>,
     loss: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     labels: OwnedBuffer,
@@ -93,8 +104,7 @@ pub struct GpuTrainPlan {
     gpu: Rc<Gpu>,
     kernels: Kernels,
     convs: HashMap<String, ConvParamBuffers>,
-    /// Batchnorm name → (γ, β, running mean, running var) per channel.
-    bns: HashMap<String, OwnedBuffer>,
+    bns: HashMap<String, BnParamBuffers>,
     dense: (OwnedBuffer, OwnedBuffer),
     batch: Option<Batch>,
     grad_norms: HashMap<TensorId, f64>,
@@ -106,45 +116,37 @@ impl GpuTrainPlan {
         let part = Part::of(&plan, config.train);
         let device = &gpu.device;
         let kernels = Kernels::new(device, &gpu.queue, Precision::F32);
+        // Sized here, filled by `refresh`.
         let mut convs = HashMap::new();
         let mut bns = HashMap::new();
         for op in &plan.ops {
             match op {
                 Op::Conv(c) => {
                     let p = &weights.convs[&c.conv.name];
-                    let weight = upload(device, &c.conv.name, &conv_weights_km(&p.weight, c.conv.out_channels));
-                    let bias = p.bias.as_ref().map(|b| upload(device, &c.conv.name, b));
+                    let weight = buffer(device, &c.conv.name, p.weight.len());
+                    let bias = p.bias.as_ref().map(|b| buffer(device, &c.conv.name, b.len()));
                     convs.insert(c.conv.name.clone(), ConvParamBuffers { weight, bias });
                 }
                 Op::BatchNorm { bn, .. } => {
-                    let p = &weights.bns[&bn.name];
-                    bns.insert(bn.name.clone(), upload(device, &bn.name, &pack_batchnorm(&p.gamma, &p.beta, &p.mean, &p.var)));
+                    let (packed, running) = (buffer(device, &bn.name, 4 * bn.channels), buffer(device, &bn.name, 4 * bn.channels));
+                    bns.insert(bn.name.clone(), BnParamBuffers { packed, running });
                 }
                 _ => {}
             }
         }
-        let dense = (upload(device, "dense weight", &weights.dense.weight), upload(device, "dense bias", &weights.dense.bias));
-        Ok(GpuTrainPlan { plan, config, part, gpu, kernels, convs, bns, dense, batch: None, grad_norms: HashMap::new() })
+        let dense = (buffer(device, "dense weight", weights.dense.weight.len()), buffer(device, "dense bias", weights.dense.bias.len()));
+        let mut tp = GpuTrainPlan { plan, config, part, gpu, kernels, convs, bns, dense, batch: None, grad_norms: HashMap::new() };
+        tp.refresh(weights, true);
+        Ok(tp)
     }
 
     pub fn config(&self) -> TrainConfig {
         self.config
     }
 
-    pub fn boundary(&self) -> &[TensorId] {
-        &self.part.boundary
-    }
-
-    pub fn first_trainable(&self) -> usize {
-        self.part.first
-    }
-
-    pub fn check_batch(&self, n: usize) -> Result<()> {
-        self.part.check_batch(&self.plan, self.config.bn, n)
-    }
-
-    pub fn trainable_values(&self, weights: &Weights) -> usize {
-        self.part.trainable_values(&self.plan, weights)
+    /// The trainable part (shared with the CPU plan's bookkeeping).
+    pub(crate) fn part(&self) -> &Part {
+        &self.part
     }
 
     /// ‖∂L/∂x‖ at each block input the last backward pass reached.
@@ -168,8 +170,9 @@ impl GpuTrainPlan {
                     }
                 }
                 Op::BatchNorm { bn, .. } => {
-                    let p = &weights.bns[&bn.name];
-                    q.write_buffer(&self.bns[&bn.name], 0, bytemuck::cast_slice(&pack_batchnorm(&p.gamma, &p.beta, &p.mean, &p.var)));
+                    let (p, b) = (&weights.bns[&bn.name], &self.bns[&bn.name]);
+                    q.write_buffer(&b.packed, 0, bytemuck::cast_slice(&pack_batchnorm(&p.gamma, &p.beta, &p.mean, &p.var)));
+                    q.write_buffer(&b.running, 0, bytemuck::cast_slice(&running_coefficients(p, bn.eps)));
                 }
                 Op::Dense { .. } => {
                     q.write_buffer(&self.dense.0, 0, bytemuck::cast_slice(&weights.dense.weight));
@@ -213,8 +216,8 @@ impl GpuTrainPlan {
         let grads: Vec<Option<OwnedBuffer>> =
             plan.tensors.iter().enumerate().map(|(i, t)| part.needs_grad(i).then(|| buffer(device, &format!("∂{}", t.name), n * t.shape.len()))).collect();
         let mut keep = Vec::new();
-        let mut train = Vec::new();
-        let mut eval = Vec::new();
+        let mut forward = Vec::new();
+        let mut batch_stats = HashMap::new();
         // Per batchnorm op: the coefficients its training forward pass used (the backward pass reads them).
         let mut train_coef: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut rb = Readback::default();
@@ -227,71 +230,50 @@ impl GpuTrainPlan {
         };
         for (oi, op) in plan.ops.iter().enumerate() {
             let label = op.label(&plan.tensors);
-            let (mut tr, mut ev) = (Vec::new(), Vec::new());
-            match op {
+            let d = match op {
                 Op::Conv(c) => {
                     let (i, o) = (plan.shape(c.input), plan.shape(c.output));
                     let p = &self.convs[&c.conv.name];
                     let b = ConvBuffers { input: &acts[c.input], weight: &p.weight, bias: p.bias.as_deref(), residual: None, output: &acts[c.output], main_out: None, fold: None, f32_input: false };
-                    tr.push(k.conv2d_batch(&label, n, ConvParams::of(&c.conv, i, o, false), &b)?);
-                    ev.push(k.conv2d_batch(&label, n, ConvParams::of(&c.conv, i, o, false), &b)?);
+                    vec![k.conv2d_batch(&label, n, ConvParams::of(&c.conv, i, o, false), &b)?]
                 }
                 Op::BatchNorm { bn, input, output } => {
                     let s = plan.shape(*input);
-                    let running = buffer(device, "bn coefficients", 4 * s.c);
-                    let moments = buffer(device, "bn moments", 2 * s.c);
                     let params = &self.bns[&bn.name];
-                    let len = n * s.len();
-                    let plane = s.h * s.w;
-                    ev.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, false, &acts[*input], params, &running, &moments)?);
-                    ev.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &running, &acts[*output])?);
+                    let (len, plane) = (n * s.len(), s.h * s.w);
                     if oi >= first && batch_bn {
                         let coef = buffer(device, "bn batch coefficients", 4 * s.c);
-                        tr.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, true, &acts[*input], params, &coef, &moments)?);
-                        tr.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &coef, &acts[*output])?);
+                        let moments = buffer(device, "bn moments", 2 * s.c);
+                        let stats = k.batchnorm_stats(&label, n, s.c, plane, bn.eps, &acts[*input], &params.packed, &coef, &moments)?;
+                        batch_stats.insert(oi, vec![stats, k.scale_shift(&label, len, s.c, plane, &acts[*input], &coef, &acts[*output])?]);
                         let at = slot(&mut rb, &moments, 2 * s.c);
                         rb.moments.push((oi, at));
                         train_coef.insert(oi, coef.0.clone());
-                        keep.push(coef);
+                        keep.extend([coef, moments]);
                     } else {
-                        tr.push(k.batchnorm_stats(&label, n, s.c, plane, bn.eps, false, &acts[*input], params, &running, &moments)?);
-                        tr.push(k.scale_shift(&label, len, s.c, plane, &acts[*input], &running, &acts[*output])?);
-                        train_coef.insert(oi, running.0.clone());
+                        train_coef.insert(oi, params.running.0.clone());
                     }
-                    keep.push(running);
-                    keep.push(moments);
+                    vec![k.scale_shift(&label, len, s.c, plane, &acts[*input], &params.running, &acts[*output])?]
                 }
-                Op::Relu { input, output } => {
-                    let len = n * plan.shape(*input).len();
-                    tr.push(k.relu(&label, len, &acts[*input], &acts[*output])?);
-                    ev.push(k.relu(&label, len, &acts[*input], &acts[*output])?);
-                }
-                Op::AddRelu { main, shortcut, output } => {
-                    let len = n * plan.shape(*output).len();
-                    tr.push(k.add_relu(&label, len, &acts[*main], &acts[*shortcut], &acts[*output])?);
-                    ev.push(k.add_relu(&label, len, &acts[*main], &acts[*shortcut], &acts[*output])?);
-                }
+                Op::Relu { input, output } => vec![k.relu(&label, n * plan.shape(*input).len(), &acts[*input], &acts[*output])?],
+                Op::AddRelu { main, shortcut, output } => vec![k.add_relu(&label, n * plan.shape(*output).len(), &acts[*main], &acts[*shortcut], &acts[*output])?],
                 Op::MaxPool { pool, input, output } => {
                     let mut p = PoolParams::of(pool, plan.shape(*input), plan.shape(*output));
                     p.channels *= n as u32;
-                    tr.push(k.maxpool(&label, p, &acts[*input], &acts[*output])?);
-                    ev.push(k.maxpool(&label, p, &acts[*input], &acts[*output])?);
+                    vec![k.maxpool(&label, p, &acts[*input], &acts[*output])?]
                 }
                 Op::GlobalAvgPool { input, output } => {
                     let s = plan.shape(*input);
-                    tr.push(k.global_avg_pool(&label, n * s.c, s.h * s.w, &acts[*input], &acts[*output])?);
-                    ev.push(k.global_avg_pool(&label, n * s.c, s.h * s.w, &acts[*input], &acts[*output])?);
+                    vec![k.global_avg_pool(&label, n * s.c, s.h * s.w, &acts[*input], &acts[*output])?]
                 }
                 Op::Dense { input, output } => {
                     let (i, o) = (plan.shape(*input).len(), plan.shape(*output).len());
-                    tr.push(k.dense_batch(&label, n, i, o, &acts[*input], &self.dense.0, &self.dense.1, &acts[*output])?);
-                    ev.push(k.dense_batch(&label, n, i, o, &acts[*input], &self.dense.0, &self.dense.1, &acts[*output])?);
+                    vec![k.dense_batch(&label, n, i, o, &acts[*input], &self.dense.0, &self.dense.1, &acts[*output])?]
                 }
                 // The probabilities are not needed to train: the loss reads the logits.
-                Op::Softmax { .. } => {}
-            }
-            train.push(tr);
-            eval.push(ev);
+                Op::Softmax { .. } => Vec::new(),
+            };
+            forward.push(d);
         }
 
         // The loss and the gradient of the logits.
@@ -420,7 +402,7 @@ impl GpuTrainPlan {
         for e in &mut rb.norms {
             e.1 += norms_base;
         }
-        Ok(Batch { n, acts, grads, train, eval, loss, backward, labels, copies, readback: rb, staging, _keep: keep })
+        Ok(Batch { n, acts, grads, forward, batch_stats, loss, backward, labels, copies, readback: rb, staging, _keep: keep })
     }
 
     fn batch(&self) -> Result<&Batch> {
@@ -430,13 +412,16 @@ impl GpuTrainPlan {
         }
     }
 
-    /// Records ops `range` (training or inference batchnorms) into `enc`.
+    /// Records ops `range` into `enc`: `training`, the trainable batch-mode
+    /// batchnorms on batch statistics; else everything as in inference.
     fn record(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, training: bool) -> Result<()> {
         let b = self.batch()?;
-        let ops = if training { &b.train } else { &b.eval };
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("training forward"), timestamp_writes: None });
-        for d in ops[range].iter().flatten() {
-            d.record(&mut pass);
+        for oi in range {
+            let ds = if training { b.batch_stats.get(&oi).unwrap_or(&b.forward[oi]) } else { &b.forward[oi] };
+            for d in ds {
+                d.record(&mut pass);
+            }
         }
         Ok(())
     }
@@ -496,7 +481,7 @@ impl GpuTrainPlan {
     pub async fn step(&mut self, weights: &mut Weights, from: usize, labels: &[usize], momentum: Option<f32>) -> Result<(f64, Vec<f32>, Grads)> {
         let b = self.batch()?;
         let n = b.n;
-        self.check_batch(n)?;
+        self.part.check_batch(&self.plan, self.config.bn, n)?;
         let classes = weights.model.classes();
         if labels.len() != n {
             bail!(BadInput, "{} labels for a batch of {n}", labels.len());
@@ -588,7 +573,6 @@ pub async fn gradients(gpu: Rc<Gpu>, weights: &Weights, x: &[f32], n: usize, hei
     if x.len() != n * tp.plan.shape(input).len() {
         bail!(BadInput, "the input holds {} values, not {n} examples of 3×{height}×{width}", x.len());
     }
-    tp.check_batch(n)?;
     tp.set(input, n, x)?;
     tp.step(&mut w, 0, labels, None).await
 }

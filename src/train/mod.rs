@@ -343,9 +343,9 @@ impl TrainPlan {
         &self.part.boundary
     }
 
-    /// Values in the trainable part's parameters.
-    pub fn trainable_values(&self, weights: &Weights) -> usize {
-        self.part.trainable_values(&self.plan, weights)
+    /// The trainable part (shared with the GPU plan's bookkeeping).
+    pub(crate) fn part(&self) -> &Part {
+        &self.part
     }
 
     /// The outputs of the frozen ops that the trainable ones read, for the

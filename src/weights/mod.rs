@@ -17,7 +17,7 @@ use crate::model::Model;
 use crate::{bail, Error, Result};
 
 pub mod fold;
-mod naming;
+pub(crate) mod naming;
 pub mod save;
 
 /// A conv's kernel in OIHW order and its bias, if the source has one.

@@ -273,7 +273,7 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
 }
 
 /// A `rows`×`cols` row-major matrix transposed: Keras' dense `(in, classes)` ↔ `(classes, in)`.
-pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; a.len()];
     for r in 0..rows {
         for c in 0..cols {
