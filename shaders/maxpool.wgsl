@@ -15,6 +15,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> output: array<act>;
 @group(0) @binding(2) var<uniform> p: Params;
 
+// window_max():
+// #include lib/pool_window.wgsl
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
@@ -23,23 +26,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let c = i / plane;
-    let oy = (i % plane) / p.out_w;
-    let ox = i % p.out_w;
-    let y0 = i32(oy * p.stride) - i32(p.pad);
-    let x0 = i32(ox * p.stride) - i32(p.pad);
-    var m = -3.402823e38;
-    for (var ky = 0; ky < i32(p.kernel); ky++) {
-        let y = y0 + ky;
-        if (y < 0 || y >= i32(p.in_h)) {
-            continue;
-        }
-        for (var kx = 0; kx < i32(p.kernel); kx++) {
-            let x = x0 + kx;
-            if (x < 0 || x >= i32(p.in_w)) {
-                continue;
-            }
-            m = max(m, f32(input[(c * p.in_h + u32(y)) * p.in_w + u32(x)]));
-        }
-    }
+    let m = window_max(c, (i % plane) / p.out_w, i % p.out_w).value;
     output[i] = act(m);
 }

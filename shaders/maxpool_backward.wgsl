@@ -15,32 +15,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// Where window (oy, ox) of plane c has its first maximum, as y·in_w + x.
-fn first_max(c: u32, oy: u32, ox: u32) -> u32 {
-    let y0 = i32(oy * p.stride) - i32(p.pad);
-    let x0 = i32(ox * p.stride) - i32(p.pad);
-    var best = 0.0;
-    var at = 0xffffffffu;
-    for (var ky = 0; ky < i32(p.kernel); ky++) {
-        let y = y0 + ky;
-        if (y < 0 || y >= i32(p.in_h)) {
-            continue;
-        }
-        for (var kx = 0; kx < i32(p.kernel); kx++) {
-            let x = x0 + kx;
-            if (x < 0 || x >= i32(p.in_w)) {
-                continue;
-            }
-            let j = u32(y) * p.in_w + u32(x);
-            let v = input[c * p.in_h * p.in_w + j];
-            if (at == 0xffffffffu || v > best) {
-                best = v;
-                at = j;
-            }
-        }
-    }
-    return at;
-}
+// window_max():
+// #include lib/pool_window.wgsl
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -64,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var g = 0.0;
     for (var oy = oy0; oy <= oy1; oy++) {
         for (var ox = ox0; ox <= ox1; ox++) {
-            if (first_max(c, u32(oy), u32(ox)) == j) {
+            if (window_max(c, u32(oy), u32(ox)).at == j) {
                 g += dy[(c * p.out_h + u32(oy)) * p.out_w + u32(ox)];
             }
         }

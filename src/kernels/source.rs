@@ -89,6 +89,7 @@ pub const SNIPPETS: &[(&str, &str)] = &[
     ("lib/flat_index.wgsl", include_str!("../../shaders/lib/flat_index.wgsl")),
     ("lib/gemm_loads.wgsl", include_str!("../../shaders/lib/gemm_loads.wgsl")),
     ("lib/reduce.wgsl", include_str!("../../shaders/lib/reduce.wgsl")),
+    ("lib/pool_window.wgsl", include_str!("../../shaders/lib/pool_window.wgsl")),
 ];
 
 const INCLUDE: &str = "// #include ";
