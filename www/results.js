@@ -100,17 +100,22 @@ const PAD_L = 34;
 const PAD_B = 44;
 const PAD_T = 10;
 
-export function drawResidualChart() {
-  const c = el.residualChart;
+/** A chart canvas `cssW`×`cssH` CSS pixels at the screen's pixel ratio, cleared, drawn in CSS pixels. */
+export function chartContext(c, cssW, cssH) {
   const dpr = window.devicePixelRatio || 1;
-  const cssW = c.clientWidth || 640;
-  if (c.width !== Math.round(cssW * dpr)) {
+  if (c.width !== Math.round(cssW * dpr) || c.height !== Math.round(cssH * dpr)) {
     c.width = Math.round(cssW * dpr);
-    c.height = Math.round(CHART_H * dpr);
+    c.height = Math.round(cssH * dpr);
   }
   const ctx = c.getContext('2d');
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, cssW, CHART_H);
+  ctx.clearRect(0, 0, cssW, cssH);
+  return ctx;
+}
+
+export function drawResidualChart() {
+  const cssW = el.residualChart.clientWidth || 640;
+  const ctx = chartContext(el.residualChart, cssW, CHART_H);
   const rs = lastResiduals;
   const plotH = CHART_H - PAD_B - PAD_T;
   const max = Math.max(1, ...rs.map((r) => r.ratio));

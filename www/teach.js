@@ -14,6 +14,7 @@ import { kick } from './loop.js';
 import { loadModel, loadWeightsFile } from './models.js';
 import { LUTS } from './colormaps.js';
 import { showGradients } from './panels.js';
+import { chartContext } from './results.js';
 
 /** Viridis at `t` in 0…1, as [r, g, b]. */
 const viridis = (t) => {
@@ -228,14 +229,15 @@ function currentFrame() {
   return null;
 }
 
+const shot = document.createElement('canvas'); // one for every recorded frame
+
 /** The frame, scaled so its shorter side is EXAMPLE_SIDE (never up), as a JPEG data URL. */
 function snapshot(f) {
   const s = Math.min(1, EXAMPLE_SIDE / Math.min(f.w, f.h));
-  const c = document.createElement('canvas');
-  c.width = Math.max(1, Math.round(f.w * s));
-  c.height = Math.max(1, Math.round(f.h * s));
-  c.getContext('2d').drawImage(f.el, 0, 0, c.width, c.height);
-  return c.toDataURL('image/jpeg', 0.9);
+  shot.width = Math.max(1, Math.round(f.w * s));
+  shot.height = Math.max(1, Math.round(f.h * s));
+  shot.getContext('2d').drawImage(f.el, 0, 0, shot.width, shot.height);
+  return shot.toDataURL('image/jpeg', 0.9);
 }
 
 function addExample(c, url) {
@@ -413,16 +415,9 @@ function progress(done, of, text) {
 // ------------------------------------------------------------------ charts
 
 function canvasCtx(c) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = c.clientWidth || c.width;
-  const h = c.clientHeight || c.height;
-  if (c.width !== Math.round(w * dpr)) {
-    c.width = Math.round(w * dpr);
-    c.height = Math.round(h * dpr);
-  }
-  const ctx = c.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
+  const w = c.clientWidth || 420;
+  const h = c.clientHeight || 160;
+  const ctx = chartContext(c, w, h);
   ctx.font = '11px system-ui, sans-serif';
   return { ctx, w, h };
 }
