@@ -14,18 +14,22 @@
 //!   backend, and [`engine::cpu`]: GEMM convs, simd128 in the browser);
 //! * [`train`]: the backward pass, optimizers and the training loop (CPU);
 //! * [`preprocess`]: torchvision's eval transform geometry;
-//! * [`demo`]: seeded, untrained demo weights.
+//! * [`demo`]: seeded, untrained demo weights;
+//! * [`network`]: CIFAR-style ResNets and their plain twins from a description;
+//! * [`dataset`]: the small image dataset the residual experiment trains on.
 
 pub mod error;
 #[macro_use]
 pub mod names;
 
 mod clock;
+pub mod dataset;
 pub mod demo;
 pub mod engine;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod network;
 pub mod plan;
 pub mod preprocess;
 pub mod train;

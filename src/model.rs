@@ -22,6 +22,9 @@ pub enum Scheme {
 pub enum BlockKind {
     Identity,
     Convolutional,
+    /// No shortcut at all: `relu(main)`, a plain network's pair of layers
+    /// (the residual experiment's twin, built from a description only).
+    Plain,
 }
 
 impl BlockKind {
@@ -29,6 +32,7 @@ impl BlockKind {
         match self {
             BlockKind::Identity => "identity",
             BlockKind::Convolutional => "convolutional",
+            BlockKind::Plain => "plain",
         }
     }
 }
@@ -79,7 +83,8 @@ pub struct PoolSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stem {
     pub conv: ConvBn,
-    pub pool: PoolSpec,
+    /// ImageNet ResNets' max pool; CIFAR-style networks have none.
+    pub pool: Option<PoolSpec>,
 }
 
 /// One residual block. `main` is the main path (3 convs for a bottleneck,
@@ -175,11 +180,16 @@ pub const MAX_TENSOR_VALUES: u64 = u32::MAX as u64;
 
 /// Checks an input size against [`MIN_INPUT_SIDE`] and [`MAX_INPUT_SIDE`].
 pub fn check_input_size(height: usize, width: usize) -> Result<()> {
+    check_input_side(height, width, MIN_INPUT_SIDE)
+}
+
+/// Checks an input size against `min` and [`MAX_INPUT_SIDE`].
+pub fn check_input_side(height: usize, width: usize, min: usize) -> Result<()> {
     if height > MAX_INPUT_SIDE || width > MAX_INPUT_SIDE {
         bail!(InputTooLarge, "input {height}×{width} is larger than this engine takes (at most {MAX_INPUT_SIDE} pixels on a side)");
     }
-    if height < MIN_INPUT_SIDE || width < MIN_INPUT_SIDE {
-        bail!(BadInput, "input {height}×{width} is smaller than the network allows (at least {MIN_INPUT_SIDE}×{MIN_INPUT_SIDE})");
+    if height < min || width < min {
+        bail!(BadInput, "input {height}×{width} is smaller than the network allows (at least {min}×{min})");
     }
     Ok(())
 }
@@ -223,10 +233,19 @@ impl Model {
         self.head.classes
     }
 
+    /// The smallest input side the network takes: its overall stride (32
+    /// for ImageNet ResNets, whose last stage then sees a 1×1 map; 4 for
+    /// CIFAR-style ones). Smaller inputs leave the last stages nothing but padding.
+    pub fn min_input_side(&self) -> usize {
+        let pool = self.stem.pool.as_ref().map_or(1, |p| p.stride);
+        let blocks: usize = self.blocks.iter().map(Block::stride).product();
+        (self.stem.conv.conv.stride * pool * blocks).clamp(1, MIN_INPUT_SIDE)
+    }
+
     /// Every block's output shape for an input of `height`×`width`, stem first.
     /// Fails with a clear message for inputs the network cannot take.
     pub fn block_shapes(&self, height: usize, width: usize) -> Result<Vec<(String, Shape)>> {
-        check_input_size(height, width)?;
+        check_input_side(height, width, self.min_input_side())?;
         let too_small = |at: &str| {
             crate::Error::of(crate::ErrorKind::BadInput, format!("input {height}×{width} is smaller than the network allows: the feature map vanishes at {at}"))
         };
@@ -239,7 +258,10 @@ impl Model {
         };
         let input = Shape::new(self.stem.conv.conv.in_channels, height, width);
         let s = fits(self.stem.conv.conv.output_shape(input).ok_or_else(|| too_small(&self.stem.conv.conv.name))?, &self.stem.conv.conv.name)?;
-        let mut x = self.stem.pool.output_shape(s).ok_or_else(|| too_small("the stem's max pool"))?;
+        let mut x = match &self.stem.pool {
+            Some(p) => p.output_shape(s).ok_or_else(|| too_small("the stem's max pool"))?,
+            None => s,
+        };
         let mut shapes = vec![("stem".to_string(), x)];
         for b in &self.blocks {
             let mut y = x;
@@ -251,7 +273,7 @@ impl Model {
                 if z != y {
                     bail!("block {}: the main path gives {y} but the shortcut gives {z}", b.name);
                 }
-            } else if y != x {
+            } else if y != x && b.kind != BlockKind::Plain {
                 bail!("identity block {} changes the shape from {x} to {y}", b.name);
             }
             shapes.push((b.name.clone(), y));
@@ -276,7 +298,7 @@ impl Model {
                     "{} maps {}→{} channels but the block needs {}→{}",
                     sc.conv.name, sc.conv.in_channels, sc.conv.out_channels, c, y
                 ),
-                None if c != y => bail!("identity block {} changes channels {}→{}", b.name, c, y),
+                None if c != y && b.kind != BlockKind::Plain => bail!("identity block {} changes channels {}→{}", b.name, c, y),
                 _ => {}
             }
             c = y;

@@ -36,17 +36,20 @@ pub enum BlockRole {
     Identity,
     /// The shortcut is a strided 1×1 conv + BN that changes the shape.
     Convolutional,
+    /// No shortcut: a plain network's block.
+    Plain,
     /// Global average pool, dense layer, softmax.
     Head,
 }
 
-crate::named_enum!(BlockRole { Stem = "stem", Identity = "identity", Convolutional = "convolutional", Head = "head" });
+crate::named_enum!(BlockRole { Stem = "stem", Identity = "identity", Convolutional = "convolutional", Plain = "plain", Head = "head" });
 
 impl From<BlockKind> for BlockRole {
     fn from(k: BlockKind) -> BlockRole {
         match k {
             BlockKind::Identity => BlockRole::Identity,
             BlockKind::Convolutional => BlockRole::Convolutional,
+            BlockKind::Plain => BlockRole::Plain,
         }
     }
 }
@@ -72,7 +75,7 @@ pub struct BlockInfo {
     pub input: Option<TensorId>,
     /// The ops that compute it: `plan.ops[ops]`.
     pub ops: std::ops::Range<usize>,
-    /// Residual blocks: the two tensors they add (both kept).
+    /// Residual blocks: the two tensors they add (both kept); `None` for plain ones.
     pub residual: Option<Residual>,
 }
 
@@ -162,6 +165,19 @@ impl Builder {
         }
     }
 
+    /// A plain block on `x`: every conv → BN → ReLU, nothing added.
+    fn plain_block(&mut self, b: &Block, x: TensorId) -> TensorId {
+        let (last, first) = b.main.split_last().expect("a block has a main path");
+        let mut y = x;
+        for cb in first {
+            y = self.conv_bn(cb, y, true, None, &cb.conv.name).0;
+        }
+        let out = self.conv_bn(last, y, true, None, &b.name).0;
+        self.names.insert(b.name.clone(), out);
+        self.keep(out);
+        out
+    }
+
     /// A residual block on `x`: its output and the two tensors it adds.
     fn block(&mut self, b: &Block, x: TensorId) -> (TensorId, Residual) {
         let shortcut = match &b.shortcut {
@@ -207,18 +223,32 @@ impl Plan {
         let mut blocks = Vec::new();
 
         let (s, _) = b.conv_bn(&model.stem.conv, input, true, None, "stem.conv");
-        let pooled = model.stem.pool.output_shape(b.tensors[s].shape).expect("checked");
-        let mut x = b.tensor("stem", pooled);
-        b.ops.push(Op::MaxPool { pool: model.stem.pool.clone(), input: s, output: x });
+        let mut x = match &model.stem.pool {
+            Some(pool) => {
+                let x = b.tensor("stem", pool.output_shape(b.tensors[s].shape).expect("checked"));
+                b.ops.push(Op::MaxPool { pool: pool.clone(), input: s, output: x });
+                x
+            }
+            None => {
+                b.names.insert("stem".into(), s);
+                s
+            }
+        };
         b.keep(x);
         blocks.push(BlockInfo { name: "stem".into(), stage: 0, role: BlockRole::Stem, tensor: x, input: None, ops: 0..b.ops.len(), residual: None });
 
         for blk in &model.blocks {
             let (input, first) = (x, b.ops.len());
-            let (out, residual) = b.block(blk, x);
+            let (out, residual) = match blk.kind {
+                BlockKind::Plain => (b.plain_block(blk, x), None),
+                _ => {
+                    let (out, r) = b.block(blk, x);
+                    (out, Some(r))
+                }
+            };
             x = out;
             let ops = first..b.ops.len();
-            blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, role: blk.kind.into(), tensor: x, input: Some(input), ops, residual: Some(residual) });
+            blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, role: blk.kind.into(), tensor: x, input: Some(input), ops, residual });
         }
 
         let head_first = b.ops.len();
@@ -269,7 +299,7 @@ mod tests {
             scheme: Scheme::Torchvision,
             description: "test".into(),
             stride_placement: StridePlacement::SpatialConv,
-            stem: Stem { conv: cb("conv1", 3, 8, 7, 2), pool: PoolSpec { kernel: 3, stride: 2, padding: 1 } },
+            stem: Stem { conv: cb("conv1", 3, 8, 7, 2), pool: Some(PoolSpec { kernel: 3, stride: 2, padding: 1 }) },
             blocks: vec![
                 Block { name: "b0".into(), stage: 1, kind: BlockKind::Identity, main: vec![cb("b0.c1", 8, 8, 3, 1), cb("b0.c2", 8, 8, 3, 1)], shortcut: None },
                 Block { name: "b1".into(), stage: 2, kind: BlockKind::Convolutional, main: vec![cb("b1.c1", 8, 16, 3, 2), cb("b1.c2", 16, 16, 3, 1)], shortcut: Some(cb("b1.d", 8, 16, 1, 2)) },

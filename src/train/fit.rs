@@ -64,6 +64,8 @@ pub struct BlockGradNorm {
     pub weights: Option<f64>,
     /// `None` where the gradient does not reach the block's input (the first trainable block).
     pub input: Option<f64>,
+    /// A residual block that trains: ‖F(x)‖ and ‖x‖ (its shortcut) over the step's batch.
+    pub residual: Option<(f64, f64)>,
 }
 
 /// A seeded permutation (Fisher–Yates).
@@ -179,6 +181,13 @@ impl Exec {
         }
     }
 
+    fn activation_norms(&self) -> &std::collections::HashMap<TensorId, f64> {
+        match self {
+            Exec::Cpu(t) => t.activation_norms(),
+            Exec::Gpu(t) => t.activation_norms(),
+        }
+    }
+
     fn refresh(&mut self, weights: &Weights) {
         match self {
             Exec::Cpu(t) => t.refresh(weights, false),
@@ -263,6 +272,11 @@ impl Trainer {
     pub fn new_gpu(gpu: Rc<Gpu>, weights: Weights, height: usize, width: usize, config: TrainConfig) -> Result<Trainer> {
         let tp = Exec::Gpu(Box::new(GpuTrainPlan::new(gpu, &weights, height, width, config)?));
         Ok(Self::with(weights, tp, height, width))
+    }
+
+    /// The training plan (the inspect plan with a batch dimension).
+    pub fn plan(&self) -> &Plan {
+        self.tp.plan()
     }
 
     /// Whether the passes run on the GPU.
@@ -593,6 +607,28 @@ impl Trainer {
         Ok(Some(StepReport { step: run.optimizer.steps, steps: run.steps, loss, epoch }))
     }
 
+    /// The class each of `x`'s raw `3×H×W` inputs gets, as in inference
+    /// (batchnorms on the running statistics), in chunks of `batch`
+    /// examples (the last one padded: a GPU plan keeps one batch size's buffers).
+    pub async fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<usize>> {
+        let input = self.tp.plan().input;
+        let per = self.tp.shape(input).len();
+        if x.len() % per != 0 || batch == 0 {
+            bail!(BadInput, "{} values are not whole examples of {} values", x.len(), per);
+        }
+        let classes = self.weights.model.classes();
+        let mut out = Vec::with_capacity(x.len() / per);
+        let mut padded = vec![0.0; batch * per];
+        for chunk in x.chunks(batch * per) {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            padded[chunk.len()..].fill(0.0);
+            self.tp.set(input, batch, &padded)?;
+            let logits = self.tp.logits(&mut self.weights, 0).await?;
+            out.extend(argmax_rows(&logits, classes).take(chunk.len() / per));
+        }
+        Ok(out)
+    }
+
     /// The held-out examples as the last epoch left them: (example index in
     /// the order added, less removed ones; its class; the predicted class).
     /// Empty without a validation share. What a confusion matrix is made of.
@@ -640,7 +676,9 @@ impl Trainer {
                     any.then(|| sum.sqrt())
                 });
                 let input = b.input.and_then(|t| inputs.get(&t).copied());
-                BlockGradNorm { name: b.name.clone(), weights, input }
+                let acts = self.tp.activation_norms();
+                let residual = b.residual.and_then(|r| Some((*acts.get(&r.main)?, *acts.get(&r.shortcut)?)));
+                BlockGradNorm { name: b.name.clone(), weights, input, residual }
             })
             .collect()
     }

@@ -73,6 +73,8 @@ struct Readback {
     moments: Vec<(usize, usize)>,
     /// Block input → (first slice sum, slices).
     norms: Vec<(TensorId, usize, usize)>,
+    /// A residual block's F(x) or shortcut (in the trainable part) → (first slice sum, slices).
+    act_norms: Vec<(TensorId, usize, usize)>,
 }
 
 /// The buffers and dispatches of one batch size.
@@ -108,6 +110,8 @@ pub struct GpuTrainPlan {
     dense: (OwnedBuffer, OwnedBuffer),
     batch: Option<Batch>,
     grad_norms: HashMap<TensorId, f64>,
+    /// ‖t‖ over the batch of the last step, for the F(x) and shortcut of each residual block that trains.
+    act_norms: HashMap<TensorId, f64>,
 }
 
 impl GpuTrainPlan {
@@ -135,7 +139,7 @@ impl GpuTrainPlan {
             }
         }
         let dense = (buffer(device, "dense weight", weights.dense.weight.len()), buffer(device, "dense bias", weights.dense.bias.len()));
-        let mut tp = GpuTrainPlan { plan, config, part, gpu, kernels, convs, bns, dense, batch: None, grad_norms: HashMap::new() };
+        let mut tp = GpuTrainPlan { plan, config, part, gpu, kernels, convs, bns, dense, batch: None, grad_norms: HashMap::new(), act_norms: HashMap::new() };
         tp.refresh(weights, true);
         Ok(tp)
     }
@@ -152,6 +156,11 @@ impl GpuTrainPlan {
     /// ‖∂L/∂x‖ at each block input the last backward pass reached.
     pub fn input_grad_norms(&self) -> &HashMap<TensorId, f64> {
         &self.grad_norms
+    }
+
+    /// ‖F(x)‖ and ‖shortcut‖ over the batch of the last step, per residual block that trains (by tensor).
+    pub fn activation_norms(&self) -> &HashMap<TensorId, f64> {
+        &self.act_norms
     }
 
     /// Uploads the parameters from `weights` (all, or only the trainable ones).
@@ -288,9 +297,19 @@ impl GpuTrainPlan {
 
         // The backward pass, ops in reverse from the logits to the first trainable one.
         let blocks_inputs: Vec<TensorId> = plan.blocks.iter().filter_map(|b| b.input).collect();
-        let norms_len: usize = blocks_inputs.iter().filter(|&&t| part.needs_grad(t)).map(|&t| (n * plan.shape(t).len()).div_ceil(Kernels::SQUARES_CHUNK)).sum();
+        // ‖F(x)‖ and ‖x‖ of the residual blocks that train, from the forward pass's tensors.
+        let residuals: Vec<TensorId> =
+            plan.blocks.iter().filter(|b| b.ops.start >= first).filter_map(|b| b.residual).flat_map(|r| [r.main, r.shortcut]).collect();
+        let chunks = |t: TensorId| (n * plan.shape(t).len()).div_ceil(Kernels::SQUARES_CHUNK);
+        let norms_len: usize = blocks_inputs.iter().filter(|&&t| part.needs_grad(t)).map(|&t| chunks(t)).sum::<usize>() + residuals.iter().map(|&t| chunks(t)).sum::<usize>();
         let norms = buffer(device, "gradient norms", norms_len);
         let mut norms_at = 0;
+        let mut backward = Vec::new();
+        for &t in &residuals {
+            backward.push(k.sum_squares(&format!("‖{}‖", plan.tensors[t].name), n * plan.shape(t).len(), &acts[t], &norms, norms_at)?);
+            rb.act_norms.push((t, norms_at, chunks(t)));
+            norms_at += chunks(t);
+        }
         let mut scratch_len = 0;
         for op in &plan.ops[first..] {
             if let Op::Conv(c) = op {
@@ -302,7 +321,6 @@ impl GpuTrainPlan {
             }
         }
         let scratch = buffer(device, "weight gradient slices", scratch_len);
-        let mut backward = Vec::new();
         let grad = |t: TensorId| grads[t].as_deref();
         for (oi, op) in plan.ops.iter().enumerate().skip(first).rev() {
             if matches!(op, Op::Softmax { .. }) {
@@ -399,7 +417,7 @@ impl GpuTrainPlan {
         }));
         // The norms were pushed last: their offsets start there.
         let norms_base = rb.floats - norms_len;
-        for e in &mut rb.norms {
+        for e in rb.norms.iter_mut().chain(&mut rb.act_norms) {
             e.1 += norms_base;
         }
         Ok(Batch { n, acts, grads, forward, batch_stats, loss, backward, labels, copies, readback: rb, staging, _keep: keep })
@@ -526,7 +544,9 @@ impl GpuTrainPlan {
         // The dense layer always trains.
         let (w, bl) = (weights.dense.weight.len(), weights.dense.bias.len());
         grads.dense = (f[rb.dense..rb.dense + w].to_vec(), f[rb.dense + w..rb.dense + w + bl].to_vec());
-        let norms = rb.norms.iter().map(|&(t, at, len)| (t, f[at..at + len].iter().map(|&v| v as f64).sum::<f64>().sqrt())).collect();
+        let norm = |&(t, at, len): &(TensorId, usize, usize)| (t, f[at..at + len].iter().map(|&v| v as f64).sum::<f64>().sqrt());
+        let norms = rb.norms.iter().map(norm).collect();
+        let act_norms = rb.act_norms.iter().map(norm).collect();
         if let Some(k) = momentum {
             // The running variance follows the unbiased batch variance, as on the CPU.
             for &(oi, at) in &rb.moments {
@@ -543,6 +563,7 @@ impl GpuTrainPlan {
             }
         }
         self.grad_norms = norms;
+        self.act_norms = act_norms;
         Ok((loss, logits, grads))
     }
 }

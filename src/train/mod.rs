@@ -25,6 +25,7 @@ use crate::weights::Weights;
 use crate::{bail, Result};
 
 pub mod augment;
+pub mod experiment;
 pub mod fit;
 pub mod gpu;
 pub mod optim;
@@ -113,7 +114,7 @@ impl Part {
             Trainable::All => 0,
             Trainable::Head => plan.ops.iter().position(|op| matches!(op, Op::Dense { .. })).expect("a plan has a dense layer"),
             Trainable::LastStage => {
-                let last = plan.blocks.iter().filter(|b| matches!(b.role, BlockRole::Identity | BlockRole::Convolutional)).map(|b| b.stage).max();
+                let last = plan.blocks.iter().filter(|b| matches!(b.role, BlockRole::Identity | BlockRole::Convolutional | BlockRole::Plain)).map(|b| b.stage).max();
                 plan.blocks.iter().filter(|b| Some(b.stage) == last && b.role != BlockRole::Head).map(|b| b.ops.start).min().unwrap_or(0)
             }
         };
@@ -181,6 +182,8 @@ pub struct TrainPlan {
     grads: Vec<Vec<f32>>,
     /// ‖∂L/∂x‖ at each block's input in the last backward pass.
     grad_norms: HashMap<TensorId, f64>,
+    /// ‖F(x)‖ and ‖shortcut‖ of each residual block that trains, in the last backward pass's batch.
+    act_norms: HashMap<TensorId, f64>,
     /// Per batchnorm op of the last forward pass: (mean, 1/√(var+ε)).
     bn_stats: HashMap<usize, (Vec<f32>, Vec<f32>)>,
     /// The convs as the forward pass runs them (rebuilt after each update).
@@ -201,6 +204,7 @@ impl TrainPlan {
             acts: vec![Vec::new(); tensors],
             grads: vec![Vec::new(); tensors],
             grad_norms: HashMap::new(),
+            act_norms: HashMap::new(),
             bn_stats: HashMap::new(),
             convs: HashMap::new(),
             scratch: Scratch::default(),
@@ -390,6 +394,12 @@ impl TrainPlan {
         self.grads[logits] = dlogits;
         let mut grads = Grads::default();
         self.grad_norms.clear();
+        self.act_norms.clear();
+        for b in self.plan.blocks.iter().filter(|b| b.ops.start >= self.part.first) {
+            for t in b.residual.iter().flat_map(|r| [r.main, r.shortcut]) {
+                self.act_norms.insert(t, ops::sum_squares(self.tensor(t)).sqrt());
+            }
+        }
         // Out of the plan for the loop, as in `run`.
         let ops = std::mem::take(&mut self.plan.ops);
         for (oi, op) in ops.iter().enumerate().skip(self.part.first).rev() {
@@ -501,6 +511,11 @@ impl TrainPlan {
     /// ‖∂L/∂x‖ at each block input the last backward pass reached.
     pub fn input_grad_norms(&self) -> &HashMap<TensorId, f64> {
         &self.grad_norms
+    }
+
+    /// ‖F(x)‖ and ‖shortcut‖ over the last backward pass's batch, per residual block that trains (by tensor).
+    pub fn activation_norms(&self) -> &HashMap<TensorId, f64> {
+        &self.act_norms
     }
 
     pub fn shape(&self, t: TensorId) -> Shape {

@@ -56,6 +56,9 @@ pub struct Weights {
     /// Class names from the file's metadata (`classes`, a JSON array), as
     /// training saves them; as many as the dense layer has classes.
     pub labels: Option<Vec<String>>,
+    /// The description of a network built from one ([`crate::network`]),
+    /// saved in the file's metadata (`network`) so it loads back as itself.
+    pub network: Option<crate::network::NetSpec>,
 }
 
 impl Weights {
@@ -67,10 +70,19 @@ impl Weights {
     }
 
     fn parse(bytes: &[u8]) -> Result<Weights> {
-        let labels = check_container(bytes)?;
+        let (labels, network) = check_container(bytes)?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("not a valid safetensors file: {e}")))?;
         let mut r = Reader { st, used: HashSet::new() };
         let names: HashSet<String> = r.st.names().into_iter().map(str::to_string).collect();
+        if let Some(text) = network {
+            let spec = crate::network::NetSpec::from_json(&text).map_err(|e| Error::new(format!("the file's network description is not one this engine builds: {}", e.message())))?;
+            let mut w = read_described(&mut r, spec)?;
+            if let Some(n) = names.iter().filter(|n| !r.used.contains(*n)).min() {
+                bail!("tensor `{n}` is not part of the {} the file's metadata describes", w.model.description);
+            }
+            w.labels = labels.filter(|l| l.len() == w.model.classes());
+            return Ok(w);
+        }
         let Some(scheme) = naming::detect(&names) else {
             if let Some(other) = naming::unsupported_scheme(&names) {
                 bail!("these weights use {other}, which this engine does not read: it reads torchvision/timm names (`conv1.weight`, `layer1.0.conv1.weight`, …) and the lesson's Keras names (`conv1.kernel`, `res2a_branch2a.kernel`, …)");
@@ -125,7 +137,7 @@ fn module_of(name: &str) -> &str {
 /// The safetensors container: 8-byte little-endian header length, JSON header, data.
 /// Checked by hand first so that every failure names what is wrong in plain
 /// words. Returns the class names of the metadata, if it has them.
-fn check_container(bytes: &[u8]) -> Result<Option<Vec<String>>> {
+fn check_container(bytes: &[u8]) -> Result<(Option<Vec<String>>, Option<String>)> {
     if bytes.is_empty() {
         bail!("the weights file is empty (0 bytes)");
     }
@@ -148,12 +160,13 @@ fn check_container(bytes: &[u8]) -> Result<Option<Vec<String>>> {
 /// Checks every tensor's declared size against the data before the
 /// safetensors crate sees it: shapes whose element count overflows, or
 /// claims more than the data holds, are refused here in checked arithmetic.
-/// Returns the class names of the metadata, if it has them.
-fn check_header(header: &[u8], data_len: u64) -> Result<Option<Vec<String>>> {
+/// Returns the class names and the network description of the metadata, if it has them.
+fn check_header(header: &[u8], data_len: u64) -> Result<(Option<Vec<String>>, Option<String>)> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| Error::new(format!("not a valid safetensors file: the header is not a JSON object ({e})")))?;
     // Another tool's `classes` entry (not a JSON array of names) is not ours: ignored.
     let labels = header.get("__metadata__").and_then(|m| m.get(save::CLASSES_KEY)).and_then(|v| v.as_str()).and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
+    let network = header.get("__metadata__").and_then(|m| m.get(save::NETWORK_KEY)).and_then(|v| v.as_str()).map(str::to_string);
     for (name, t) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let bad = |what: &str| Error::new(format!("not a valid safetensors file: tensor `{name}` {what}"));
         let shape = t.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad("has no shape"))?;
@@ -172,7 +185,26 @@ fn check_header(header: &[u8], data_len: u64) -> Result<Option<Vec<String>>> {
             return Err(bad(&format!("declares {count} values in {} bytes", end - begin)));
         }
     }
-    Ok(labels)
+    Ok((labels, network))
+}
+
+/// The tensors of a network built from a description, in its torchvision
+/// names and shapes (no inference from names: the description says what
+/// the network is).
+fn read_described(r: &mut Reader, spec: crate::network::NetSpec) -> Result<Weights> {
+    let model = spec.model()?;
+    let mut convs = HashMap::new();
+    let mut bns = HashMap::new();
+    for cb in model.conv_bns() {
+        let c = &cb.conv;
+        let shape = [Some(c.out_channels), Some(c.in_channels), Some(c.kernel.0), Some(c.kernel.1)];
+        convs.insert(c.name.clone(), ConvWeights { weight: r.get(&format!("{}.weight", c.name), &shape)?.0, bias: None });
+        let names = ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{}.{k}", cb.bn.name));
+        bns.insert(cb.bn.name.clone(), r.bn(names, c.out_channels)?);
+    }
+    let (i, o) = (model.head.in_features, model.head.classes);
+    let dense = DenseWeights { weight: r.get("fc.weight", &[Some(o), Some(i)])?.0, bias: r.get("fc.bias", &[Some(o)])?.0 };
+    Ok(Weights { model, convs, bns, dense, unused: Vec::new(), labels: None, network: Some(spec) })
 }
 
 /// Reads tensors by name, widened to f32, and remembers which were used.

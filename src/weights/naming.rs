@@ -228,7 +228,7 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
     if !w.has_conv(n.stem.0) && w.has_conv(&format!("{}.0", n.stem.0)) {
         bail!("the stem `{}` is a sequence of convs (a deep stem, as in timm's resnet*d), which this engine does not run: it runs the 7×7 stride-2 stem", n.stem.0);
     }
-    let stem = Stem { conv: w.conv(&stem_names, 3, None, 2, None)?, pool: PoolSpec { kernel: 3, stride: 2, padding: n.stem_pool_padding } };
+    let stem = Stem { conv: w.conv(&stem_names, 3, None, 2, None)?, pool: Some(PoolSpec { kernel: 3, stride: 2, padding: n.stem_pool_padding }) };
     // The stem runs as ImageNet ResNets' 7×7 stride-2 conv and max pool: a
     // CIFAR-style 3×3 stem (stride 1, no pool) would run with the wrong geometry.
     if stem.conv.conv.kernel != (7, 7) {
@@ -269,7 +269,7 @@ pub(super) fn walk(r: &mut Reader, n: &'static Naming) -> Result<Weights> {
         blocks,
         head: DenseSpec { name: fc, in_features: c, classes },
     };
-    Ok(Weights { model, convs: w.convs, bns: w.bns, dense: DenseWeights { weight, bias }, unused: Vec::new(), labels: None })
+    Ok(Weights { model, convs: w.convs, bns: w.bns, dense: DenseWeights { weight, bias }, unused: Vec::new(), labels: None, network: None })
 }
 
 /// A `rows`×`cols` row-major matrix transposed: Keras' dense `(in, classes)` ↔ `(classes, in)`.

@@ -30,6 +30,9 @@ pub fn serialize(tensors: &[RawTensor], metadata: Option<HashMap<String, String>
 /// The metadata key under which class names travel, as a JSON array.
 pub const CLASSES_KEY: &str = "classes";
 
+/// The metadata key of a described network's description, as JSON.
+pub const NETWORK_KEY: &str = "network";
+
 /// Names and layouts of the weights' own scheme.
 pub struct Namer {
     layout: super::naming::FileLayout,
@@ -95,9 +98,15 @@ impl Weights {
         }
         t.push(namer.dense_kernel(m, &self.dense.weight));
         t.push(namer.dense_bias(m, &self.dense.bias));
-        // One key: the header's metadata is a map written in hash order, and
-        // the same weights should give the same bytes.
-        let metadata = self.labels.as_ref().map(|l| HashMap::from([(CLASSES_KEY.to_string(), serde_json::to_string(l).expect("strings serialise"))]));
-        serialize(&t, metadata)
+        // The header's metadata is a map written in hash order: the same
+        // weights give the same bytes only in a sorted map.
+        let mut metadata = std::collections::BTreeMap::new();
+        if let Some(l) = &self.labels {
+            metadata.insert(CLASSES_KEY.to_string(), serde_json::to_string(l).expect("strings serialise"));
+        }
+        if let Some(n) = &self.network {
+            metadata.insert(NETWORK_KEY.to_string(), n.to_json());
+        }
+        serialize(&t, (!metadata.is_empty()).then(|| metadata.into_iter().collect()))
     }
 }

@@ -97,7 +97,8 @@ fn read_npy_images(path: &Path, one: bool) -> Result<(usize, usize, usize, Vec<f
         return Err(ctx(&"the batch is empty (0 examples)"));
     }
     let (h, w) = (h as usize, w as usize);
-    resnet::model::check_input_size(h, w).map_err(|e| e.context(path.display()))?;
+    // The network checks its own smallest side (32 for ImageNet ResNets, 4 for CIFAR-style ones).
+    resnet::model::check_input_side(h, w, 1).map_err(|e| e.context(path.display()))?;
     let data: Vec<f32> = npy.into_vec().map_err(|_| ctx(&format!("the file holds fewer values than its shape {shape:?} needs")))?;
     Ok((n as usize, h, w, data))
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use resnet::{bail, BlockRole, ConvKernels, Device, Engine, EngineConfig, Error, ErrorKind, Gpu, Mode, Precision, Preprocess, Result, Submit, Weights};
 
 mod bench;
+mod experiment;
 mod io;
 mod train;
 
@@ -37,6 +38,8 @@ enum Command {
     Grad(train::Grad),
     /// Train on a folder of images per class (or arrays) and save the weights.
     Train(train::Train),
+    /// Why residual? A CIFAR-style ResNet and its plain twin trained side by side on handwritten digits.
+    Experiment(experiment::ExperimentArgs),
 }
 
 #[derive(Args)]
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
             Command::Adapter => adapter().await,
             Command::Grad(g) => train::grad(g).await,
             Command::Train(t) => train::train(t).await,
+            Command::Experiment(e) => experiment::experiment(e).await,
         }
     });
     match result {

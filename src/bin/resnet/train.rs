@@ -54,7 +54,7 @@ impl What {
 /// Where training runs: the GPU (`Some`) or the CPU backend. `auto` takes
 /// a hardware GPU if there is one; a software adapter (lavapipe) trains
 /// slower than the CPU backend, so `auto` leaves it alone.
-async fn train_device(b: BackendChoice) -> Result<Option<Rc<Gpu>>> {
+pub async fn train_device(b: BackendChoice) -> Result<Option<Rc<Gpu>>> {
     match b {
         BackendChoice::Gpu => Ok(Some(Rc::new(Gpu::new().await?))),
         BackendChoice::Cpu => Ok(None),
