@@ -291,3 +291,75 @@ export declare function webgpuSupport(): Promise<{ ok: boolean; message: string;
 
 /** The 1000 ImageNet class names, in class-index order (shipped with the package). */
 export declare function imagenetClasses(): Promise<string[]>;
+
+/** Options of `experiment` (every one optional). */
+export interface ExperimentOptions {
+  /** 6n+2: 8, 14, 20, 32, 44, 56, … (default 20). */
+  depth?: number;
+  /** Default true; false keeps each conv's trained per-channel scale and shift, without normalisation. */
+  batchnorm?: boolean;
+  /** 'he' (default) or 'glorot' (Keras' glorot_uniform, the lesson's). */
+  init?: 'he' | 'glorot';
+  /** Each residual block's last batchnorm starts at γ = 0 (the block starts as the identity). */
+  zeroGamma?: boolean;
+  /** The three stages' widths (default [16, 32, 64]). */
+  widths?: number[];
+  /** SGD (momentum 0.9) learning rate, default 0.05. */
+  lr?: number;
+  weightDecay?: number;
+  batchSize?: number;
+  epochs?: number;
+  /** Test accuracy every this many steps (default 10) and at the end. */
+  evalEvery?: number;
+  /** Seeds both networks' weights (alike) and the shuffle. */
+  seed?: number;
+  /** Train on the first N training examples only. */
+  trainExamples?: number;
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** A dataset file's bytes (format in tools/make_digits.py); the bundled digits by default. */
+  dataset?: Uint8Array;
+}
+
+/** One network's step in the experiment. */
+export interface ExperimentRecord {
+  /** 1-based. */
+  step: number;
+  loss: number;
+  /** ‖∂L/∂x‖ at each block's input (the blocks of `Experiment.blocks`). */
+  gradNorms: (number | null)[];
+  /** ‖F(x)‖/‖x‖ of each residual block; null for a plain network's. */
+  ratios: (number | null)[];
+  /** The test split's accuracy after this step, where measured. */
+  testAccuracy: number | null;
+  /** The mean training loss of the epoch this step ended. */
+  epochLoss: number | null;
+}
+
+export interface ExperimentHistory {
+  residual: ExperimentRecord[];
+  plain: ExperimentRecord[];
+}
+
+/** Made by `experiment`: a ResNet and its plain twin trained side by side. */
+export declare class Experiment {
+  private constructor();
+  /** The residual and plain blocks, in order (the heatmaps' rows). */
+  readonly blocks: string[];
+  /** Steps of the whole run (each network). */
+  readonly steps: number;
+  readonly backend: 'webgpu' | 'cpu';
+  readonly history: ExperimentHistory;
+  /** One step of both networks: [residual, plain], or null once the run is over. */
+  step(): Promise<[ExperimentRecord, ExperimentRecord] | null>;
+  /** The remaining steps, yielding between them; an aborted `signal` stops it with an AbortError. */
+  run(options?: { signal?: AbortSignal; onStep?: (records: [ExperimentRecord, ExperimentRecord]) => void }): Promise<ExperimentHistory>;
+  /** A network's weights as `.safetensors` (its description in the metadata: `ResNet.load` takes them back). */
+  exportWeights(which: 'residual' | 'plain'): Uint8Array;
+  dispose(): void;
+}
+
+/** The residual experiment: a CIFAR-style ResNet and its plain twin trained side by side on the bundled handwritten digits. */
+export declare function experiment(options?: ExperimentOptions): Promise<Experiment>;
+
+/** The bundled dataset: UCI handwritten digits (8×8, 1297 to train, 500 to test; CC BY 4.0). */
+export declare function digitsDataset(): Promise<Uint8Array>;

@@ -7,10 +7,11 @@
 // into RGBA pixels; errors.js makes the errors a program can tell apart. Works from a plain
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
-import init, { WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights, frameRect } from '../pkg/resnet_wgpu.js';
+import init, { WasmExperiment, WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights, frameRect } from '../pkg/resnet_wgpu.js';
 import { expect, expectAttached, inputSizeOf, isU32, resnetError } from './errors.js';
 import { captureFrame, handOverStrips } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
+import { digitsDataset, Experiment, experimentConfig } from './experiment.js';
 
 export { clearWeightsCache, resnetError };
 
@@ -73,6 +74,33 @@ export async function imagenetClasses() {
   const r = await fetch(new URL('../data/imagenet_classes.txt', import.meta.url));
   if (!r.ok) throw resnetError('DOWNLOAD_FAILED', `could not load the ImageNet class names: HTTP ${r.status}`);
   return (await r.text()).split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+export { digitsDataset, Experiment };
+
+/**
+ * The residual experiment: a CIFAR-style ResNet of `depth` (6n+2) and its
+ * plain twin, same seed and batches, trained side by side on the bundled
+ * handwritten digits (or `dataset`: a dataset file's bytes). Options:
+ * `{ depth = 20, batchnorm = true, init = 'he' | 'glorot', zeroGamma = false,
+ * widths = [16, 32, 64], lr = 0.05, weightDecay = 1e-4, batchSize = 64,
+ * epochs = 3, evalEvery = 10, seed = 1, trainExamples, backend = 'auto' |
+ * 'webgpu' | 'cpu', dataset }`.
+ */
+export async function experiment(options) {
+  const config = experimentConfig(options);
+  const { backend = 'auto', dataset } = options ?? {};
+  expect(['auto', 'webgpu', 'cpu'].includes(backend), `unknown experiment backend ${JSON.stringify(backend)}: use 'auto', 'webgpu' or 'cpu'`);
+  expect(dataset === undefined || dataset instanceof Uint8Array, 'dataset must be a Uint8Array of a dataset file');
+  const bytes = dataset ? dataset.slice() : await digitsDataset();
+  await boot();
+  let where = backend;
+  if (backend !== 'cpu') {
+    const support = await webgpuSupport();
+    if (backend === 'webgpu' && !support.ok) throw resnetError('UNSUPPORTED', support.message);
+    if (!support.ok) where = 'cpu';
+  }
+  return new Experiment(await WasmExperiment.create(config, bytes, where));
 }
 
 /** Whether this browser can run the engine, and if not, why. */

@@ -451,6 +451,76 @@ impl WasmResNet {
 /// A model being trained, on the CPU backend or the GPU: examples (frames or tensors),
 /// then steps one call at a time, so the page can yield, show progress and
 /// stop between them. `js/index.js` wraps it as `Trainer`.
+/// Where training runs: `webgpu`, `cpu`, or `auto` (WebGPU unless its
+/// adapter is a software one, which trains slower than the CPU backend).
+async fn training_gpu(backend: &str) -> Result<Option<Rc<Gpu>>, JsValue> {
+    Ok(match backend {
+        "webgpu" => Some(Rc::new(Gpu::new().await.map_err(err)?)),
+        "auto" => Gpu::new().await.ok().filter(|g| !g.is_software()).map(Rc::new),
+        "cpu" => None,
+        other => return Err(js_error("BAD_INPUT", &format!("unknown trainer backend `{other}`: use 'auto', 'webgpu' or 'cpu'"))),
+    })
+}
+
+/// The residual experiment: a ResNet and its plain twin trained side by side.
+#[wasm_bindgen]
+pub struct WasmExperiment {
+    ex: RefCell<crate::train::experiment::Experiment>,
+    /// The residual and plain blocks (the heatmaps' rows), as JSON.
+    blocks: String,
+    steps: u32,
+    on_gpu: bool,
+}
+
+#[wasm_bindgen]
+impl WasmExperiment {
+    /// `config`: the options as JSON (see `ExperimentConfig::from_json`);
+    /// `dataset`: a dataset file's bytes (the digits by default, in JS);
+    /// `backend`: as a trainer's.
+    pub async fn create(config: String, dataset: Vec<u8>, backend: String) -> Result<WasmExperiment, JsValue> {
+        console_error_panic_hook::set_once();
+        let config = crate::train::experiment::ExperimentConfig::from_json(&config).map_err(err)?;
+        let data = crate::dataset::Dataset::parse(&dataset).map_err(err)?;
+        drop(dataset);
+        let gpu = training_gpu(&backend).await?;
+        let on_gpu = gpu.is_some();
+        let ex = crate::train::experiment::Experiment::new(config, &data, gpu).await.map_err(err)?;
+        let blocks = serde_json::to_string(&ex.blocks).expect("names serialise");
+        let steps = ex.steps() as u32;
+        Ok(WasmExperiment { ex: RefCell::new(ex), blocks, steps, on_gpu })
+    }
+
+    /// The residual and plain blocks, in order, as JSON.
+    pub fn blocks(&self) -> String {
+        self.blocks.clone()
+    }
+
+    /// Steps of the whole run (each network).
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    pub fn backend(&self) -> String {
+        if self.on_gpu { "webgpu" } else { "cpu" }.to_string()
+    }
+
+    /// One step of both networks: `[residual, plain]` records as JSON, or null once the run is over.
+    pub async fn step(&self) -> Result<JsValue, JsValue> {
+        let mut ex = self.ex.try_borrow_mut().map_err(|_| busy())?;
+        Ok(match ex.step().await.map_err(err)? {
+            Some([a, b]) => serde_json::Value::Array(vec![a.to_json(), b.to_json()]).to_string().into(),
+            None => JsValue::NULL,
+        })
+    }
+
+    /// Network `arm`'s (0 residual, 1 plain) weights now, as `.safetensors` (its description in the metadata).
+    pub fn export_weights(&self, arm: u32) -> Result<Vec<u8>, JsValue> {
+        let ex = self.ex.try_borrow().map_err(|_| busy())?;
+        let a = ex.arms.get(arm as usize).ok_or_else(|| js_error("BAD_INPUT", "arm is 0 (the residual network) or 1 (the plain one)"))?;
+        Ok(a.trainer.weights.to_safetensors())
+    }
+}
+
 #[wasm_bindgen]
 pub struct WasmTrainer {
     trainer: RefCell<crate::train::Trainer>,
@@ -486,12 +556,7 @@ impl WasmTrainer {
             }
         }
         let config = crate::train::TrainConfig { bn, train };
-        let gpu = match backend.as_str() {
-            "webgpu" => Some(Rc::new(Gpu::new().await.map_err(err)?)),
-            "auto" => Gpu::new().await.ok().filter(|g| !g.is_software()).map(Rc::new),
-            "cpu" => None,
-            other => return Err(js_error("BAD_INPUT", &format!("unknown trainer backend `{other}`: use 'auto', 'webgpu' or 'cpu'"))),
-        };
+        let gpu = training_gpu(&backend).await?;
         let (h, w) = (height as usize, width as usize);
         let mut trainer = match gpu {
             Some(gpu) => crate::train::Trainer::new_gpu(gpu, weights, h, w, config),

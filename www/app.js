@@ -15,6 +15,7 @@
 //   models.js     model picker, loading, input size, device-loss reload
 //   inputs.js     image files, samples, drag and drop, webcam
 //   teach.js      Teach mode: record classes, train, curves, gradient flow
+//   experiment.js Why residual? a ResNet and its plain twin trained side by side
 // This one boots the page and connects them.
 
 import { page } from './state.js';
@@ -26,6 +27,7 @@ import { connectLoop, kick } from './loop.js';
 import { MODELS, handleModelError, loadModel, onModelSelect, pickModel, specFromPicker, syncPrecision } from './models.js';
 import { stopCamera } from './inputs.js';
 import './teach.js';
+import './experiment.js';
 
 connectPanels({ overlayChanged: drawOverlay, kick });
 connectView({ kick });

@@ -41,6 +41,32 @@ impl Default for ExperimentConfig {
 }
 
 impl ExperimentConfig {
+    /// A configuration from JSON: `{ "network": { …a NetSpec… }, "lr",
+    /// "weightDecay", "batch", "epochs", "evalEvery", "seed", "trainExamples" }`,
+    /// every key optional; unknown keys and wrong types refused.
+    pub fn from_json(text: &str) -> Result<ExperimentConfig> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| crate::Error::of(crate::ErrorKind::BadInput, format!("an experiment's options are a JSON object: {e}")))?;
+        let Some(obj) = v.as_object() else { bail!(BadInput, "an experiment's options are a JSON object") };
+        let mut c = ExperimentConfig::default();
+        for (k, v) in obj {
+            let num = || v.as_f64().filter(|f| f.is_finite()).ok_or_else(|| crate::Error::of(crate::ErrorKind::BadInput, format!("`{k}` must be a number, not {v}")));
+            let uint = || v.as_u64().map(|u| u.min(u32::MAX as u64) as usize).ok_or_else(|| crate::Error::of(crate::ErrorKind::BadInput, format!("`{k}` must be a whole number, not {v}")));
+            match k.as_str() {
+                "network" => c.net = NetSpec::from_json(&v.to_string())?,
+                "lr" => c.lr = num()? as f32,
+                "weightDecay" => c.weight_decay = num()? as f32,
+                "batch" => c.batch = uint()?,
+                "epochs" => c.epochs = uint()?,
+                "evalEvery" => c.eval_every = uint()?,
+                "seed" => c.seed = v.as_u64().ok_or_else(|| crate::Error::of(crate::ErrorKind::BadInput, format!("`seed` must be a whole number, not {v}")))?,
+                "trainExamples" => c.train_examples = if v.is_null() { None } else { Some(uint()?) },
+                _ => bail!(BadInput, "unknown experiment option `{k}`: use network, lr, weightDecay, batch, epochs, evalEvery, seed or trainExamples"),
+            }
+        }
+        c.check()?;
+        Ok(c)
+    }
+
     pub fn check(&self) -> Result<()> {
         self.net.check()?;
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
