@@ -6,7 +6,10 @@
 // The fake webcam plays a clip made from a sample photo (slow pan), so the
 // feature maps show something recognisable. Writes docs/page-webcam.png and
 // docs/activation-view.png; then Teach mode on a clip of two scenes (the
-// whole network trained on frames of each): docs/teach-mode.png.
+// whole network trained on frames of each): docs/teach-mode.png; then the
+// residual experiment's card on the CPU backend, with batchnorm (depth 56,
+// 4 epochs: docs/experiment-bn.png) and without it, Glorot's initialisation
+// (depth 32, 2 epochs: docs/experiment-nobn-glorot.png).
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, launch, missingPrerequisite, startServer, tmpDir, writeScenes } from './helpers.mjs';
@@ -19,6 +22,8 @@ const opt = (name, dflt) => {
 const SIZE = Number(opt('size', '224'));
 const OUT = path.resolve(ROOT, opt('out', 'docs'));
 const PHOTO = opt('photo', 'chelsea.png');
+// `--only experiment`: just the residual experiment's pictures.
+const ONLY = opt('only', null);
 
 const why = missingPrerequisite();
 if (why) {
@@ -90,6 +95,7 @@ async function clipFromPhoto(browser, url, file, { width = 320, height = 240, fr
 const work = tmpDir('resnet-shots-');
 const server = await startServer();
 try {
+  if (ONLY !== 'experiment') {
   const clip = path.join(work, 'webcam.y4m');
   const plain = await launch();
   await clipFromPhoto(plain, `${server.url}/www/samples/${PHOTO}`, clip);
@@ -178,6 +184,30 @@ try {
   await card.screenshot({ path: path.join(OUT, 'teach-mode.png') });
   console.log(`screenshots: ${path.relative(ROOT, OUT)}/teach-mode.png (${await tp.textContent('#teach-message')})`);
   await scenes.close();
+  }
+  // The residual experiment, run in the page as a visitor would.
+  const eb = await launch();
+  const ep = await eb.newPage({ viewport: { width: 1400, height: 900 } });
+  ep.on('pageerror', (e) => console.error('pageerror:', e.message));
+  await ep.goto(`${server.url}/www/?model=demo&size=64`);
+  await ep.waitForFunction(() => window.__experiment && window.__resnet?.model, null, { timeout: 180000 });
+  for (const [file, depth, bn, init, epochs] of [['experiment-bn.png', '56', true, 'he', '4'], ['experiment-nobn-glorot.png', '32', false, 'glorot', '2']]) {
+    await ep.selectOption('#exp-depth', depth);
+    await ep.setChecked('#exp-bn', bn);
+    await ep.selectOption('#exp-init', init);
+    await ep.fill('#exp-epochs', epochs);
+    await ep.selectOption('#exp-backend', 'cpu');
+    const runs = await ep.evaluate(() => window.__experiment.runs);
+    await ep.click('#exp-run');
+    await ep.waitForFunction((r) => window.__experiment.runs > r, runs, { timeout: 900000, polling: 500 });
+    const card = ep.locator('#experiment');
+    await card.scrollIntoViewIfNeeded();
+    await ep.waitForTimeout(300);
+    await card.screenshot({ path: path.join(OUT, file) });
+    const st = await ep.evaluate(() => ({ seconds: window.__experiment.seconds, steps: window.__experiment.history.residual.length }));
+    console.log(`screenshots: ${path.relative(ROOT, OUT)}/${file} (${st.steps} steps in ${st.seconds.toFixed(1)} s: ${await ep.textContent('#exp-message')})`);
+  }
+  await eb.close();
 } finally {
   await server.stop();
   fs.rmSync(work, { recursive: true, force: true });
