@@ -117,7 +117,7 @@ export interface BlockInfo {
   /** As in the weights: `stem`, `layer1.0` … or `res2a` …, and `pool` for the head. */
   name: string;
   stage: number;
-  kind: 'stem' | 'convolutional' | 'identity' | 'head';
+  kind: 'stem' | 'convolutional' | 'identity' | 'plain' | 'head'; // 'plain': a block without shortcut (networks built by `experiment`)
   shape: [number, number, number];
 }
 

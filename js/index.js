@@ -369,7 +369,7 @@ export class ResNet {
     return { top, logits, ms };
   }
 
-  /** `[{ name, stage, kind: 'stem'|'convolutional'|'identity'|'head', shape: [C, H, W] }]` */
+  /** `[{ name, stage, kind: 'stem'|'convolutional'|'identity'|'plain'|'head', shape: [C, H, W] }]` */
   blocks() {
     return this.#live().blocks();
   }

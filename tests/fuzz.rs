@@ -86,6 +86,10 @@ fn seeds() -> Vec<Vec<u8>> {
     let mut seeds = vec![
         serialize(&tensors(&DemoSpec { seed: 1, stem: 8, stages: vec![(8, 2), (16, 1), (16, 1), (24, 1)], classes: 7 })),
         keras_seed(),
+        // A network from a description: its metadata's JSON is parsed too.
+        resnet::network::NetSpec { depth: 8, residual: false, batchnorm: false, ..Default::default() }.weights().unwrap().to_safetensors(),
+        // The experiment's dataset format.
+        include_bytes!("../data/digits.bin").to_vec(),
     ];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus");
     let mut corpus: Vec<_> = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
@@ -170,6 +174,13 @@ fn sizes(rng: &mut Rng) -> (usize, usize) {
 /// fine; a panic is a finding.
 fn exercise(rng: &mut Rng, bytes: &[u8]) -> usize {
     let mut planned = 0;
+    if let Ok(d) = resnet::dataset::Dataset::parse(bytes) {
+        let n = d.len().min(3);
+        match d.inputs(0..n, 3) {
+            Ok(x) => assert_eq!(x.len(), n * 3 * d.height * d.width),
+            Err(_) => assert!(d.channels != 1 && d.channels != 3),
+        }
+    }
     if let Ok(w) = Weights::from_safetensors(bytes) {
         for _ in 0..3 {
             let (h, wd) = sizes(rng);
@@ -208,9 +219,10 @@ fn mutated_weights_and_sizes_never_panic() {
     }
     let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2026);
     let seeds = seeds();
-    for s in &seeds[..2] {
+    for s in &seeds[..3] {
         assert!(Weights::from_safetensors(s).is_ok(), "a seed file must load");
     }
+    assert!(resnet::dataset::Dataset::parse(&seeds[3]).is_ok(), "the dataset seed must parse");
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut runs, mut loaded, mut planned, mut findings) = (0u64, 0u64, 0usize, Vec::new());

@@ -328,6 +328,8 @@ mod tests {
             assert_eq!(p.tensors[p.input].storage, Storage::F32);
             assert_eq!(p.tensors[p.blocks[1].tensor].storage, Storage::Activation);
         }
-        assert!(Plan::new(&model, 31, 64, Mode::Fast).unwrap_err().message().contains("smaller"));
+        // The smallest side is the overall stride (8 here; 32 for ImageNet ResNets).
+        assert_eq!(model.min_input_side(), 8);
+        assert!(Plan::new(&model, 7, 64, Mode::Fast).unwrap_err().message().contains("smaller"));
     }
 }

@@ -32,7 +32,14 @@ describe('the residual experiment', () => {
       for (const backend of ['webgpu', 'cpu']) {
         const ex = await api.experiment({ depth: 8, trainExamples: 96, epochs: 1, batchSize: 32, evalEvery: 2, backend });
         const h = await ex.run();
-        out[backend] = { backend: ex.backend, blocks: ex.blocks, steps: ex.steps, h, weights: ex.exportWeights('plain').length };
+        // The trained plain network loads back as itself and classifies (at 32×32: ResNet.load's smallest input).
+        const m = await api.ResNet.load(ex.exportWeights('plain'), { inputSize: 32, backend });
+        const img = new ImageData(32, 32);
+        for (let i = 0; i < img.data.length; i++) img.data[i] = (i * 37) % 256;
+        const c = await m.classify(img);
+        const loaded = { kinds: m.blocks().map((b) => b.kind), top: c.top.length, residuals: m.residuals().length };
+        m.dispose();
+        out[backend] = { backend: ex.backend, blocks: ex.blocks, steps: ex.steps, h, loaded };
         ex.dispose();
       }
       const code = async (o) => {
@@ -60,7 +67,8 @@ describe('the residual experiment', () => {
       assert.ok(first.ratios.every((v) => v > 0), JSON.stringify(first.ratios));
       assert.ok(o.h.plain[0].ratios.every((v) => v === null));
       assert.deepEqual(o.h.residual.map((s) => s.testAccuracy !== null), [false, true, true]);
-      assert.ok(o.weights > 1000);
+      assert.deepEqual(o.loaded.kinds, ['stem', 'plain', 'plain', 'plain', 'head'], JSON.stringify(o.loaded));
+      assert.equal(o.loaded.top, 5);
     }
     // The same seeded networks and batches: the same losses on both backends.
     for (const arm of ['residual', 'plain']) {
