@@ -47,3 +47,19 @@ export function inputSizeOf(inputSize) {
   expect(h >= MIN_INPUT_SIDE && w >= MIN_INPUT_SIDE, `input size ${h}×${w} is smaller than the network allows (at least ${MIN_INPUT_SIDE}×${MIN_INPUT_SIDE})`);
   return [h, w];
 }
+
+/** A value in a message; JSON.stringify throws on a BigInt. */
+export const show = (v) => {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+};
+
+/** An `Error` named 'AbortError', as `fetch` throws for an aborted signal. */
+export function abortError(message) {
+  const e = new Error(message);
+  e.name = 'AbortError';
+  return e;
+}

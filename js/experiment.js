@@ -5,15 +5,7 @@
 // Made by `experiment()` in index.js; one step of both networks per wasm call,
 // the page yielding between them.
 
-import { expect, isU32, resnetError } from './errors.js';
-
-const show = (v) => {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-};
+import { abortError, expect, isU32, resnetError, show } from './errors.js';
 
 /** The bundled dataset: UCI handwritten digits, 8×8, CC BY 4.0 (data/digits.LICENSE). */
 export async function digitsDataset() {
@@ -43,11 +35,7 @@ export function experimentConfig(options) {
   });
 }
 
-const aborted = () => {
-  const e = new Error('the experiment was stopped');
-  e.name = 'AbortError';
-  return e;
-};
+const aborted = () => abortError('the experiment was stopped');
 
 /**
  * Two networks trained side by side. `blocks` names the heatmaps' rows;

@@ -8,7 +8,7 @@
 // <script type="module">, a bundler (Vite) and a dedicated Worker.
 
 import init, { WasmExperiment, WasmResNet, WasmTrainer, demoWeights as wasmDemoWeights, frameRect } from '../pkg/resnet_wgpu.js';
-import { expect, expectAttached, inputSizeOf, isU32, resnetError } from './errors.js';
+import { abortError, expect, expectAttached, inputSizeOf, isU32, resnetError, show } from './errors.js';
 import { captureFrame, handOverStrips } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
 import { digitsDataset, Experiment, experimentConfig } from './experiment.js';
@@ -165,14 +165,6 @@ class CallQueue {
 }
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
-// A value in a message; JSON.stringify throws on a BigInt.
-const show = (v) => {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-};
 const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
 // The part of a frame the network sees, for frames handed over in strips.
 const rectOf = (w, h, [ih, iw]) => frameRect(w, h, ih, iw);
@@ -517,11 +509,7 @@ export class ResNet {
 
 // ---------------------------------------------------------------- training
 
-const aborted = () => {
-  const e = new Error('training was aborted');
-  e.name = 'AbortError';
-  return e;
-};
+const aborted = () => abortError('training was aborted');
 
 /**
  * Trains a model on examples added one by one (on WebGPU's kernels or the

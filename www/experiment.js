@@ -4,9 +4,10 @@
 // with their loss and test accuracy, the gradient reaching every block
 // (a blocks × steps heatmap per network) and ‖F(x)‖/‖x‖ of the residual blocks.
 //
-// State for the tests: window.__experiment.
+// The training runs in a dedicated worker (experiment-worker.js): a step of
+// a deep network takes a second or more, and the page stays responsive.
+// State for the tests: window.__experiment (`memory`: the worker's wasm memory after the last run).
 
-import { page } from './state.js';
 import { chartContext } from './results.js';
 import { LUTS } from './colormaps.js';
 
@@ -18,10 +19,9 @@ const el = {
 };
 
 const COLORS = { residual: '#e4572e', plain: '#3a86ff' };
-const state = { running: false, runs: 0, steps: 0, blocks: [], history: { residual: [], plain: [] }, names: ['', ''], backend: null, error: null, seconds: 0, done: false };
+const state = { running: false, runs: 0, steps: 0, blocks: [], history: { residual: [], plain: [] }, names: ['', ''], backend: null, error: null, seconds: 0, done: false, memory: 0 };
 window.__experiment = state;
-let controller = null;
-let current = null;
+let worker = null;
 
 function options() {
   return {
@@ -34,6 +34,53 @@ function say(text) {
   el.message.textContent = text;
 }
 
+/** The training worker, made at the first run and kept (its engine loads once). */
+function trainingWorker() {
+  worker ??= new Worker(new URL('./experiment-worker.js', import.meta.url), { type: 'module' });
+  return worker;
+}
+
+/** Runs the experiment in the worker; resolves when it ends, is stopped or fails. */
+function runInWorker(o, t0) {
+  return new Promise((resolve) => {
+    const w = trainingWorker();
+    let last = 0;
+    w.onmessage = ({ data }) => {
+      if (data.started) {
+        Object.assign(state, data.started);
+        el.text.textContent = `training on ${data.started.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}…`;
+      } else if (data.step) {
+        const [r, p] = data.step;
+        state.history.residual.push(r);
+        state.history.plain.push(p);
+        el.progress.value = r.step / state.steps;
+        el.text.textContent = `step ${r.step} of ${state.steps} on ${state.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} · ${((performance.now() - t0) / 1000).toFixed(0)} s`;
+        // Redraw at most 5 times a second: drawing is not free on a slow machine.
+        if (performance.now() - last > 200 || r.step === state.steps) {
+          last = performance.now();
+          drawAll();
+        }
+      } else if (data.done) {
+        state.memory = data.done.memory;
+        state.done = !data.done.stopped;
+        say(data.done.stopped ? `Stopped after ${state.history.residual.length} steps. ${summaryLine()}` : summaryLine());
+        resolve();
+      } else if (data.error) {
+        state.error = data.error;
+        say(`The experiment failed: ${data.error}`);
+        resolve();
+      }
+    };
+    w.onerror = (e) => {
+      state.error = e.message || 'the training worker failed to start';
+      say(`The experiment failed: ${state.error}`);
+      worker = null;
+      resolve();
+    };
+    w.postMessage({ run: o });
+  });
+}
+
 async function run() {
   if (state.running) return;
   const o = options();
@@ -41,6 +88,7 @@ async function run() {
   state.done = false;
   state.error = null;
   state.history = { residual: [], plain: [] };
+  state.names = [`ResNet-${o.depth}`, `plain-${o.depth}`];
   el.run.disabled = true;
   el.stop.disabled = false;
   el.progress.hidden = false;
@@ -50,44 +98,13 @@ async function run() {
   drawAll();
   const t0 = performance.now();
   try {
-    const lib = page.lib ?? (await import('../js/index.js'));
-    current?.dispose();
-    current = await lib.experiment(o);
-    const ex = current;
-    state.blocks = ex.blocks;
-    state.steps = ex.steps;
-    state.backend = ex.backend;
-    state.names = [`ResNet-${o.depth}`, `plain-${o.depth}`];
-    controller = new AbortController();
-    let last = 0;
-    await ex.run({
-      signal: controller.signal,
-      onStep: ([r]) => {
-        state.history = ex.history;
-        el.progress.value = r.step / ex.steps;
-        el.text.textContent = `step ${r.step} of ${ex.steps} on ${ex.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} · ${((performance.now() - t0) / 1000).toFixed(0)} s`;
-        // Redraw at most 5 times a second: drawing is not free on a slow machine.
-        if (performance.now() - last > 200 || r.step === ex.steps) {
-          last = performance.now();
-          drawAll();
-        }
-      },
-    });
-    state.done = true;
-    say(summaryLine());
-  } catch (e) {
-    if (e?.name === 'AbortError') say(`Stopped after ${state.history.residual.length} steps. ${summaryLine()}`);
-    else {
-      state.error = e?.message ?? String(e);
-      say(`The experiment failed: ${state.error}`);
-    }
+    await runInWorker(o, t0);
   } finally {
     state.seconds = (performance.now() - t0) / 1000;
     state.running = false;
     state.runs += 1;
     el.run.disabled = false;
     el.stop.disabled = true;
-    controller = null;
     drawAll();
   }
 }
@@ -232,6 +249,6 @@ function drawAll() {
 }
 
 el.run.addEventListener('click', run);
-el.stop.addEventListener('click', () => controller?.abort());
+el.stop.addEventListener('click', () => worker?.postMessage({ stop: true }));
 window.addEventListener('resize', drawAll);
 drawAll();

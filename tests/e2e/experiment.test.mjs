@@ -2,7 +2,8 @@
 // WebGPU (SwiftShader) and the CPU backend (records of both networks, the
 // same first losses on both backends, bad descriptions refused), and the
 // page's card: a short run draws both curves and both heatmaps, Stop stops
-// it, and memory stays flat over repeated runs.
+// it, the page keeps responding (the training runs in a worker), and memory
+// stays flat over repeated runs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, missingPrerequisite, recordConsole, startServer } from './helpers.mjs';
@@ -101,7 +102,22 @@ describe('the residual experiment', () => {
         await page.waitForFunction((r) => window.__experiment.runs > r, runs, { timeout: 60000 });
         return page.evaluate(() => ({ ...window.__experiment, history: { residual: window.__experiment.history.residual.length, plain: window.__experiment.history.plain.length } }));
       };
+      // The page's own thread keeps ticking while the worker trains.
+      await page.evaluate(() => {
+        window.__gaps = [];
+        let t = performance.now();
+        window.__ticker = setInterval(() => {
+          const n = performance.now();
+          window.__gaps.push(n - t);
+          t = n;
+        }, 20);
+      });
       const s = await runOnce(11);
+      const worstGap = await page.evaluate(() => {
+        clearInterval(window.__ticker);
+        return Math.max(...window.__gaps);
+      });
+      assert.ok(worstGap < 1000, `the page stalled for ${worstGap.toFixed(0)} ms while training`);
       assert.equal(s.error, null);
       assert.equal(s.backend, backend);
       assert.ok(s.history.residual >= 11 && s.history.plain >= s.history.residual - 1, JSON.stringify(s.history));
@@ -126,19 +142,20 @@ describe('the residual experiment', () => {
       });
       for (const [k, v] of Object.entries(drawn)) assert.ok(v > (k === 'table' ? 1 : 20), `${k}: ${v} ${JSON.stringify(drawn)}`);
       // Repeated runs: wasm memory stops growing, the JS heap does not pile up.
+      // The worker's wasm memory after each run, and the page's JS heap.
       const mem = async () => page.evaluate(async () => {
         for (let k = 0; k < 3; k++) {
           globalThis.gc?.();
           await new Promise((r) => setTimeout(r, 100));
         }
-        const api = await import('/js/index.js');
-        return { wasm: api.wasmMemoryBytes(), heap: performance.memory.usedJSHeapSize };
+        return { wasm: window.__experiment.memory, heap: performance.memory.usedJSHeapSize };
       });
       await runOnce(3);
       const m1 = await mem();
       for (let i = 0; i < 3; i++) await runOnce(3);
       const m2 = await mem();
-      console.log(`[experiment page ${backend}] ${s.history.residual} steps in ${s.seconds.toFixed(1)} s; wasm ${m1.wasm} -> ${m2.wasm} B, heap ${m1.heap} -> ${m2.heap} B`);
+      assert.ok(m1.wasm > 1 << 20, `the worker reports its memory: ${m1.wasm}`);
+      console.log(`[experiment page ${backend}] ${s.history.residual} steps in ${s.seconds.toFixed(1)} s, the page's longest stall ${worstGap.toFixed(0)} ms; worker wasm ${m1.wasm} -> ${m2.wasm} B, heap ${m1.heap} -> ${m2.heap} B`);
       assert.equal(m2.wasm, m1.wasm, 'wasm memory grew over repeated runs');
       assert.ok(m2.heap - m1.heap < 4 << 20, `JS heap grew by ${m2.heap - m1.heap} B`);
       assert.deepEqual(log.filter((l) => l.startsWith('pageerror')), []);
