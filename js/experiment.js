@@ -30,7 +30,7 @@ export function experimentConfig(options) {
   for (const [k, v] of [['batchSize', batchSize], ['epochs', epochs], ['evalEvery', evalEvery], ['seed', seed]]) expect(isU32(v), `${k} must be a whole number, got ${show(v)}`);
   expect(trainExamples === undefined || isU32(trainExamples), `trainExamples must be a whole number, got ${show(trainExamples)}`);
   return JSON.stringify({
-    network: { depth, residual: true, batchnorm, init, zeroGamma, widths, classes: 10, channels: 3, seed },
+    network: { depth, residual: true, batchnorm, init, zeroGamma, widths, seed },
     lr, weightDecay, batch: batchSize, epochs, evalEvery, seed, trainExamples: trainExamples ?? null,
   });
 }

@@ -324,7 +324,8 @@ export interface ExperimentOptions {
 export interface ExperimentRecord {
   /** 1-based. */
   step: number;
-  loss: number;
+  /** null where it overflowed (the network diverged). */
+  loss: number | null;
   /** ‖∂L/∂x‖ at each block's input (the blocks of `Experiment.blocks`). */
   gradNorms: (number | null)[];
   /** ‖F(x)‖/‖x‖ of each residual block; null for a plain network's. */

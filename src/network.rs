@@ -46,6 +46,8 @@ crate::named_enum!(Init { He = "he", Glorot = "glorot" });
 pub const MAX_DEPTH: usize = 200;
 /// The widest stage a description may ask for.
 pub const MAX_WIDTH: usize = 512;
+/// The most kernel values a described network may have (ResNet-56 has 0.85 M).
+pub const MAX_PARAMETERS: u64 = 20_000_000;
 
 /// A CIFAR-style network: what the residual experiment trains.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,10 +101,24 @@ impl NetSpec {
         if self.classes < 2 || self.classes > 10_000 {
             bail!(BadInput, "{} classes: a classifier needs 2 to 10000", self.classes);
         }
-        if self.channels == 0 || self.channels > 16 {
-            bail!(BadInput, "{} input channels: 1 to 16", self.channels);
+        if self.channels != 3 {
+            bail!(BadInput, "{} input channels: the engine's networks take RGB, 3 channels (a grey image is fed as three equal ones)", self.channels);
+        }
+        // Both networks, their gradients and optimizer state are allocated
+        // before any memory check: cap what a description may ask for.
+        let params = self.parameters();
+        if params > MAX_PARAMETERS {
+            bail!(BadInput, "{} would have {params} parameters, more than the {MAX_PARAMETERS} a described network may have: use fewer blocks or narrower stages", self.name());
         }
         Ok(())
+    }
+
+    /// Kernel values (conv and dense), the bulk of the parameters, in u64.
+    pub fn parameters(&self) -> u64 {
+        let [a, b, c] = self.widths.map(|w| w as u64);
+        let n = self.blocks_per_stage() as u64;
+        let stage = |i: u64, w: u64| 9 * i * w + 9 * w * w + (n - 1) * 18 * w * w + i * w;
+        9 * self.channels as u64 * a + stage(a, a) + stage(a, b) + stage(b, c) + c * self.classes as u64
     }
 
     /// The description as JSON (`{"depth":20,"residual":true,…}`).
@@ -121,10 +137,10 @@ impl NetSpec {
         let obj = v.as_object().ok_or_else(|| bad("a network description is a JSON object such as {\"depth\": 20, \"residual\": false}".into()))?;
         let mut s = NetSpec::default();
         for (k, v) in obj {
-            let uint = || v.as_u64().map(|u| u as usize).ok_or_else(|| bad(format!("`{k}` must be a whole number, not {v}")));
+            let uint = || v.as_u64().and_then(|u| usize::try_from(u).ok()).ok_or_else(|| bad(format!("`{k}` must be a whole number, not {v}")));
             let boolean = || v.as_bool().ok_or_else(|| bad(format!("`{k}` must be true or false, not {v}")));
             match k.as_str() {
-                "depth" => s.depth = uint()?.min(usize::MAX / 2),
+                "depth" => s.depth = uint()?,
                 "residual" => s.residual = boolean()?,
                 "batchnorm" => s.batchnorm = boolean()?,
                 "zeroGamma" => s.zero_gamma = boolean()?,
@@ -135,7 +151,7 @@ impl NetSpec {
                 "widths" => {
                     let a = v.as_array().filter(|a| a.len() == 3).ok_or_else(|| bad(format!("`widths` must be three whole numbers, not {v}")))?;
                     for (w, x) in s.widths.iter_mut().zip(a) {
-                        *w = x.as_u64().ok_or_else(|| bad(format!("`widths` must be three whole numbers, not {v}")))? as usize;
+                        *w = x.as_u64().and_then(|u| usize::try_from(u).ok()).ok_or_else(|| bad(format!("`widths` must be three whole numbers, not {v}")))?;
                     }
                 }
                 _ => bail!(BadInput, "unknown network option `{k}`: use depth, residual, batchnorm, init, zeroGamma, widths, classes, channels or seed"),
@@ -239,6 +255,8 @@ mod tests {
             (r#"{"depth": "20"}"#, "whole number"),
             (r#"[20]"#, "JSON object"),
             (r#"{"classes": 1}"#, "classes"),
+            (r#"{"channels": 1}"#, "3 channels"),
+            (r#"{"depth": 200, "widths": [512, 512, 512]}"#, "parameters"),
         ] {
             let e = NetSpec::from_json(json).unwrap_err();
             assert!(e.message().contains(says), "{json}: {}", e.message());

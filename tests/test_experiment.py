@@ -122,6 +122,8 @@ def test_bad_descriptions_and_datasets(tmp_path):
     assert "6n+2" in _err(["experiment", "--depth", 2, "--steps", 1])
     assert "width 0" in _err(["experiment", "--widths", "16,0,64", "--steps", 1])
     assert "learning rate" in _err(["experiment", "--lr=-1", "--steps", 1])
+    assert "at least 1" in _err(["experiment", "--steps", 0])
+    assert "parameters" in _err(["experiment", "--depth", 200, "--widths", "512,512,512", "--steps", 1])
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"RESNETDS" + struct.pack("<8I", 1, 10**9, 8, 8, 1, 10, 5, 16))
     assert "describes" in _err(["experiment", "--data", bad, "--steps", 1])

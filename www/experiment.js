@@ -63,12 +63,12 @@ function runInWorker(o, t0) {
       } else if (data.done) {
         state.memory = data.done.memory;
         state.done = !data.done.stopped;
-        say(data.done.stopped ? `Stopped after ${state.history.residual.length} steps. ${summaryLine()}` : summaryLine());
         resolve();
+        say(data.done.stopped ? `Stopped after ${state.history.residual.length} steps. ${summaryLine()}` : summaryLine());
       } else if (data.error) {
         state.error = data.error;
-        say(`The experiment failed: ${data.error}`);
         resolve();
+        say(`The experiment failed: ${data.error}`);
       }
     };
     w.onerror = (e) => {
@@ -114,7 +114,9 @@ function summaryLine() {
   if (!r.length) return '';
   const acc = (h) => h.findLast((s) => s.testAccuracy !== null)?.testAccuracy;
   const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
-  return `${state.names[0]}: loss ${r.at(-1).loss.toFixed(3)}, test ${pct(acc(r))}; ${state.names[1]}: loss ${p.at(-1).loss.toFixed(3)}, test ${pct(acc(p))}.`;
+  // A loss that overflowed comes as null (JSON has no NaN): the network diverged.
+  const loss = (h) => (Number.isFinite(h.at(-1).loss) ? h.at(-1).loss.toFixed(3) : 'diverged');
+  return `${state.names[0]}: loss ${loss(r)}, test ${pct(acc(r))}; ${state.names[1]}: loss ${loss(p)}, test ${pct(acc(p))}.`;
 }
 
 function canvasCtx(c, height) {
@@ -155,7 +157,7 @@ function lines(c, series, top, yLabel, fmt) {
 
 function drawCurves() {
   const { residual: r, plain: p } = state.history;
-  const top = Math.max(0.5, ...r.map((s) => s.loss), ...p.map((s) => s.loss).filter(Number.isFinite));
+  const top = Math.max(0.5, ...[...r, ...p].map((s) => s.loss).filter(Number.isFinite));
   const pts = (h) => h.filter((s) => Number.isFinite(s.loss)).map((s) => [s.step, s.loss]);
   lines(el.loss, [{ values: pts(r), color: COLORS.residual }, { values: pts(p), color: COLORS.plain }], top, 'training loss', (v) => v.toFixed(2));
   const acc = (h) => h.filter((s) => s.testAccuracy !== null).map((s) => [s.step, s.testAccuracy]);
@@ -232,9 +234,10 @@ function drawSummary() {
   const row = (name, h) => {
     const acc = h.findLast((s) => s.testAccuracy !== null)?.testAccuracy;
     const tail = h.slice(-Math.max(1, Math.floor(h.length / 10)));
-    const loss = tail.reduce((a, s) => a + s.loss, 0) / tail.length;
+    const mean = tail.reduce((a, s) => a + s.loss, 0) / tail.length;
+    const loss = tail.every((s) => Number.isFinite(s.loss)) ? mean.toFixed(3) : 'diverged';
     const g = h[0].gradNorms[0];
-    return `<tr><th scope="row">${name}</th><td>${loss.toFixed(3)}</td><td>${acc === undefined ? '–' : `${(acc * 100).toFixed(1)}%`}</td><td>${g === null ? '–' : g.toExponential(2)}</td></tr>`;
+    return `<tr><th scope="row">${name}</th><td>${loss}</td><td>${acc === undefined ? '–' : `${(acc * 100).toFixed(1)}%`}</td><td>${g === null ? '–' : g.toExponential(2)}</td></tr>`;
   };
   el.summary.innerHTML = `<table class="exp-table"><thead><tr><th></th><th>training loss (last tenth)</th><th>test accuracy</th><th>‖∂L/∂x‖ at the first block, step 1</th></tr></thead><tbody>${row(state.names[0], r)}${row(state.names[1], p)}</tbody></table>`;
 }

@@ -147,7 +147,8 @@ function makePanel(b, m) {
   else if (b.kind === 'stem') {
     const n = document.createElement('p');
     n.className = 'bp-note';
-    n.textContent = '7×7/2 conv · BN · ReLU · 3×3/2 max pool';
+    // ImageNet ResNets shrink the input 4× in the stem; CIFAR-style networks (the experiment's) keep it.
+    n.textContent = b.shape[1] === m.info.inputSize[0] ? '3×3 conv · BN · ReLU (no pool)' : '7×7/2 conv · BN · ReLU · 3×3/2 max pool';
     root.append(n);
   }
   // Teach mode's gradient at this block, step by step while it trains.

@@ -119,10 +119,10 @@ pub struct Experiment {
 impl Experiment {
     /// Builds both networks and hands them the training split; `gpu`: train on its kernels.
     pub async fn new(config: ExperimentConfig, data: &Dataset, gpu: Option<Rc<Gpu>>) -> Result<Experiment> {
+        // The dataset says how many classes the networks tell apart.
+        let mut config = config;
+        config.net.classes = data.classes;
         config.check()?;
-        if config.net.classes != data.classes {
-            bail!(BadInput, "the network has {} classes but the dataset {}", config.net.classes, data.classes);
-        }
         let train = config.train_examples.unwrap_or(data.train).min(data.train);
         if train < config.batch {
             bail!(BadInput, "{train} training examples do not make one batch of {}", config.batch);
@@ -178,6 +178,7 @@ impl Experiment {
         if self.done() >= self.steps {
             return Ok(None);
         }
+        // Both records are kept together, once both networks have stepped.
         let mut out = Vec::new();
         for a in 0..2 {
             let arm = &mut self.arms[a];
@@ -192,9 +193,10 @@ impl Experiment {
             }
             let step = report.step;
             let test_accuracy = if step % self.config.eval_every == 0 || step == self.steps { Some(self.test_accuracy(a).await?) } else { None };
-            let record = StepRecord { step, loss: report.loss, grad_norms, ratios, test_accuracy, epoch_loss: report.epoch.map(|e| e.loss) };
-            self.arms[a].records.push(record.clone());
-            out.push(record);
+            out.push(StepRecord { step, loss: report.loss, grad_norms, ratios, test_accuracy, epoch_loss: report.epoch.map(|e| e.loss) });
+        }
+        for (arm, r) in self.arms.iter_mut().zip(&out) {
+            arm.records.push(r.clone());
         }
         Ok(Some([out[0].clone(), out[1].clone()]))
     }

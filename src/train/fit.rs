@@ -86,6 +86,10 @@ pub fn new_head(weights: &mut Weights, labels: Vec<String>, seed: u64) {
     let bound = 1.0 / (features as f32).sqrt();
     weights.dense = DenseWeights { weight: rng.scaled(classes * features, bound, 0.0), bias: rng.scaled(classes, bound, 0.0) };
     weights.model.head.classes = classes;
+    // A described network's description follows, so the saved file loads back.
+    if let Some(n) = &mut weights.network {
+        n.classes = classes;
+    }
     if weights.model.scheme == crate::model::Scheme::Keras {
         // Keras names the classifier after its class count.
         weights.model.head.name = format!("fc{classes}");

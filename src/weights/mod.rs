@@ -80,6 +80,7 @@ impl Weights {
             if let Some(n) = names.iter().filter(|n| !r.used.contains(*n)).min() {
                 bail!("tensor `{n}` is not part of the {} the file's metadata describes", w.model.description);
             }
+            check_folds(&w)?;
             w.labels = labels.filter(|l| l.len() == w.model.classes());
             return Ok(w);
         }
@@ -95,13 +96,7 @@ impl Weights {
         };
         let mut w = naming::walk(&mut r, scheme)?;
         w.model.validate()?;
-        // Finite tensors can still fold to infinities (γ = 1e36 over a zero
-        // variance): every frame would then be NaN with no error.
-        for cb in w.model.conv_bns() {
-            if !fold::folds_finite(&w.convs[&cb.conv.name], &w.bns[&cb.bn.name], cb.bn.eps) {
-                bail!("batchnorm `{}` scales conv `{}` beyond f32's range (γ/√(var+ε) or the folded bias overflows)", cb.bn.name, cb.conv.name);
-            }
-        }
+        check_folds(&w)?;
         let mut unused: Vec<String> = names.into_iter().filter(|n| !r.used.contains(n) && !n.ends_with("num_batches_tracked")).collect();
         unused.sort();
         // A tensor left over inside a layer or block that was read is part
@@ -121,6 +116,17 @@ impl Weights {
         w.labels = labels.filter(|l| l.len() == w.model.classes());
         Ok(w)
     }
+}
+
+/// Finite tensors can still fold to infinities (γ = 1e36 over a zero
+/// variance): every frame would then be NaN with no error.
+fn check_folds(w: &Weights) -> Result<()> {
+    for cb in w.model.conv_bns() {
+        if !fold::folds_finite(&w.convs[&cb.conv.name], &w.bns[&cb.bn.name], cb.bn.eps) {
+            bail!("batchnorm `{}` scales conv `{}` beyond f32's range (γ/√(var+ε) or the folded bias overflows)", cb.bn.name, cb.conv.name);
+        }
+    }
+    Ok(())
 }
 
 /// The layer or block a tensor belongs to: `layer1.0` for
@@ -166,7 +172,13 @@ fn check_header(header: &[u8], data_len: u64) -> Result<(Option<Vec<String>>, Op
         serde_json::from_slice(header).map_err(|e| Error::new(format!("not a valid safetensors file: the header is not a JSON object ({e})")))?;
     // Another tool's `classes` entry (not a JSON array of names) is not ours: ignored.
     let labels = header.get("__metadata__").and_then(|m| m.get(save::CLASSES_KEY)).and_then(|v| v.as_str()).and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
-    let network = header.get("__metadata__").and_then(|m| m.get(save::NETWORK_KEY)).and_then(|v| v.as_str()).map(str::to_string);
+    // Ours only where it is a JSON object (another tool's `network` entry, such as a name, is ignored).
+    let network = header
+        .get("__metadata__")
+        .and_then(|m| m.get(save::NETWORK_KEY))
+        .and_then(|v| v.as_str())
+        .filter(|s| serde_json::from_str::<serde_json::Value>(s).is_ok_and(|v| v.is_object()))
+        .map(str::to_string);
     for (name, t) in header.iter().filter(|(name, _)| *name != "__metadata__") {
         let bad = |what: &str| Error::new(format!("not a valid safetensors file: tensor `{name}` {what}"));
         let shape = t.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad("has no shape"))?;

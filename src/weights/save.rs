@@ -98,8 +98,9 @@ impl Weights {
         }
         t.push(namer.dense_kernel(m, &self.dense.weight));
         t.push(namer.dense_bias(m, &self.dense.bias));
-        // The header's metadata is a map written in hash order: the same
-        // weights give the same bytes only in a sorted map.
+        // The header's metadata is a map the safetensors crate writes in hash
+        // order: with both keys (a described network given class names) the
+        // same weights can give different bytes; with one, the same bytes.
         let mut metadata = std::collections::BTreeMap::new();
         if let Some(l) = &self.labels {
             metadata.insert(CLASSES_KEY.to_string(), serde_json::to_string(l).expect("strings serialise"));

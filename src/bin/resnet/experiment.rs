@@ -83,6 +83,9 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     let net = NetSpec { depth: a.depth, residual: true, batchnorm: !a.no_bn, init: a.init, zero_gamma: a.zero_gamma, widths, classes: data.classes, channels: 3, seed: a.seed };
     let config = ExperimentConfig { net, lr: a.lr, weight_decay: a.weight_decay, batch: a.batch, epochs: a.epochs, eval_every: a.eval_every, seed: a.seed, train_examples: a.train_examples };
     config.check()?;
+    if a.steps == Some(0) {
+        return Err(Error::of(ErrorKind::BadInput, "--steps must be at least 1"));
+    }
     if let Some(dir) = &a.save_init {
         std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
         for residual in [true, false] {
