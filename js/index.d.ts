@@ -320,6 +320,9 @@ export interface ExperimentOptions {
   dataset?: Uint8Array;
 }
 
+/** A measurement, or null where there is none. */
+export type MaybeNumber = number | null;
+
 /** One network's step in the experiment. */
 export interface ExperimentRecord {
   /** 1-based. */
@@ -327,9 +330,9 @@ export interface ExperimentRecord {
   /** null where it overflowed (the network diverged). */
   loss: number | null;
   /** ‖∂L/∂x‖ at each block's input (the blocks of `Experiment.blocks`). */
-  gradNorms: (number | null)[];
+  gradNorms: MaybeNumber[];
   /** ‖F(x)‖/‖x‖ of each residual block; null for a plain network's. */
-  ratios: (number | null)[];
+  ratios: MaybeNumber[];
   /** The test split's accuracy after this step, where measured. */
   testAccuracy: number | null;
   /** The mean training loss of the epoch this step ended. */
@@ -339,6 +342,13 @@ export interface ExperimentRecord {
 export interface ExperimentHistory {
   residual: ExperimentRecord[];
   plain: ExperimentRecord[];
+}
+
+export interface ExperimentRunOptions {
+  /** Aborting it stops the run with an AbortError (what was done is kept). */
+  signal?: AbortSignal;
+  /** After each step: [residual, plain]. */
+  onStep?: (records: [ExperimentRecord, ExperimentRecord]) => void;
 }
 
 /** Made by `experiment`: a ResNet and its plain twin trained side by side. */
@@ -353,7 +363,7 @@ export declare class Experiment {
   /** One step of both networks: [residual, plain], or null once the run is over. */
   step(): Promise<[ExperimentRecord, ExperimentRecord] | null>;
   /** The remaining steps, yielding between them; an aborted `signal` stops it with an AbortError. */
-  run(options?: { signal?: AbortSignal; onStep?: (records: [ExperimentRecord, ExperimentRecord]) => void }): Promise<ExperimentHistory>;
+  run(options?: ExperimentRunOptions): Promise<ExperimentHistory>;
   /** A network's weights as `.safetensors` (its description in the metadata: `ResNet.load` takes them back). */
   exportWeights(which: 'residual' | 'plain'): Uint8Array;
   dispose(): void;

@@ -22,6 +22,7 @@ async function exercise() {
     if (ArrayBuffer.isView(v)) return { $typed: v.constructor.name, length: v.length };
     if (v instanceof api.ResNet) return { $class: 'ResNet' };
     if (v instanceof api.Trainer) return { $class: 'Trainer' };
+    if (v instanceof api.Experiment) return { $class: 'Experiment' };
     if (Array.isArray(v)) return v.map(describe);
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, describe(x)]));
     return v === undefined ? null : v;
@@ -80,6 +81,18 @@ async function exercise() {
   rec('method', 'exportWeights', await m.exportWeights());
   rec('trainer', 'dispose', t.dispose());
   rec('method', 'setInputSize', await m.setInputSize(48));
+  // The residual experiment: two small networks, a few steps.
+  rec('function', 'digitsDataset', await api.digitsDataset());
+  const ex = rec('function', 'experiment', await api.experiment({ depth: 8, trainExamples: 64, batchSize: 32, epochs: 2, evalEvery: 2, backend: 'cpu' }));
+  rec('experiment', 'blocks', ex.blocks);
+  rec('experiment', 'steps', ex.steps);
+  rec('experiment', 'backend', ex.backend);
+  rec('experiment', 'step', await ex.step());
+  rec('experiment', 'run', await ex.run({ onStep: () => {} }));
+  rec('experiment', 'step', await ex.step());
+  rec('experiment', 'history', ex.history);
+  rec('experiment', 'exportWeights', ex.exportWeights('residual'));
+  rec('experiment', 'dispose', ex.dispose());
   await thrown('error', 'classify before load of a bad file', () => api.ResNet.load(new Uint8Array([1, 2, 3])));
   rec('method', 'dispose', m.dispose());
   await thrown('error', 'classify after dispose', () => m.classify(canvas));
@@ -90,7 +103,7 @@ async function exercise() {
 function declared(kind, name) {
   if (kind === 'function') return dts.functions[name];
   if (kind === 'error') return 'ResNetError';
-  const member = dts.classes[kind === 'trainer' ? 'Trainer' : 'ResNet'].find((m) => m.name === name);
+  const member = dts.classes[{ trainer: 'Trainer', experiment: 'Experiment' }[kind] ?? 'ResNet'].find((m) => m.name === name);
   return member?.type;
 }
 
@@ -124,7 +137,7 @@ describe('the npm package API against js/index.d.ts', () => {
     assert.deepEqual(problems, []);
     // Every declared function and method was exercised.
     const called = new Set(calls.map((c) => c[1]));
-    const declaredNames = [...Object.keys(dts.functions), ...dts.classes.ResNet.map((m) => m.name), ...dts.classes.Trainer.map((m) => m.name)];
+    const declaredNames = [...Object.keys(dts.functions), ...['ResNet', 'Trainer', 'Experiment'].flatMap((c) => dts.classes[c].map((m) => m.name))];
     assert.deepEqual(declaredNames.filter((n) => !called.has(n)), []);
     // The errors carry the codes a program tells apart.
     const errors = Object.fromEntries(calls.filter((c) => c[0] === 'error').map((c) => [c[1], c[2].code]));
