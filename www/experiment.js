@@ -9,17 +9,18 @@
 // State for the tests: window.__experiment (`memory`: the worker's wasm memory after the last run).
 
 import { chartContext } from './results.js';
+import { teach } from './teach.js';
 import { LUTS } from './colormaps.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
-  depth: $('exp-depth'), bn: $('exp-bn'), init: $('exp-init'), zeroGamma: $('exp-zero-gamma'), lr: $('exp-lr'), epochs: $('exp-epochs'), backend: $('exp-backend'),
+  data: $('exp-data'), depth: $('exp-depth'), bn: $('exp-bn'), init: $('exp-init'), zeroGamma: $('exp-zero-gamma'), lr: $('exp-lr'), epochs: $('exp-epochs'), backend: $('exp-backend'),
   run: $('exp-run'), stop: $('exp-stop'), progress: $('exp-progress'), text: $('exp-progress-text'), message: $('exp-message'),
   loss: $('exp-loss'), acc: $('exp-acc'), heatRes: $('exp-heat-res'), heatPlain: $('exp-heat-plain'), ratios: $('exp-ratios'), summary: $('exp-summary'),
 };
 
 const COLORS = { residual: '#e4572e', plain: '#3a86ff' };
-const state = { running: false, runs: 0, steps: 0, blocks: [], history: { residual: [], plain: [] }, names: ['', ''], backend: null, error: null, seconds: 0, done: false, memory: 0 };
+const state = { running: false, runs: 0, steps: 0, blocks: [], history: { residual: [], plain: [] }, names: ['', ''], backend: null, error: null, seconds: 0, done: false, memory: 0, dataset: null };
 window.__experiment = state;
 let worker = null;
 
@@ -28,6 +29,51 @@ function options() {
     depth: Number(el.depth.value), batchnorm: el.bn.checked, init: el.init.value, zeroGamma: el.zeroGamma.checked,
     lr: Number(el.lr.value), epochs: Number(el.epochs.value), batchSize: 32, evalEvery: 5, backend: el.backend.value,
   };
+}
+
+/** The side Teach mode's recordings are scaled to (centre crop), RGB. */
+const RECORDING_SIDE = 32;
+
+/**
+ * Teach mode's recordings as a dataset file (the format of
+ * tools/make_digits.py): each example centre-cropped and scaled to 32×32
+ * RGB; every fifth example of each class held out to test, the rest train
+ * (a fixed split). Fails with a message where the recordings cannot make one.
+ */
+async function recordingsDataset() {
+  const classes = teach.classes;
+  if (classes.length < 2 || classes.some((c) => c.examples.length < 2)) {
+    throw new Error('Teach mode needs at least two classes with two or more recordings each to make a dataset.');
+  }
+  const side = RECORDING_SIDE;
+  const c = new OffscreenCanvas(side, side);
+  const g = c.getContext('2d', { willReadFrequently: true });
+  const train = [];
+  const test = [];
+  for (const [ci, cls] of classes.entries()) {
+    for (const [i, ex] of cls.examples.entries()) {
+      const img = new Image();
+      img.src = ex.url;
+      await img.decode();
+      const s = Math.min(img.naturalWidth, img.naturalHeight);
+      g.drawImage(img, (img.naturalWidth - s) / 2, (img.naturalHeight - s) / 2, s, s, 0, 0, side, side);
+      const d = g.getImageData(0, 0, side, side).data;
+      const px = new Uint8Array(3 * side * side);
+      for (let k = 0; k < side * side; k++) for (let ch = 0; ch < 3; ch++) px[ch * side * side + k] = d[4 * k + ch];
+      // Every fifth to test; a class of fewer than five holds out its last.
+      const held = i % 5 === 4 || (cls.examples.length < 5 && i === cls.examples.length - 1);
+      (held ? test : train).push([ci, px]);
+    }
+  }
+  const all = [...train, ...test];
+  const head = new DataView(new ArrayBuffer(40));
+  new TextEncoder().encodeInto('RESNETDS', new Uint8Array(head.buffer));
+  [1, all.length, side, side, 3, classes.length, train.length, 255].forEach((v, i) => head.setUint32(8 + 4 * i, v, true));
+  const bytes = new Uint8Array(40 + all.length * (1 + 3 * side * side));
+  bytes.set(new Uint8Array(head.buffer));
+  all.forEach(([y], i) => (bytes[40 + i] = y));
+  all.forEach(([, px], i) => bytes.set(px, 40 + all.length + i * px.length));
+  return { bytes, train: train.length, test: test.length, classes: classes.length };
 }
 
 function say(text) {
@@ -48,7 +94,7 @@ function runInWorker(o, t0) {
     w.onmessage = ({ data }) => {
       if (data.started) {
         Object.assign(state, data.started);
-        el.text.textContent = `training on ${data.started.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}…`;
+        el.text.textContent = `training on ${data.started.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}, on ${state.dataset}…`;
       } else if (data.step) {
         const [r, p] = data.step;
         state.history.residual.push(r);
@@ -84,6 +130,20 @@ function runInWorker(o, t0) {
 async function run() {
   if (state.running) return;
   const o = options();
+  if (el.data.value === 'recordings') {
+    try {
+      const d = await recordingsDataset();
+      o.dataset = d.bytes;
+      // A batch no larger than the training split.
+      o.batchSize = Math.max(2, Math.min(o.batchSize, d.train));
+      state.dataset = `your recordings: ${d.classes} classes, ${d.train} to train, ${d.test} to test, at ${RECORDING_SIDE}×${RECORDING_SIDE}`;
+    } catch (e) {
+      say(e.message);
+      return;
+    }
+  } else {
+    state.dataset = 'the digits';
+  }
   state.running = true;
   state.done = false;
   state.error = null;

@@ -86,6 +86,48 @@ describe('the residual experiment', () => {
     await page.close();
   });
 
+  it("trains on Teach mode's recordings in the page", { timeout: 240000 }, async () => {
+    const page = await browser.newPage();
+    const log = recordConsole(page);
+    await page.goto(`${server.url}/www/index.html?model=demo&size=64`);
+    await page.waitForFunction(() => window.__experiment && window.__teach && window.__resnet?.model, null, { timeout: 120000 });
+    // Two classes of six recordings each (reddish and bluish frames), as Teach mode keeps them.
+    await page.evaluate(() => {
+      const c = document.createElement('canvas');
+      c.width = 48;
+      c.height = 40;
+      const g = c.getContext('2d');
+      const shots = (hue) =>
+        Array.from({ length: 6 }, (_, i) => {
+          g.fillStyle = `hsl(${hue + i * 4}, 70%, 50%)`;
+          g.fillRect(0, 0, 48, 40);
+          g.fillStyle = '#fff';
+          g.fillRect(4 + i * 3, 10, 12, 12);
+          return { id: 1000 + hue + i, url: c.toDataURL('image/png') };
+        });
+      window.__teach.classes = [{ id: 900, name: 'red', examples: shots(0) }, { id: 901, name: 'blue', examples: shots(220) }];
+    });
+    await page.selectOption('#exp-data', 'recordings');
+    await page.selectOption('#exp-depth', '8');
+    await page.selectOption('#exp-backend', 'cpu');
+    await page.fill('#exp-epochs', '3');
+    await page.click('#exp-run');
+    await page.waitForFunction(() => window.__experiment.runs >= 1, null, { timeout: 200000, polling: 200 });
+    const s = await page.evaluate(() => ({ ...window.__experiment, history: window.__experiment.history.residual }));
+    assert.equal(s.error, null);
+    assert.equal(s.done, true);
+    assert.match(s.dataset, /your recordings: 2 classes, 10 to train, 2 to test, at 32×32/);
+    // One full batch of 10 an epoch.
+    assert.equal(s.history.length, 3);
+    assert.ok(s.history.at(-1).testAccuracy !== null);
+    // Too few recordings: said, nothing run.
+    await page.evaluate(() => (window.__teach.classes[1].examples.length = 1));
+    await page.click('#exp-run');
+    await page.waitForFunction(() => /two or more recordings/.test(document.querySelector('#exp-message').textContent), null, { timeout: 10000 });
+    assert.deepEqual(log.filter((l) => l.startsWith('pageerror')), []);
+    await page.close();
+  });
+
   for (const backend of ['webgpu', 'cpu']) {
     it(`runs in the page on ${backend}: both curves, both heatmaps, Stop, memory flat over repeated runs`, { timeout: 480000 }, async () => {
       const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
