@@ -165,33 +165,30 @@ impl Builder {
         }
     }
 
-    /// A plain block on `x`: every conv → BN → ReLU, nothing added.
-    fn plain_block(&mut self, b: &Block, x: TensorId) -> TensorId {
+    /// A block on `x`: its output and, for a residual block, the two
+    /// tensors it adds (a plain block ends in conv → BN → ReLU, nothing added).
+    fn block(&mut self, b: &Block, x: TensorId) -> (TensorId, Option<Residual>) {
+        let shortcut = (b.kind != BlockKind::Plain).then(|| {
+            let shortcut = match &b.shortcut {
+                Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name)).0,
+                None => x,
+            };
+            // Kept: the per-frame residual statistics read it after the block.
+            self.keep(shortcut);
+            self.names.insert(format!("{}.shortcut", b.name), shortcut);
+            shortcut
+        });
         let (last, first) = b.main.split_last().expect("a block has a main path");
         let mut y = x;
         for cb in first {
             y = self.conv_bn(cb, y, true, None, &cb.conv.name).0;
         }
-        let out = self.conv_bn(last, y, true, None, &b.name).0;
-        self.names.insert(b.name.clone(), out);
-        self.keep(out);
-        out
-    }
-
-    /// A residual block on `x`: its output and the two tensors it adds.
-    fn block(&mut self, b: &Block, x: TensorId) -> (TensorId, Residual) {
-        let shortcut = match &b.shortcut {
-            Some(sc) => self.conv_bn(sc, x, false, None, &format!("{}.shortcut", b.name)).0,
-            None => x,
+        let Some(shortcut) = shortcut else {
+            let out = self.conv_bn(last, y, true, None, &b.name).0;
+            self.names.insert(b.name.clone(), out);
+            self.keep(out);
+            return (out, None);
         };
-        // Kept: the per-frame residual statistics read it after the block.
-        self.keep(shortcut);
-        self.names.insert(format!("{}.shortcut", b.name), shortcut);
-        let (last, first) = b.main.split_last().expect("a block has a main path");
-        let mut y = x;
-        for cb in first {
-            y = self.conv_bn(cb, y, true, None, &cb.conv.name).0;
-        }
         let (out, main) = match self.mode {
             Mode::Fast => {
                 let (out, main) = self.conv_bn(last, y, true, Some(shortcut), &b.name);
@@ -206,7 +203,7 @@ impl Builder {
         };
         self.names.insert(format!("{}.main", b.name), main);
         self.keep(out);
-        (out, Residual { main, shortcut })
+        (out, Some(Residual { main, shortcut }))
     }
 }
 
@@ -239,13 +236,7 @@ impl Plan {
 
         for blk in &model.blocks {
             let (input, first) = (x, b.ops.len());
-            let (out, residual) = match blk.kind {
-                BlockKind::Plain => (b.plain_block(blk, x), None),
-                _ => {
-                    let (out, r) = b.block(blk, x);
-                    (out, Some(r))
-                }
-            };
+            let (out, residual) = b.block(blk, x);
             x = out;
             let ops = first..b.ops.len();
             blocks.push(BlockInfo { name: blk.name.clone(), stage: blk.stage, role: blk.kind.into(), tensor: x, input: Some(input), ops, residual });
