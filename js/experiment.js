@@ -5,6 +5,7 @@
 // Made by `experiment()` in index.js; one step of both networks per wasm call,
 // the page yielding between them.
 
+import { CallQueue } from './calls.js';
 import { abortError, expect, isU32, resnetError, show } from './errors.js';
 
 /** The bundled dataset: UCI handwritten digits, 8×8, CC BY 4.0 (data/digits.LICENSE). */
@@ -46,7 +47,7 @@ const aborted = () => abortError('the experiment was stopped');
  */
 export class Experiment {
   #wasm;
-  #busy = false;
+  #queue = new CallQueue();
   /** The residual and plain blocks, in order. */
   blocks;
   /** Steps of the whole run (each network). */
@@ -70,21 +71,19 @@ export class Experiment {
     return this.#live().backend();
   }
 
-  /** One step of both networks: `[residual, plain]` records, or null once the run is over. */
-  async step() {
-    const m = this.#live();
-    if (this.#busy) throw resnetError('BUSY', 'the experiment is busy with another step (await each call before the next)');
-    this.#busy = true;
-    try {
-      const s = await m.step();
-      if (s === null) return null;
-      const [r, p] = JSON.parse(s);
-      this.history.residual.push(r);
-      this.history.plain.push(p);
-      return [r, p];
-    } finally {
-      this.#busy = false;
-    }
+  /** One step of both networks: `[residual, plain]` records, or null once the run is over. Steps run one at a time, in order. */
+  step() {
+    return this.#queue.call(
+      () => async (m) => {
+        const s = await m.step();
+        if (s === null) return null;
+        const [r, p] = JSON.parse(s);
+        this.history.residual.push(r);
+        this.history.plain.push(p);
+        return [r, p];
+      },
+      () => this.#live(),
+    );
   }
 
   /**
@@ -111,12 +110,10 @@ export class Experiment {
     return this.#live().export_weights(which === 'residual' ? 0 : 1);
   }
 
-  /** Frees both networks (after a step in progress). */
+  /** Frees both networks (after the steps already asked for). */
   dispose() {
     const m = this.#wasm;
     this.#wasm = null;
-    if (!m) return;
-    const free = () => (this.#busy ? setTimeout(free, 10) : m.free());
-    free();
+    this.#queue.after(() => m?.free());
   }
 }

@@ -11,6 +11,7 @@ import init, { WasmExperiment, WasmResNet, WasmTrainer, demoWeights as wasmDemoW
 import { abortError, expect, expectAttached, inputSizeOf, isU32, resnetError, show } from './errors.js';
 import { captureFrame, handOverStrips } from './frames.js';
 import { clearWeightsCache, openWeights } from './sources.js';
+import { CallQueue } from './calls.js';
 import { digitsDataset, Experiment, experimentConfig } from './experiment.js';
 
 export { clearWeightsCache, resnetError };
@@ -136,33 +137,6 @@ export async function webgpuSupport() {
 }
 
 // ---------------------------------------------------------------- the model
-
-/**
- * Calls that run one at a time, in the order made: `call(prepare, live)`
- * runs `prepare` now (it checks the arguments and captures the input as it
- * is at the call; what it throws comes back as a rejection), then the
- * function it returns, on `live()`, once every earlier call has finished.
- */
-class CallQueue {
-  #tail = Promise.resolve();
-
-  call(prepare, live) {
-    let fn;
-    try {
-      fn = prepare();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const run = this.#tail.then(() => fn(live()));
-    this.#tail = run.catch(() => {});
-    return run;
-  }
-
-  /** Runs `f` once the calls made so far have finished. */
-  after(f) {
-    this.#tail.then(f);
-  }
-}
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
 const disposed = () => resnetError('DISPOSED', 'this model has been disposed: load it again');
